@@ -1,0 +1,133 @@
+"""The run ledger: every model call's usage and dollars, checked against a budget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from tiered._catalog import ModelSpec, Tier, default_catalog
+from tiered._errors import BudgetExceeded
+from tiered._usage import Usage
+
+__all__ = ("Budget", "Charge", "Ledger", "TierTotals")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Budget:
+    """Limits for one run; None means unlimited. Checked before every model call."""
+
+    usd: Decimal | None = None
+    """Dollars, at the catalog's prices (a local model's OpenAI-equivalent when priced $0)."""
+    tokens: int | None = None
+    """Input plus output tokens."""
+    requests: int | None = None
+    """Model requests."""
+
+    def __post_init__(self) -> None:
+        if self.usd is not None and not isinstance(self.usd, Decimal):
+            object.__setattr__(self, "usd", Decimal(str(self.usd)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Charge:
+    """One model call as the ledger saw it."""
+
+    model: str
+    tier: Tier
+    usage: Usage
+    cost: Decimal
+    """What the call cost at its model's own prices ($0 for a local model)."""
+    equivalent_cost: Decimal
+    """What the same tokens cost on the OpenAI model this one stands in for."""
+    flagship_cost: Decimal
+    """What the same tokens would have cost on the flagship (the counterfactual)."""
+
+
+@dataclass(slots=True)
+class TierTotals:
+    """Usage and dollars summed over one tier."""
+
+    usage: Usage = field(default_factory=Usage)
+    cost: Decimal = Decimal(0)
+    equivalent_cost: Decimal = Decimal(0)
+
+
+class Ledger:
+    """Records charges and enforces a `Budget`. One per run; share it across agents."""
+
+    __slots__ = ("_by_tier", "_equivalents", "_flagship", "budget", "charges", "usage")
+
+    def __init__(
+        self,
+        budget: Budget | None = None,
+        *,
+        flagship: ModelSpec | None = None,
+        equivalents: dict[str, ModelSpec] | None = None,
+    ) -> None:
+        cat = default_catalog()
+        self.budget = budget or Budget()
+        self._flagship = flagship or cat.for_tier(Tier.FLAGSHIP)
+        self._equivalents = equivalents if equivalents is not None else dict(cat)
+        self.charges: list[Charge] = []
+        self.usage = Usage()
+        self._by_tier: dict[Tier, TierTotals] = {}
+
+    @property
+    def cost(self) -> Decimal:
+        """Dollars spent at the models' own prices."""
+        return sum((t.cost for t in self._by_tier.values()), Decimal(0))
+
+    @property
+    def equivalent_cost(self) -> Decimal:
+        """Dollars the same calls would cost on the OpenAI models they stand in for."""
+        return sum((t.equivalent_cost for t in self._by_tier.values()), Decimal(0))
+
+    @property
+    def flagship_cost(self) -> Decimal:
+        """The counterfactual: dollars had every call gone to the flagship."""
+        return sum((c.flagship_cost for c in self.charges), Decimal(0))
+
+    def by_tier(self) -> dict[Tier, TierTotals]:
+        """Totals per tier, cheapest tier first."""
+        return {t: self._by_tier[t] for t in sorted(self._by_tier, key=lambda t: t.rank)}
+
+    def check(self) -> None:
+        """Raise `BudgetExceeded` if any limit is already reached; call before each request."""
+        b = self.budget
+        if b.requests is not None and self.usage.requests >= b.requests:
+            raise BudgetExceeded("requests", limit=b.requests, spent=self.usage.requests)
+        if b.tokens is not None and self.usage.total_tokens >= b.tokens:
+            raise BudgetExceeded("tokens", limit=b.tokens, spent=self.usage.total_tokens)
+        if b.usd is not None:
+            spent = self.budget_dollars
+            if spent >= b.usd:
+                raise BudgetExceeded("dollars", limit=b.usd, spent=spent)
+
+    @property
+    def budget_dollars(self) -> Decimal:
+        """Dollars counted against the budget: real cost, or the equivalent when it is $0."""
+        real = self.cost
+        return real if real > 0 else self.equivalent_cost
+
+    def record(self, spec: ModelSpec, usage: Usage) -> Charge:
+        """Book one call's usage at `spec`'s prices and return the charge."""
+        cost = spec.cost(usage)
+        eq_spec = self._equivalents.get(spec.equivalent) if spec.equivalent else None
+        equivalent = eq_spec.cost(usage) if eq_spec is not None else cost
+        charge = Charge(
+            model=spec.name,
+            tier=spec.tier,
+            usage=usage,
+            cost=cost,
+            equivalent_cost=equivalent,
+            flagship_cost=self._flagship.cost(usage),
+        )
+        self.charges.append(charge)
+        self.usage = self.usage + usage
+        totals = self._by_tier.get(spec.tier)
+        if totals is None:
+            totals = self._by_tier[spec.tier] = TierTotals()
+        totals.usage = totals.usage + usage
+        totals.cost += cost
+        totals.equivalent_cost += equivalent
+        return charge

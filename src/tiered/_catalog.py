@@ -209,16 +209,18 @@ def default_catalog() -> Catalog:
     """A fresh catalog of the OpenAI ladder: gpt-5.4-nano, gpt-5.4-mini, gpt-5.4."""
     cat = Catalog()
     cat.register(
-        ModelSpec(name="gpt-5.4-nano", tier=Tier.NANO, context_window=400_000,
-                  max_output_tokens=128_000)
+        ModelSpec(
+            name="gpt-5.4-nano", tier=Tier.NANO, context_window=400_000, max_output_tokens=128_000
+        )
     )
     cat.register(
-        ModelSpec(name="gpt-5.4-mini", tier=Tier.MINI, context_window=400_000,
-                  max_output_tokens=128_000)
+        ModelSpec(
+            name="gpt-5.4-mini", tier=Tier.MINI, context_window=400_000, max_output_tokens=128_000
+        )
     )
     cat.register(
-        ModelSpec(name="gpt-5.4", tier=Tier.FLAGSHIP, context_window=1_050_000,
-                  max_output_tokens=128_000)
+        ModelSpec(
+            name="gpt-5.4", tier=Tier.FLAGSHIP, context_window=1_050_000, max_output_tokens=128_000
+        )
     )
     return cat
-

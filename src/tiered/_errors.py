@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tiered._messages import Message
+    from tiered._usage import Usage
 
 __all__ = (
     "AuthenticationFailed",
@@ -64,6 +65,9 @@ __all__ = (
 
 class TieredError(Exception):
     """Root of every error `tiered` raises."""
+
+    usage: Usage | None = None
+    """Tokens the failed agent run had already used, when one was under way."""
 
 
 # --- misuse ---------------------------------------------------------------------------
@@ -182,9 +186,7 @@ class BadModelResponse(ModelError):
 class OutputInvalid(RunError):
     """The model's final output stayed invalid after every repair turn."""
 
-    def __init__(
-        self, message: str, *, errors: str, messages: Sequence[Message] = ()
-    ) -> None:
+    def __init__(self, message: str, *, errors: str, messages: Sequence[Message] = ()) -> None:
         self.errors = errors
         self.messages = tuple(messages)
         super().__init__(message)

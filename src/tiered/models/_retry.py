@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 
 import anyio
-import structlog
 
 from tiered._catalog import ModelSpec
 from tiered._errors import ModelError, RateLimited
+from tiered._logging import get_logger
 from tiered._messages import ModelRequest, ModelResponse
 from tiered.models._base import Model
 
@@ -52,7 +52,7 @@ class RetryingModel:
                 if not exc.retryable or attempt >= self.max_attempts:
                     raise
                 delay = self._delay(attempt, exc)
-                structlog.get_logger("tiered").warning(
+                get_logger().warning(
                     "model.retry",
                     model=self.spec.name,
                     attempt=attempt,
@@ -64,5 +64,6 @@ class RetryingModel:
 
     def _delay(self, attempt: int, exc: ModelError) -> float:
         if isinstance(exc, RateLimited) and exc.retry_after is not None:
-            return min(exc.retry_after, self.max_delay)
-        return min(self.base_delay * 2 ** (attempt - 1) * (0.5 + random.random()), self.max_delay)
+            return min(float(exc.retry_after), self.max_delay)
+        backoff: float = self.base_delay * 2.0 ** (attempt - 1) * (0.5 + random.random())
+        return min(backoff, self.max_delay)

@@ -26,14 +26,22 @@ __all__ = ("ScriptStep", "ScriptedModel", "call")
 _ids = itertools.count(1)
 
 
-def call(name: str, arguments: dict[str, Any] | str | None = None, *, id: str | None = None) -> ToolCall:
+def call(
+    name: str, arguments: dict[str, Any] | str | None = None, *, id: str | None = None
+) -> ToolCall:
     """A scripted tool call; pass `arguments` as a dict or as raw (possibly bad) JSON text."""
     raw = arguments if isinstance(arguments, str) else json.dumps(arguments or {})
     return ToolCall(id=id or f"call_{next(_ids)}", name=name, arguments=raw)
 
 
 ScriptStep: TypeAlias = (
-    ModelResponse | AssistantMessage | ToolCall | list[ToolCall] | str | dict[str, Any] | BaseModel
+    ModelResponse
+    | AssistantMessage
+    | ToolCall
+    | list[ToolCall]
+    | str
+    | dict[str, Any]
+    | BaseModel
     | BaseException
 )
 """One scripted reply: text, a dict or pydantic model (sent as JSON output), tool calls,
@@ -156,4 +164,3 @@ def _to_message(step: ScriptStep) -> AssistantMessage:
     if isinstance(step, dict):
         return AssistantMessage(content=json.dumps(step))
     raise UserError(f"ScriptedModel cannot reply with {type(step).__name__}: see ScriptStep")
-

@@ -1,0 +1,1 @@
+"""Ready-made executor and planner agents."""

@@ -1,0 +1,1 @@
+"""tiered: planner/executor multi-agent framework."""

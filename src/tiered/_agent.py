@@ -1,0 +1,372 @@
+"""`Agent`: instructions, a tier, tools and typed input/output, and the turn loop.
+
+The loop: ask the model; run every tool call of the turn concurrently; send the
+results back; stop at a final output that validates. Invalid output gets a bounded
+number of repair turns carrying the validation error. The stable part of the prompt
+(instructions, tool definitions) always comes first so provider prompt caching hits.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Generic, cast
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from typing_extensions import TypeVar
+
+from tiered._catalog import Tier
+from tiered._context import RunContext
+from tiered._errors import (
+    EscalationRequested,
+    MaxTurnsExceeded,
+    ModelRetry,
+    OutputInvalid,
+    TieredError,
+    UserError,
+)
+from tiered._ledger import Ledger
+from tiered._messages import (
+    AssistantMessage,
+    Message,
+    ModelRequest,
+    OutputSchema,
+    ReasoningEffort,
+    SystemMessage,
+    UserMessage,
+)
+from tiered._schema import StrictSchema
+from tiered._tool import Tool, ToolSet
+from tiered._usage import Usage
+from tiered.models import Model
+
+__all__ = ("Agent", "AgentResult")
+
+OutputT = TypeVar("OutputT", default=Any)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentResult(Generic[OutputT]):
+    """What one agent run produced and what it cost."""
+
+    output: OutputT
+    """The final output, validated against the agent's `output_type`."""
+    agent: str
+    """The agent's name."""
+    model: str
+    """The model that produced the output."""
+    tier: Tier
+    """The tier of that model."""
+    usage: Usage
+    """Tokens and requests of this run."""
+    cost: Decimal
+    """Dollars at the model's own prices."""
+    equivalent_cost: Decimal
+    """Dollars the same tokens cost on the OpenAI model this one stands in for."""
+    turns: int
+    """Model requests made."""
+    messages: tuple[Message, ...] = field(repr=False)
+    """The whole transcript, instructions first."""
+
+
+def _snake(name: str) -> str:
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i and not name[i - 1].isupper():
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
+
+
+_UNSET: Any = object()
+
+
+class Agent(Generic[OutputT]):
+    """An LLM agent. Subclass and set class attributes, or pass them as keywords.
+
+    The class docstring is the agent's description (what the planner reads when it
+    picks executors); `instructions` is what the model reads.
+    """
+
+    name: str = ""
+    """Unique name; defaults to the class name."""
+    description: str = ""
+    """One or two lines on what this agent does; defaults to the class docstring."""
+    instructions: str = ""
+    """The system prompt."""
+    tier: Tier = Tier.NANO
+    """The cheapest tier expected to do this agent's job."""
+    model: Model | None = None
+    """A fixed model, overriding the tier ladder."""
+    tools: Sequence[Tool] = ()
+    """Tools this agent may call; it can call no others."""
+    input_type: Any = str
+    """Type of the input: `str` or a pydantic model (validated before the run)."""
+    output_type: Any = str
+    """Type of the final output: `str` for free text, else structured output."""
+    max_turns: int = 10
+    """Most model requests in one run."""
+    max_repairs: int = 2
+    """Repair turns allowed for invalid output before `OutputInvalid`."""
+    reasoning_effort: ReasoningEffort | None = None
+    temperature: float | None = None
+    max_output_tokens: int | None = None
+
+    def __init__(
+        self,
+        *,
+        name: str = _UNSET,
+        description: str = _UNSET,
+        instructions: str = _UNSET,
+        tier: Tier = _UNSET,
+        model: Model | None = _UNSET,
+        tools: Sequence[Tool] = _UNSET,
+        input_type: Any = _UNSET,
+        output_type: Any = _UNSET,
+        max_turns: int = _UNSET,
+        max_repairs: int = _UNSET,
+        reasoning_effort: ReasoningEffort | None = _UNSET,
+        temperature: float | None = _UNSET,
+        max_output_tokens: int | None = _UNSET,
+    ) -> None:
+        given = {k: v for k, v in locals().items() if k != "self" and v is not _UNSET}
+        for key, value in given.items():
+            setattr(self, key, value)
+        cls = type(self)
+        if not self.name:
+            self.name = cls.__name__ if cls is not Agent else "agent"
+        if not self.description:
+            doc = cls.__doc__ if cls is not Agent else None
+            self.description = inspect.cleandoc(doc or "") or self.instructions[:200]
+        self.tools = tuple(self.tools)
+        self._toolsets: dict[tuple[int, ...], ToolSet] = {}
+        self._output: StrictSchema | None = (
+            None if self.output_type is str else StrictSchema(self.output_type)
+        )
+        self._input_adapter: TypeAdapter[Any] | None = (
+            None if self.input_type is str else TypeAdapter(self.input_type)
+        )
+
+    # --- hooks a subclass may override ------------------------------------------------
+
+    async def validate_output(self, output: OutputT, ctx: RunContext[Any]) -> OutputT:
+        """Check the typed output; raise `ModelRetry(why)` to send the model back to fix it."""
+        return output
+
+    def render_input(self, input: Any) -> str:
+        """The user message for `input`; JSON for structured input."""
+        if isinstance(input, str):
+            return input
+        if isinstance(input, BaseModel):
+            return input.model_dump_json()
+        return json.dumps(input, default=str)
+
+    # --- schema and input -------------------------------------------------------------
+
+    @property
+    def input_schema(self) -> dict[str, Any]:
+        """JSON schema of `input_type` (what a planner must send)."""
+        return TypeAdapter(self.input_type).json_schema()
+
+    @property
+    def output_schema(self) -> dict[str, Any] | None:
+        """Strict JSON schema of the output, or None for free text."""
+        return None if self._output is None else self._output.schema
+
+    def validate_input(self, input: Any) -> Any:
+        """Coerce `input` to `input_type`; raises `pydantic.ValidationError`."""
+        if self._input_adapter is None:
+            if not isinstance(input, str):
+                return self.render_input(input)
+            return input
+        if isinstance(input, str) and self.input_type is not str:
+            return self._input_adapter.validate_json(input)
+        return self._input_adapter.validate_python(input)
+
+    def _toolset(self, extra: Sequence[Tool]) -> ToolSet:
+        key = tuple(id(t) for t in extra)
+        ts = self._toolsets.get(key)
+        if ts is None:
+            ts = self._toolsets[key] = ToolSet([*self.tools, *extra])
+        return ts
+
+    def _resolve_model(self, model: Model | None, tier: Tier | None, models: Any) -> Model:
+        if model is not None:
+            return model
+        if self.model is not None and tier is None:
+            return self.model
+        wanted = tier or self.tier
+        if models is None:
+            from tiered.models import models_from_env
+
+            models = models_from_env()
+        try:
+            return cast(Model, models[wanted])
+        except KeyError:
+            raise UserError(
+                f"agent {self.name!r} needs a model for tier {wanted.value!r}: pass "
+                "`model=` or a `models=` mapping with that tier"
+            ) from None
+
+    # --- the loop ---------------------------------------------------------------------
+
+    async def run(
+        self,
+        input: Any,
+        *,
+        deps: Any = None,
+        model: Model | None = None,
+        tier: Tier | None = None,
+        models: Mapping[Tier, Model] | None = None,
+        ledger: Ledger | None = None,
+        history: Sequence[Message] = (),
+        followup: str | None = None,
+        extra_tools: Sequence[Tool] = (),
+        subtask_id: str | None = None,
+    ) -> AgentResult[OutputT]:
+        """Run the agent on `input` until it produces a valid typed output.
+
+        `model`, else `tier` looked up in `models` (else the environment's ladder),
+        else the agent's own model or tier. `history` continues an earlier attempt
+        (its system messages are replaced by this agent's); `followup` is appended
+        to it as a user message. Raises `MaxTurnsExceeded`, `OutputInvalid`,
+        `BudgetExceeded`, `EscalationRequested` or a `ModelError`.
+        """
+        m = self._resolve_model(model, tier, models)
+        spec = m.spec
+        ledger = ledger if ledger is not None else Ledger()
+        toolset = self._toolset(extra_tools)
+        ctx: RunContext[Any] = RunContext(
+            deps=deps, agent=self.name, ledger=ledger, subtask_id=subtask_id
+        )
+        messages: list[Message] = [SystemMessage(content=self.instructions)]
+        if history:
+            messages.extend(msg for msg in history if not isinstance(msg, SystemMessage))
+            if followup:
+                messages.append(UserMessage(content=followup))
+        else:
+            messages.append(UserMessage(content=self.render_input(self.validate_input(input))))
+        output_schema = (
+            None
+            if self._output is None
+            else OutputSchema(name=_snake(self.name) + "_output", schema=self._output.schema)
+        )
+        usage = Usage()
+        cost = Decimal(0)
+        equivalent = Decimal(0)
+        repairs = 0
+        log = ctx.log
+        try:
+            for turn in range(1, self.max_turns + 1):
+                ctx.turn = turn
+                ledger.check()
+                request = ModelRequest(
+                    messages=tuple(messages),
+                    tools=toolset.definitions,
+                    output_schema=output_schema,
+                    reasoning_effort=self.reasoning_effort,
+                    temperature=self.temperature,
+                    max_output_tokens=self.max_output_tokens,
+                    metadata={"agent": self.name, "subtask_id": subtask_id or ""},
+                )
+                log.debug("model.request", model=spec.name, turn=turn, messages=len(messages))
+                started = time.perf_counter()
+                response = await m.request(request)
+                charge = ledger.record(spec, response.usage)
+                usage = usage + response.usage
+                ctx.usage = usage
+                cost += charge.cost
+                equivalent += charge.equivalent_cost
+                log.info(
+                    "model.response",
+                    model=spec.name,
+                    tier=spec.tier.value,
+                    turn=turn,
+                    input_tokens=response.usage.input_tokens,
+                    cached_input_tokens=response.usage.cached_input_tokens,
+                    output_tokens=response.usage.output_tokens,
+                    cost_usd=str(charge.cost),
+                    equivalent_cost_usd=str(charge.equivalent_cost),
+                    latency_ms=round((time.perf_counter() - started) * 1e3, 2),
+                )
+                reply = response.message
+                messages.append(reply)
+                if reply.tool_calls:
+                    try:
+                        messages.extend(await toolset.run_calls(reply.tool_calls, ctx))
+                    except EscalationRequested as exc:
+                        exc.messages = tuple(messages)
+                        raise
+                    continue
+                try:
+                    output = await self._final_output(reply, ctx)
+                except _Repair as exc:
+                    repairs += 1
+                    if repairs > self.max_repairs:
+                        raise OutputInvalid(
+                            f"agent {self.name!r}: output still invalid after {self.max_repairs} "
+                            f"repair turns ({exc.problem}); simplify the output type, improve the "
+                            "instructions, or use a higher tier",
+                            errors=exc.problem,
+                            messages=messages,
+                        ) from None
+                    log.info("output.repair", turn=turn, problem=exc.problem[:500])
+                    messages.append(UserMessage(content=exc.prompt))
+                    continue
+                return AgentResult(
+                    output=output,
+                    agent=self.name,
+                    model=spec.name,
+                    tier=spec.tier,
+                    usage=usage,
+                    cost=cost,
+                    equivalent_cost=equivalent,
+                    turns=turn,
+                    messages=tuple(messages),
+                )
+            raise MaxTurnsExceeded(self.max_turns, messages)
+        except TieredError as exc:
+            if exc.usage is None:
+                exc.usage = usage
+            raise
+
+    async def _final_output(self, reply: AssistantMessage, ctx: RunContext[Any]) -> OutputT:
+        text = reply.content or ""
+        if self._output is None:
+            if not text.strip():
+                raise _Repair("the reply was empty", "Your reply was empty. Answer the task.")
+            value: Any = text
+        else:
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise _Repair(
+                    f"not valid JSON: {exc.msg} at character {exc.pos}",
+                    f"Your output was not valid JSON ({exc.msg} at character {exc.pos}). "
+                    "Reply with one JSON object that matches the output schema.",
+                ) from None
+            try:
+                value = self._output.validate(data)
+            except (ValueError, ValidationError) as exc:
+                raise _Repair(
+                    str(exc),
+                    f"Your output does not match the required schema: {exc}. "
+                    "Reply again with corrected JSON.",
+                ) from None
+        try:
+            return await self.validate_output(cast(OutputT, value), ctx)
+        except ModelRetry as exc:
+            raise _Repair(exc.message, exc.message) from None
+
+
+class _Repair(Exception):
+    """Internal: the final output needs a repair turn."""
+
+    def __init__(self, problem: str, prompt: str) -> None:
+        self.problem = problem
+        self.prompt = prompt
+        super().__init__(problem)

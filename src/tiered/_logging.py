@@ -1,0 +1,68 @@
+"""structlog plumbing: quiet by default inside a library, secrets redacted always.
+
+If the application configured structlog, its configuration wins (so
+`structlog.testing.capture_logs()` sees our events); otherwise warnings and errors
+go to stderr and nothing else is printed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+__all__ = ("get_logger", "redact_secrets")
+
+_SECRET_KEYS = frozenset({"api_key", "authorization", "password", "secret", "token"})
+_SECRET_VALUE = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+[A-Za-z0-9_\-\.]+)")
+REDACTED = "[redacted]"
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SECRET_VALUE.sub(REDACTED, value)
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if str(k).lower() in _SECRET_KEYS else _scrub(v) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(_scrub(v) for v in value)
+    return value
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: blank API keys, bearer tokens and secret-named fields."""
+    for key in list(event_dict):
+        if key.lower() in _SECRET_KEYS or key.lower() == "headers":
+            event_dict[key] = REDACTED
+        else:
+            event_dict[key] = _scrub(event_dict[key])
+    return event_dict
+
+
+_quiet: Any = None
+
+
+def get_logger(**bound: Any) -> Any:
+    """A structlog logger for `tiered`, bound to `bound`."""
+    global _quiet
+    if structlog.is_configured():
+        return structlog.get_logger("tiered").bind(**bound)
+    if _quiet is None:
+        _quiet = structlog.wrap_logger(
+            structlog.PrintLogger(sys.stderr),
+            wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+            processors=[
+                redact_secrets,
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso"),
+                structlog.dev.ConsoleRenderer(colors=False),
+            ],
+        )
+    return _quiet.bind(**bound)

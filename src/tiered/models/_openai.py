@@ -1,0 +1,482 @@
+"""`OpenAIModel`: chat completions on any OpenAI-compatible server (OpenAI, vLLM, Ollama,
+llama.cpp server).
+
+This is the one module that imports `openai`; every exception it raises is turned into a
+`ModelError` subclass here. Request bodies are plain dicts built in one pass and responses
+are read straight from the JSON body, so the framework adds little CPU on top of the SDK.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import json
+import math
+import os
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import httpx2
+import openai
+
+from tiered._catalog import FREE, Catalog, ModelSpec, Tier, default_catalog
+from tiered._errors import (
+    AuthenticationFailed,
+    BadModelResponse,
+    ContextTooLong,
+    ModelError,
+    ModelTimeout,
+    ProviderError,
+    RateLimited,
+    Refused,
+    UnknownModel,
+    UserError,
+)
+from tiered._messages import (
+    AssistantMessage,
+    Message,
+    ModelRequest,
+    ModelResponse,
+    SystemMessage,
+    ToolCall,
+    ToolResultMessage,
+    UserMessage,
+)
+from tiered._usage import Usage
+from tiered.models._guard import remote_requests_allowed
+
+__all__ = ("OpenAIModel",)
+
+OPENAI_BASE_URL: Final = "https://api.openai.com/v1"
+_SELF_HOSTED_CONTEXT_WINDOW: Final = 32_768
+"""Context window assumed for a self-hosted model the catalog does not know."""
+_SELF_HOSTED_MAX_OUTPUT: Final = 8_192
+_NO_KEY: Final = "no-key"
+"""Sent as the bearer token to a self-hosted server when no key is configured."""
+_EMPTY: Final[dict[str, Any]] = {}
+
+
+class _Secret:
+    """Holds an API key so that no repr, `vars()` dump or log line can show it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+
+class OpenAIModel:
+    """A model served through the OpenAI chat completions API, at any `base_url`.
+
+    Retries are off in the SDK (`max_retries=0`) because they belong to `RetryingModel`;
+    timeouts belong to the caller (`anyio.fail_after`). Call `aclose()` (or use
+    `async with`) to release the HTTP client this model created.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        spec: ModelSpec | None = None,
+        tier: Tier | None = None,
+        client: openai.AsyncOpenAI | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        http_client: httpx2.AsyncClient | None = None,
+        max_retries: int = 0,
+        catalog: Catalog | None = None,
+    ) -> None:
+        if client is not None and (
+            base_url is not None or api_key is not None or http_client is not None
+        ):
+            raise UserError(
+                "OpenAIModel takes either `client=` or `base_url=`/`api_key=`/`http_client=`: "
+                "configure the AsyncOpenAI client yourself, or let the model build one"
+            )
+        self._name = name
+        self._spec = _resolve_spec(name, spec, tier, catalog)
+        self._client = client
+        self._owns_client = client is None
+        self._http_client = http_client
+        self._max_retries = max_retries
+        self._api_key = _Secret(api_key) if api_key is not None else None
+        if client is not None:
+            self._base_url = str(client.base_url)
+        else:
+            self._base_url = base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL
+        # A caller who hands us the client or transport decides where requests go.
+        self._guard_exempt = (
+            client is not None or http_client is not None or _is_loopback(self._base_url)
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"OpenAIModel({self._name!r}, tier={self._spec.tier.value!r}, "
+            f"base_url={self._base_url!r})"
+        )
+
+    @property
+    def spec(self) -> ModelSpec:
+        """Name, tier and prices this model's calls are metered at."""
+        return self._spec
+
+    @property
+    def base_url(self) -> str:
+        """The API root requests go to."""
+        return self._base_url
+
+    async def request(self, request: ModelRequest) -> ModelResponse:
+        """Send one chat completion; raise a `ModelError` subclass on failure."""
+        if not self._guard_exempt and not remote_requests_allowed():
+            raise UserError(
+                f"remote model requests are disabled (allow_remote_requests(False)): model "
+                f"{self._name!r} would call {self._base_url}; in tests use ScriptedModel, pass "
+                "`http_client=` with an httpx2.MockTransport, or a loopback `base_url`"
+            )
+        client = self._client or self._connect()
+        body = self._body(request)
+        try:
+            response = await client.post("/chat/completions", cast_to=httpx2.Response, body=body)
+        except openai.OpenAIError as exc:
+            raise self._convert(exc) from exc
+        return self._read(response)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client this model created (a client or transport passed in is
+        left to its owner)."""
+        if self._owns_client and self._http_client is None and self._client is not None:
+            await self._client.close()
+        self._client = None if self._owns_client else self._client
+
+    async def __aenter__(self) -> OpenAIModel:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # --- client -------------------------------------------------------------------
+
+    def _connect(self) -> openai.AsyncOpenAI:
+        """Build the SDK client on first use, so a model can be configured before a key is."""
+        key = self._api_key.value if self._api_key is not None else None
+        key = key or os.environ.get("OPENAI_API_KEY")
+        if not key:
+            if _host(self._base_url) == _host(OPENAI_BASE_URL):
+                raise AuthenticationFailed(
+                    f"no API key for model {self._name!r}: set OPENAI_API_KEY or pass "
+                    "`api_key=` to OpenAIModel",
+                    model=self._name,
+                )
+            key = _NO_KEY  # self-hosted servers usually need none
+        self._client = openai.AsyncOpenAI(
+            api_key=key,
+            base_url=self._base_url,
+            max_retries=self._max_retries,
+            http_client=self._http_client,
+        )
+        return self._client
+
+    # --- request ------------------------------------------------------------------
+
+    def _body(self, request: ModelRequest) -> dict[str, Any]:
+        """The chat completions JSON body; options left unset are left out."""
+        body: dict[str, Any] = {
+            "model": self._name,
+            "messages": [_message(m) for m in request.messages],
+        }
+        if request.tools:
+            body["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": t.parameters,
+                        "strict": t.strict,
+                    },
+                }
+                for t in request.tools
+            ]
+            choice = request.tool_choice
+            body["tool_choice"] = (
+                choice
+                if choice in ("auto", "required", "none")
+                else {"type": "function", "function": {"name": choice}}
+            )
+            body["parallel_tool_calls"] = request.parallel_tool_calls
+        schema = request.output_schema
+        if schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": schema.name,
+                    "schema": schema.schema,
+                    "strict": schema.strict,
+                },
+            }
+        if request.reasoning_effort is not None:
+            body["reasoning_effort"] = request.reasoning_effort
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.max_output_tokens is not None:
+            body["max_completion_tokens"] = request.max_output_tokens
+        return body
+
+    # --- response -----------------------------------------------------------------
+
+    def _read(self, response: httpx2.Response) -> ModelResponse:
+        """A `ModelResponse` from the JSON body, without building SDK models."""
+        try:
+            data = json.loads(response.content)
+            model_name = data.get("model") or self._spec.name
+            choices = data.get("choices")
+        except (ValueError, AttributeError) as exc:
+            raise BadModelResponse(
+                f"model {self._name!r} answered with a body that is not a JSON object: check "
+                f"that base_url {self._base_url} is an OpenAI-compatible /v1 endpoint",
+                model=self._name,
+                status=response.status_code,
+            ) from exc
+        if not choices:
+            raise BadModelResponse(
+                f"model {model_name!r} answered with no choices: retry, or check the "
+                "server's logs if it keeps happening",
+                model=model_name,
+                status=response.status_code,
+            )
+        try:
+            choice = choices[0]
+            msg = choice["message"]
+            refusal = msg.get("refusal")
+            raw_calls = msg.get("tool_calls")
+            tool_calls = tuple(_tool_call(c) for c in raw_calls) if raw_calls else ()
+            message = AssistantMessage(
+                content=msg.get("content"), tool_calls=tool_calls, refusal=refusal
+            )
+            usage = _usage(data.get("usage") or _EMPTY)
+            finish_reason = choice.get("finish_reason")
+        except (KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise BadModelResponse(
+                f"model {model_name!r} answered with a malformed chat completion ({exc!r}): "
+                "check that the server speaks the OpenAI chat completions format",
+                model=model_name,
+                status=response.status_code,
+            ) from exc
+        if refusal is not None:
+            raise Refused(refusal, model=model_name)
+        return ModelResponse(
+            message=message, usage=usage, model_name=model_name, finish_reason=finish_reason
+        )
+
+    # --- errors -------------------------------------------------------------------
+
+    def _convert(self, exc: openai.OpenAIError) -> ModelError:
+        """Our `ModelError` for one of openai's exceptions; the caller chains the cause."""
+        name = self._name
+        if isinstance(exc, openai.APITimeoutError):
+            return ModelTimeout(
+                f"model {name!r} at {self._base_url} did not answer in time: retry (wrap it in "
+                "RetryingModel), shorten the request, or allow a longer deadline",
+                model=name,
+            )
+        if isinstance(exc, openai.APIConnectionError):
+            return ProviderError(
+                f"could not reach {self._base_url} for model {name!r} ({exc.message}): check "
+                "base_url and the network; retrying may help",
+                model=name,
+            )
+        if not isinstance(exc, openai.APIStatusError):
+            return ModelError(f"the OpenAI client failed for model {name!r}: {exc}", model=name)
+        status = exc.status_code
+        detail = _provider_message(exc)
+        if isinstance(exc, openai.RateLimitError):
+            if exc.code == "insufficient_quota":
+                return ModelError(
+                    f"the provider says the quota is used up for model {name!r} ({detail}): "
+                    "check the account's plan and billing",
+                    model=name,
+                    status=status,
+                )
+            return RateLimited(model=name, retry_after=_retry_after(exc.response.headers))
+        if status in (401, 403):
+            return AuthenticationFailed(
+                f"the provider rejected the credentials for model {name!r} ({status}: "
+                f"{detail}): set OPENAI_API_KEY or pass `api_key=` with a key allowed to use it",
+                model=name,
+                status=status,
+            )
+        if status in (400, 413) and _is_context_overflow(exc, detail):
+            return ContextTooLong(
+                f"the request does not fit model {name!r}'s context window ({detail}): "
+                "shorten the input or route it to a tier with a larger context",
+                model=name,
+                status=status,
+            )
+        if status == 408:
+            return ModelTimeout(
+                f"model {name!r} timed out at the provider ({detail}): retry, or shorten the "
+                "request",
+                model=name,
+                status=status,
+            )
+        if status >= 500:
+            return ProviderError(
+                f"the provider failed with {status} for model {name!r} ({detail}): usually "
+                "transient; retry (RetryingModel) or try again later",
+                model=name,
+                status=status,
+            )
+        if status == 404:
+            return ModelError(
+                f"not found at {self._base_url} for model {name!r} ({detail}): check the model "
+                "name and that base_url ends in the API root (for example .../v1)",
+                model=name,
+                status=status,
+            )
+        return ModelError(
+            f"the provider rejected the request for model {name!r} ({status}: {detail}): fix "
+            "the request (tools, output schema, options) for what this model supports",
+            model=name,
+            status=status,
+        )
+
+
+def _resolve_spec(
+    name: str, spec: ModelSpec | None, tier: Tier | None, catalog: Catalog | None
+) -> ModelSpec:
+    """The given spec, else the catalog's, else a free self-hosted spec at `tier`."""
+    if spec is not None:
+        return spec
+    cat = catalog if catalog is not None else default_catalog()
+    try:
+        found = cat[name]
+    except UnknownModel:
+        if tier is None:
+            raise
+        return ModelSpec(
+            name=name,
+            tier=tier,
+            context_window=_SELF_HOSTED_CONTEXT_WINDOW,
+            max_output_tokens=_SELF_HOSTED_MAX_OUTPUT,
+            pricing=FREE,
+        )
+    return found if tier is None or found.tier is tier else replace(found, tier=tier)
+
+
+def _message(m: Message) -> dict[str, Any]:
+    """One message in chat completions form."""
+    if isinstance(m, UserMessage | SystemMessage):
+        return {"role": m.role, "content": m.content}
+    if isinstance(m, ToolResultMessage):
+        return {"role": "tool", "tool_call_id": m.tool_call_id, "content": m.content}
+    out: dict[str, Any] = {"role": "assistant"}
+    if m.content is not None:
+        out["content"] = m.content
+    if m.tool_calls:
+        out["tool_calls"] = [
+            {
+                "id": tc.id,
+                "type": "function",
+                "function": {"name": tc.name, "arguments": tc.arguments},
+            }
+            for tc in m.tool_calls
+        ]
+    if m.refusal is not None:
+        out["refusal"] = m.refusal
+    return out
+
+
+def _tool_call(raw: dict[str, Any]) -> ToolCall:
+    """A tool call with its arguments kept as the raw text the model sent."""
+    function = raw["function"]
+    arguments = function.get("arguments")
+    if arguments is None:
+        arguments = "{}"
+    elif not isinstance(arguments, str):  # some servers send an object
+        arguments = json.dumps(arguments)
+    return ToolCall(id=raw["id"], name=function["name"], arguments=arguments)
+
+
+def _usage(raw: dict[str, Any]) -> Usage:
+    """Usage from the `usage` object; missing fields count as zero."""
+    prompt_details = raw.get("prompt_tokens_details") or _EMPTY
+    completion_details = raw.get("completion_tokens_details") or _EMPTY
+    return Usage(
+        input_tokens=raw.get("prompt_tokens") or 0,
+        cached_input_tokens=prompt_details.get("cached_tokens") or 0,
+        output_tokens=raw.get("completion_tokens") or 0,
+        reasoning_tokens=completion_details.get("reasoning_tokens") or 0,
+        requests=1,
+    )
+
+
+def _provider_message(exc: openai.APIStatusError) -> str:
+    """The provider's own error message, without the SDK's prefix."""
+    body = exc.body
+    if isinstance(body, dict):
+        message = body.get("message")
+        if isinstance(message, str) and message:
+            return message
+    if isinstance(body, str) and body:
+        return body[:500]
+    return exc.message
+
+
+def _is_context_overflow(exc: openai.APIStatusError, detail: str) -> bool:
+    """Whether a 400 says the request is longer than the context window.
+
+    OpenAI sets `code`; vLLM and llama.cpp only say so in the message or `type`.
+    """
+    if exc.code == "context_length_exceeded" or exc.type == "exceed_context_size_error":
+        return True
+    text = detail.lower()
+    return "maximum context length" in text or "context size" in text
+
+
+def _retry_after(headers: httpx2.Headers) -> float | None:
+    """Seconds to wait from `retry-after-ms`, else `Retry-After` (seconds or an HTTP date)."""
+    ms = headers.get("retry-after-ms")
+    if ms is not None:
+        try:
+            delay = float(ms) / 1000
+        except ValueError:
+            pass
+        else:
+            if math.isfinite(delay):
+                return max(delay, 0.0)
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        delay = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+    return max(delay, 0.0) if math.isfinite(delay) else None
+
+
+def _host(url: str) -> str | None:
+    return urlsplit(url).hostname
+
+
+def _is_loopback(url: str) -> bool:
+    """Whether `url` points at this machine (localhost, 127.0.0.0/8, ::1)."""
+    host = _host(url)
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

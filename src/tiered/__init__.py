@@ -1,1 +1,103 @@
-"""tiered: planner/executor multi-agent framework."""
+"""tiered: a flagship planner, cheap executors, routing, escalation and exact cost metering."""
+
+from tiered._agent import Agent, AgentResult
+from tiered._catalog import FREE, Catalog, ModelSpec, PriceBreak, Pricing, Tier, default_catalog
+from tiered._context import RunContext
+from tiered._errors import (
+    AuthenticationFailed,
+    BadModelResponse,
+    BudgetExceeded,
+    ContextTooLong,
+    ControlFlow,
+    EscalationRequested,
+    LocalModelUnavailable,
+    MaxTurnsExceeded,
+    ModelError,
+    ModelRetry,
+    ModelTimeout,
+    OutputInvalid,
+    PlanInvalid,
+    ProviderError,
+    RateLimited,
+    Refused,
+    RunError,
+    SubtaskFailed,
+    TieredError,
+    UnknownModel,
+    UserError,
+    WeightsInvalid,
+)
+from tiered._ledger import Budget, Charge, Ledger, TierTotals
+from tiered._logging import redact_secrets
+from tiered._messages import (
+    AssistantMessage,
+    Message,
+    ModelRequest,
+    ModelResponse,
+    OutputSchema,
+    SystemMessage,
+    ToolCall,
+    ToolDefinition,
+    ToolResultMessage,
+    UserMessage,
+)
+from tiered._tool import Tool, tool
+from tiered._usage import Usage
+from tiered.models import Model, ScriptedModel
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "FREE",
+    "Agent",
+    "AgentResult",
+    "AssistantMessage",
+    "AuthenticationFailed",
+    "BadModelResponse",
+    "Budget",
+    "BudgetExceeded",
+    "Catalog",
+    "Charge",
+    "ContextTooLong",
+    "ControlFlow",
+    "EscalationRequested",
+    "Ledger",
+    "LocalModelUnavailable",
+    "MaxTurnsExceeded",
+    "Message",
+    "Model",
+    "ModelError",
+    "ModelRequest",
+    "ModelResponse",
+    "ModelRetry",
+    "ModelSpec",
+    "ModelTimeout",
+    "OutputInvalid",
+    "OutputSchema",
+    "PlanInvalid",
+    "PriceBreak",
+    "Pricing",
+    "ProviderError",
+    "RateLimited",
+    "Refused",
+    "RunContext",
+    "RunError",
+    "ScriptedModel",
+    "SubtaskFailed",
+    "SystemMessage",
+    "Tier",
+    "TierTotals",
+    "TieredError",
+    "Tool",
+    "ToolCall",
+    "ToolDefinition",
+    "ToolResultMessage",
+    "UnknownModel",
+    "Usage",
+    "UserError",
+    "UserMessage",
+    "WeightsInvalid",
+    "default_catalog",
+    "redact_secrets",
+    "tool",
+)

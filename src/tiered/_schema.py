@@ -78,7 +78,8 @@ def _strictify(node: Any) -> None:
         relaxed = []
         for name, sub in props.items():
             if name not in required and isinstance(sub, dict) and not _is_nullable(sub):
-                props[name] = {"anyOf": [sub, {"type": "null"}]}
+                outer = {k: sub.pop(k) for k in ("description", "title") if k in sub}
+                props[name] = {**outer, "anyOf": [sub, {"type": "null"}]}
                 relaxed.append(name)
         if relaxed:
             node[_RELAXED] = relaxed

@@ -260,7 +260,7 @@ class ToolSet:
         """Run one call; every failure becomes an error result the model can act on."""
 
         def error(text: str) -> ToolResultMessage:
-            ctx.log.warning("tool.error", tool=call.name, error=text)
+            ctx.log.info("tool.error", tool=call.name, error=text)
             return ToolResultMessage(
                 tool_call_id=call.id, name=call.name, content=text, is_error=True
             )

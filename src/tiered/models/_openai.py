@@ -294,6 +294,9 @@ class OpenAIModel:
             return ModelError(f"the OpenAI client failed for model {name!r}: {exc}", model=name)
         status = exc.status_code
         detail = _provider_message(exc)
+        key = self._client.api_key if self._client is not None else ""
+        if key and key in detail:  # some servers echo the key they rejected
+            detail = detail.replace(key, "[redacted]")
         if isinstance(exc, openai.RateLimitError):
             if exc.code == "insufficient_quota":
                 return ModelError(

@@ -227,13 +227,17 @@ class Agent(Generic[OutputT]):
         followup: str | None = None,
         extra_tools: Sequence[Tool] = (),
         subtask_id: str | None = None,
+        context: str | None = None,
+        dependencies: Mapping[str, Any] | None = None,
     ) -> AgentResult[OutputT]:
         """Run the agent on `input` until it produces a valid typed output.
 
         `model`, else `tier` looked up in `models` (else the environment's ladder),
         else the agent's own model or tier. `history` continues an earlier attempt
         (its system messages are replaced by this agent's); `followup` is appended
-        to it as a user message. Raises `MaxTurnsExceeded`, `OutputInvalid`,
+        to it as a user message. `context` (a task statement, earlier outputs) goes
+        before the input in the user message; `dependencies` reach tools as
+        `ctx.dependencies`. Raises `MaxTurnsExceeded`, `OutputInvalid`,
         `BudgetExceeded`, `EscalationRequested` or a `ModelError`.
         """
         m = self._resolve_model(model, tier, models)
@@ -241,7 +245,11 @@ class Agent(Generic[OutputT]):
         ledger = ledger if ledger is not None else Ledger()
         toolset = self._toolset(extra_tools)
         ctx: RunContext[Any] = RunContext(
-            deps=deps, agent=self.name, ledger=ledger, subtask_id=subtask_id
+            deps=deps,
+            agent=self.name,
+            ledger=ledger,
+            subtask_id=subtask_id,
+            dependencies=dependencies or {},
         )
         messages: list[Message] = [SystemMessage(content=self.instructions)]
         if history:
@@ -249,7 +257,10 @@ class Agent(Generic[OutputT]):
             if followup:
                 messages.append(UserMessage(content=followup))
         else:
-            messages.append(UserMessage(content=self.render_input(self.validate_input(input))))
+            text = self.render_input(self.validate_input(input))
+            if context:
+                text = f"{context}\n\nInput:\n{text}"
+            messages.append(UserMessage(content=text))
         output_schema = (
             None
             if self._output is None

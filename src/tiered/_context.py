@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic
 
@@ -32,6 +33,8 @@ class RunContext(Generic[DepsT]):
     """Which model turn of this agent run we are in (1-based once running)."""
     subtask_id: str | None = None
     """The orchestrated subtask this run serves, if any."""
+    dependencies: Mapping[str, Any] = field(default_factory=dict)
+    """Typed outputs of the subtasks this one depends on, by subtask id."""
     _log: Any = field(default=None, repr=False)
 
     @property

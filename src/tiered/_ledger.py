@@ -109,11 +109,15 @@ class Ledger:
         real = self.cost
         return real if real > 0 else self.equivalent_cost
 
-    def record(self, spec: ModelSpec, usage: Usage) -> Charge:
-        """Book one call's usage at `spec`'s prices and return the charge."""
+    def quote(self, spec: ModelSpec, usage: Usage) -> tuple[Decimal, Decimal]:
+        """(cost, OpenAI-equivalent cost) of `usage` on `spec`, without recording it."""
         cost = spec.cost(usage)
         eq_spec = self._equivalents.get(spec.equivalent) if spec.equivalent else None
-        equivalent = eq_spec.cost(usage) if eq_spec is not None else cost
+        return cost, (eq_spec.cost(usage) if eq_spec is not None else cost)
+
+    def record(self, spec: ModelSpec, usage: Usage) -> Charge:
+        """Book one call's usage at `spec`'s prices and return the charge."""
+        cost, equivalent = self.quote(spec, usage)
         charge = Charge(
             model=spec.name,
             tier=spec.tier,

@@ -42,9 +42,8 @@ def _inline_annotated_refs(node: Any, defs: dict[str, Any]) -> None:
         del node["$ref"]
         for key, value in target.items():
             node.setdefault(key, value)
-    for key, value in node.items():
-        if key != "$defs":
-            _inline_annotated_refs(value, defs)
+    for value in node.values():  # definitions too: their properties may be annotated refs
+        _inline_annotated_refs(value, defs)
 
 
 def _is_nullable(schema: dict[str, Any]) -> bool:

@@ -23,7 +23,6 @@ kept apart because callers handle them differently::
         ├── MaxTurnsExceeded      carries the transcript so far
         ├── BudgetExceeded
         ├── PlanInvalid           carries every problem found
-        ├── SubtaskFailed
         └── WeightsInvalid        local weights failed their checksum
 """
 
@@ -55,7 +54,6 @@ __all__ = (
     "RateLimited",
     "Refused",
     "RunError",
-    "SubtaskFailed",
     "TieredError",
     "UnknownModel",
     "UserError",
@@ -122,6 +120,9 @@ class EscalationRequested(ControlFlow):
 
 class RunError(TieredError):
     """A run, or one call within it, failed."""
+
+    result: Any = None
+    """The orchestrator's partial `RunResult` (usage so far), when a run was under way."""
 
 
 class ModelError(RunError):
@@ -227,16 +228,6 @@ class PlanInvalid(RunError):
             f"the plan is invalid after repair turns:\n{listed}\n"
             "check the executors' names and input models, or simplify the goal"
         )
-
-
-class SubtaskFailed(RunError):
-    """A subtask failed after every retry and escalation the policy allowed."""
-
-    def __init__(self, subtask_id: str, reason: str, *, details: Any = None) -> None:
-        self.subtask_id = subtask_id
-        self.reason = reason
-        self.details = details
-        super().__init__(f"subtask {subtask_id!r} failed: {reason}")
 
 
 class WeightsInvalid(RunError):

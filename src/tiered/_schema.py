@@ -66,6 +66,8 @@ def _strictify(node: Any) -> None:
         return
     for key in _DROP:
         node.pop(key, None)
+    if "oneOf" in node:  # strict mode knows anyOf only; pydantic's unions say oneOf
+        node["anyOf"] = node.pop("oneOf")
     # a lone allOf wrapping a $ref is how pydantic adds a description to a reference
     all_of = node.get("allOf")
     if isinstance(all_of, list) and len(all_of) == 1:
@@ -138,11 +140,17 @@ class StrictSchema:
         self._validator = jsonschema.Draft202012Validator(self.schema)
 
     def errors(self, data: Any) -> list[str]:
-        """Every schema violation in `data`, each as 'at PATH: message'."""
-        found = []
+        """Every schema violation in `data`, each as 'at PATH: message'.
+
+        For a failed `anyOf`, the branch that came closest (a matching `const`
+        discriminator, else the fewest errors) is reported instead of "not valid under
+        any of the given schemas".
+        """
+        found: list[str] = []
         for err in sorted(self._validator.iter_errors(data), key=lambda e: list(e.path)):
-            where = "/".join(str(p) for p in err.absolute_path) or "(root)"
-            found.append(f"at {where}: {err.message}")
+            for leaf in _closest(err):
+                where = "/".join(str(p) for p in leaf.absolute_path) or "(root)"
+                found.append(f"at {where}: {leaf.message}")
         return found
 
     def validate(self, data: Any) -> Any:
@@ -171,10 +179,43 @@ class StrictSchema:
             }
         if isinstance(data, list) and isinstance(node.get("items"), dict):
             return [self._drop_default_nulls(x, node["items"]) for x in data]
-        for branch in node.get("anyOf", ()):
-            if isinstance(branch, dict) and branch.get("type") != "null" and data is not None:
-                return self._drop_default_nulls(data, branch)
-        return data
+        branches = [
+            b for b in node.get("anyOf", ()) if isinstance(b, dict) and b.get("type") != "null"
+        ]
+        if data is None or not branches:
+            return data
+        if len(branches) > 1:  # a union: follow the branch the data actually matches
+            branches = [b for b in branches if self._validator.evolve(schema=b).is_valid(data)]
+        return self._drop_default_nulls(data, branches[0]) if branches else data
+
+
+def _closest(err: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:
+    """The innermost errors worth showing for `err`, descending into the nearest anyOf branch."""
+    if err.validator != "anyOf" or not err.context:
+        return [err]
+    branches: dict[int, list[jsonschema.ValidationError]] = {}
+    for sub in err.context:
+        branches.setdefault(int(sub.schema_path[0]), []).append(sub)
+
+    def score(errs: list[jsonschema.ValidationError]) -> tuple[int, int]:
+        tag_mismatch = any(e.validator in ("const", "enum") and len(e.path) <= 1 for e in errs)
+        return (1 if tag_mismatch else 0, len(errs))
+
+    best = min(branches.values(), key=score)
+    if score(best)[0] and len(branches) > 1:
+        # no branch's tag matched: name the tag field and the values it may take
+        tags = [e for errs in branches.values() for e in errs if e.validator == "const"]
+        keys = {tuple(e.relative_path) for e in tags}
+        if tags and len(keys) == 1:
+            first = tags[0]
+            allowed = ", ".join(repr(e.validator_value) for e in tags)
+            first.message = f"{first.instance!r} is not one of {allowed}"
+            return [first]
+        return [err]
+    out: list[jsonschema.ValidationError] = []
+    for sub in best:
+        out.extend(_closest(sub))
+    return out
 
 
 def model_schema(model: type[BaseModel]) -> StrictSchema:

@@ -1,0 +1,171 @@
+"""The typed plan: a DAG of subtasks, each naming an executor and carrying its arguments.
+
+`check_plan` finds every problem at once (unknown agent, invalid arguments, unknown
+dependency, duplicate id, cycle) and names each precisely, so a planner can repair
+them in one turn.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tiered._agent import Agent
+from tiered._catalog import Tier
+
+__all__ = ("Plan", "Stakes", "Subtask", "check_plan", "topological_order")
+
+
+class Stakes(enum.StrEnum):
+    """How costly a wrong answer is; high stakes go one tier up."""
+
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+
+
+class Subtask(BaseModel):
+    """One unit of work for one executor agent."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(description="Short unique id, e.g. 'extract_dates'.")
+    agent: str = Field(description="Name of the executor agent that does this subtask.")
+    instructions: str = Field(description="What this subtask must achieve, in one or two lines.")
+    arguments: dict[str, Any] = Field(
+        default_factory=dict, description="Input for the agent, matching its input schema."
+    )
+    depends_on: tuple[str, ...] = Field(
+        default=(), description="Ids of subtasks whose outputs this one needs."
+    )
+    tier: Tier | None = Field(default=None, description="Optional tier hint.")
+    plan_shaped: bool = Field(
+        default=False,
+        description="True if the work is choosing a strategy or decomposing an ambiguous goal.",
+    )
+    stakes: Stakes = Field(default=Stakes.NORMAL, description="How costly a wrong answer is.")
+
+
+class Plan(BaseModel):
+    """A DAG of subtasks plus what the final answer needs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    subtasks: tuple[Subtask, ...]
+    final_answer: str = Field(
+        default="", description="What the final answer must contain, built from the outputs."
+    )
+
+    def by_id(self) -> dict[str, Subtask]:
+        """Subtasks keyed by id."""
+        return {s.id: s for s in self.subtasks}
+
+    def dependents(self) -> dict[str, list[str]]:
+        """For each subtask id, the ids that depend on it."""
+        out: dict[str, list[str]] = {s.id: [] for s in self.subtasks}
+        for s in self.subtasks:
+            for d in s.depends_on:
+                if d in out:
+                    out[d].append(s.id)
+        return out
+
+
+def agent_input(agent: Agent[Any], arguments: Mapping[str, Any]) -> Any:
+    """The agent's typed input from a subtask's arguments (`{"input": text}` for str input)."""
+    if agent.input_type is str:
+        if set(arguments) == {"input"} and isinstance(arguments["input"], str):
+            return arguments["input"]
+        raise ValueError('a text agent takes {"input": "<text>"}')
+    return agent.validate_input(dict(arguments))
+
+
+def check_plan(plan: Plan, executors: Mapping[str, Agent[Any]]) -> list[str]:
+    """Every problem in `plan`, each naming the subtask and what to fix; empty if valid."""
+    problems: list[str] = []
+    if not plan.subtasks:
+        problems.append("the plan has no subtasks: add at least one")
+    seen: set[str] = set()
+    for s in plan.subtasks:
+        if s.id in seen:
+            problems.append(f"duplicate subtask id {s.id!r}: give each subtask a unique id")
+        seen.add(s.id)
+    for s in plan.subtasks:
+        agent = executors.get(s.agent)
+        if agent is None:
+            problems.append(
+                f"subtask {s.id!r} names unknown agent {s.agent!r}: use one of "
+                f"{', '.join(sorted(executors))}"
+            )
+        else:
+            try:
+                agent_input(agent, s.arguments)
+            except ValidationError as exc:
+                details = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
+                    for e in exc.errors()
+                )
+                problems.append(
+                    f"subtask {s.id!r}: arguments do not fit agent {s.agent!r}'s input: {details}"
+                )
+            except ValueError as exc:
+                problems.append(f"subtask {s.id!r}: arguments for agent {s.agent!r}: {exc}")
+        for d in s.depends_on:
+            if d not in seen:
+                problems.append(f"subtask {s.id!r} depends on unknown subtask {d!r}")
+            elif d == s.id:
+                problems.append(f"subtask {s.id!r} depends on itself")
+    cycle = _find_cycle(plan.subtasks)
+    if cycle:
+        problems.append(
+            "dependency cycle: " + " -> ".join(cycle) + ": remove one of these dependencies"
+        )
+    return problems
+
+
+def _find_cycle(subtasks: Sequence[Subtask]) -> list[str] | None:
+    graph = {s.id: [d for d in s.depends_on if d != s.id] for s in subtasks}
+    white, grey, black = 0, 1, 2
+    color = dict.fromkeys(graph, white)
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        color[node] = grey
+        stack.append(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in color:
+                continue
+            if color[nxt] == grey:
+                return [*stack[stack.index(nxt) :], nxt]
+            if color[nxt] == white:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        color[node] = black
+        return None
+
+    for node in graph:
+        if color[node] == white:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def topological_order(plan: Plan) -> list[str]:
+    """Subtask ids with every dependency before its dependents (plan must be acyclic)."""
+    remaining = {s.id: set(s.depends_on) for s in plan.subtasks}
+    order: list[str] = []
+    ready = [i for i, deps in remaining.items() if not deps]
+    dependents = plan.dependents()
+    while ready:
+        node = ready.pop(0)
+        order.append(node)
+        for nxt in dependents.get(node, ()):
+            remaining[nxt].discard(node)
+            if not remaining[nxt]:
+                ready.append(nxt)
+    return order

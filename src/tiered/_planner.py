@@ -1,0 +1,280 @@
+"""The planner: a flagship agent that turns a goal into a `Plan`, decomposes a failed
+subtask into a sub-plan, and composes the run's final answer.
+
+The executors' catalog (name, description, input and output schema, default tier) sits
+in the stable system prompt, so provider prompt caching serves it on every call. The
+plan's output schema is a union with one branch per executor, each binding that
+agent's name to its own input schema, so schema-constrained decoding can only produce
+arguments of the right shape.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, Field, create_model
+
+from tiered._agent import Agent, AgentResult
+from tiered._catalog import Tier
+from tiered._context import RunContext
+from tiered._errors import ModelRetry, OutputInvalid, PlanInvalid
+from tiered._ledger import Ledger
+from tiered._plan import Plan, Stakes, Subtask, check_plan
+from tiered.models import Model
+
+__all__ = ("Planner",)
+
+PLANNER_INSTRUCTIONS = """\
+You are the planner of a team of executor agents. Break the goal into a small plan of
+subtasks. Each subtask names exactly one executor agent from the catalog below and gives
+its arguments in that agent's input schema. Use depends_on to pass one subtask's output
+to another; subtasks without dependencies run in parallel. Prefer few, concrete
+subtasks. Mark plan_shaped only for work that is itself choosing a strategy or
+decomposing an ambiguous goal, and stakes "high" only for high-stakes single calls with
+no human review. In final_answer say what the final answer must contain."""
+
+COMPOSE_INSTRUCTIONS = """\
+You write the final answer of a run from the outputs of its subtasks. Use only what the
+outputs say; if a subtask failed, say what is missing rather than inventing it."""
+
+
+def _catalog_text(executors: Mapping[str, Agent[Any]]) -> str:
+    lines = ["Executor agents:"]
+    for name in sorted(executors):
+        a = executors[name]
+        lines.append(
+            json.dumps(
+                {
+                    "name": name,
+                    "description": a.description,
+                    "default_tier": a.tier.value,
+                    "input_schema": a.input_schema,
+                    "output_schema": a.output_schema or {"type": "string"},
+                },
+                separators=(",", ":"),
+            )
+        )
+    return "\n".join(lines)
+
+
+class _TextInput(BaseModel):
+    input: str = Field(description="The text this agent works on.")
+
+
+def _plan_output_type(executors: Mapping[str, Agent[Any]]) -> type[BaseModel]:
+    """A pydantic model whose schema is the plan, one subtask branch per executor."""
+    variants: list[type[BaseModel]] = []
+    for name in sorted(executors):
+        agent = executors[name]
+        args_type: Any = _TextInput if agent.input_type is str else agent.input_type
+        agent_tag: Any = Literal[name]
+        stakes_type: Any = Literal["low", "normal", "high"]
+        variant = create_model(
+            f"Subtask_{''.join(ch if ch.isalnum() else '_' for ch in name)}",
+            id=(str, Field(description="Short unique id, e.g. 'extract_dates'.")),
+            agent=(agent_tag, Field(description="The executor agent.")),
+            instructions=(str, Field(description="What this subtask must achieve.")),
+            arguments=(args_type, Field(description="Input for this agent.")),
+            depends_on=(list[str], Field(description="Ids of subtasks this one needs.")),
+            plan_shaped=(bool, Field(description="Is the work itself planning?")),
+            stakes=(stakes_type, Field(description="Cost of a mistake.")),
+        )
+        variants.append(variant)
+    if len(variants) == 1:
+        item: Any = variants[0]
+    else:
+        item = Annotated[Union[tuple(variants)], Field(discriminator="agent")]  # noqa: UP007
+    return create_model(
+        "PlanOutput",
+        subtasks=(list[item], Field(description="The subtasks, dependencies first.")),
+        final_answer=(str, Field(description="What the final answer must contain.")),
+    )
+
+
+def _to_plan(draft: BaseModel) -> Plan:
+    subtasks = []
+    for s in draft.subtasks:  # type: ignore[attr-defined]
+        args = s.arguments
+        arguments = args.model_dump() if isinstance(args, BaseModel) else dict(args)
+        subtasks.append(
+            Subtask(
+                id=s.id,
+                agent=s.agent,
+                instructions=s.instructions,
+                arguments=arguments,
+                depends_on=tuple(s.depends_on),
+                plan_shaped=s.plan_shaped,
+                stakes=Stakes(s.stakes),
+            )
+        )
+    return Plan(subtasks=tuple(subtasks), final_answer=draft.final_answer)  # type: ignore[attr-defined]
+
+
+class _PlanningAgent(Agent[Any]):
+    """The planner's agent for one executor catalog; checks the DAG before accepting it."""
+
+    def __init__(self, executors: Mapping[str, Agent[Any]], **kw: Any) -> None:
+        self.executors = dict(executors)
+        super().__init__(output_type=_plan_output_type(executors), **kw)
+
+    async def validate_output(self, output: Any, ctx: RunContext[Any]) -> Any:
+        plan = _to_plan(output)
+        problems = check_plan(plan, self.executors)
+        if problems:
+            raise ModelRetry(
+                "The plan has problems:\n"
+                + "\n".join(f"- {p}" for p in problems)
+                + "\nReturn the whole corrected plan."
+            )
+        return plan
+
+
+class Planner:
+    """Plans a goal, decomposes a failed subtask, and composes the final answer."""
+
+    def __init__(
+        self,
+        *,
+        tier: Tier = Tier.FLAGSHIP,
+        model: Model | None = None,
+        instructions: str = PLANNER_INSTRUCTIONS,
+        max_repairs: int = 2,
+        max_subtasks: int = 50,
+    ) -> None:
+        self.tier = tier
+        self.model = model
+        self.instructions = instructions
+        self.max_repairs = max_repairs
+        self.max_subtasks = max_subtasks
+        self._agents: dict[tuple[str, ...], _PlanningAgent] = {}
+        self._composers: dict[Any, Agent[Any]] = {}
+
+    def _planning_agent(self, executors: Mapping[str, Agent[Any]]) -> _PlanningAgent:
+        key = tuple(sorted(executors))
+        agent = self._agents.get(key)
+        if agent is None:
+            agent = self._agents[key] = _PlanningAgent(
+                executors,
+                name="planner",
+                instructions=f"{self.instructions}\n\n{_catalog_text(executors)}",
+                tier=self.tier,
+                model=self.model,
+                max_repairs=self.max_repairs,
+                max_turns=self.max_repairs + 2,
+            )
+        return agent
+
+    async def _run_planning(
+        self,
+        prompt: str,
+        executors: Mapping[str, Agent[Any]],
+        *,
+        models: Mapping[Tier, Model] | None,
+        ledger: Ledger,
+        deps: Any,
+    ) -> tuple[Plan, AgentResult[Any]]:
+        agent = self._planning_agent(executors)
+        try:
+            result = await agent.run(prompt, models=models, ledger=ledger, deps=deps)
+        except OutputInvalid as exc:
+            problems = [
+                line.removeprefix("- ") for line in exc.errors.splitlines() if line.startswith("- ")
+            ] or [exc.errors]
+            err = PlanInvalid(problems)
+            err.usage = exc.usage
+            raise err from exc
+        plan: Plan = result.output
+        if len(plan.subtasks) > self.max_subtasks:
+            raise PlanInvalid(
+                [f"the plan has {len(plan.subtasks)} subtasks; the limit is {self.max_subtasks}"]
+            )
+        return plan, result
+
+    async def plan(
+        self,
+        goal: str,
+        executors: Mapping[str, Agent[Any]],
+        *,
+        models: Mapping[Tier, Model] | None = None,
+        ledger: Ledger,
+        deps: Any = None,
+    ) -> tuple[Plan, AgentResult[Any]]:
+        """A valid plan for `goal`, after at most `max_repairs` repair turns, else PlanInvalid."""
+        return await self._run_planning(
+            f"Goal: {goal}", executors, models=models, ledger=ledger, deps=deps
+        )
+
+    async def decompose(
+        self,
+        goal: str,
+        subtask: Subtask,
+        reason: str,
+        executors: Mapping[str, Agent[Any]],
+        *,
+        inputs: Mapping[str, Any] | None = None,
+        models: Mapping[Tier, Model] | None = None,
+        ledger: Ledger,
+        deps: Any = None,
+    ) -> tuple[Plan, AgentResult[Any]]:
+        """A sub-plan doing `subtask`'s work in smaller steps, because it failed for `reason`."""
+        prompt = (
+            f"Overall goal: {goal}\n"
+            f"Decompose this one subtask into smaller subtasks.\n"
+            f"Subtask {subtask.id!r} for agent {subtask.agent!r}: {subtask.instructions}\n"
+            f"Its arguments: {json.dumps(subtask.arguments, default=str)}\n"
+            f"Why it needs decomposing: {reason}"
+        )
+        if inputs:
+            prompt += "\nOutputs it may use:\n" + _render_outputs(inputs)
+        return await self._run_planning(prompt, executors, models=models, ledger=ledger, deps=deps)
+
+    async def compose(
+        self,
+        goal: str,
+        plan: Plan,
+        outputs: Mapping[str, Any],
+        *,
+        failures: Mapping[str, str] | None = None,
+        output_type: Any = str,
+        models: Mapping[Tier, Model] | None = None,
+        ledger: Ledger,
+        deps: Any = None,
+    ) -> AgentResult[Any]:
+        """The run's final typed answer from the subtask outputs."""
+        composer = self._composers.get(output_type)
+        if composer is None:
+            composer = self._composers[output_type] = Agent(
+                name="planner.compose",
+                instructions=COMPOSE_INSTRUCTIONS,
+                tier=self.tier,
+                model=self.model,
+                output_type=output_type,
+                max_repairs=self.max_repairs,
+                max_turns=self.max_repairs + 2,
+            )
+        prompt = f"Goal: {goal}\n"
+        if plan.final_answer:
+            prompt += f"The final answer must contain: {plan.final_answer}\n"
+        prompt += "Subtask outputs:\n" + _render_outputs(outputs)
+        if failures:
+            prompt += "\nFailed subtasks:\n" + "\n".join(f"{k}: {v}" for k, v in failures.items())
+        return await composer.run(prompt, models=models, ledger=ledger, deps=deps)
+
+
+def _render_outputs(outputs: Mapping[str, Any]) -> str:
+    return "\n".join(f"{k}: {_json(v)}" for k, v in outputs.items())
+
+
+def _json(value: Any) -> str:
+    if isinstance(value, BaseModel):
+        return value.model_dump_json()
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, default=str)
+
+
+def render_outputs(outputs: Mapping[str, Any]) -> str:
+    """Dependency outputs as lines of `id: json`, for prompts."""
+    return _render_outputs(outputs)

@@ -1,0 +1,212 @@
+"""Routing: pick the cheapest tier that can do a subtask, and say why.
+
+`RuleRouter` applies the practitioners' rules in DESIGN.md; `ClassifierRouter` asks a
+nano agent and falls back to the rules when the classifier is unsure or fails.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, Field
+
+from tiered._agent import Agent
+from tiered._catalog import ModelSpec, Tier
+from tiered._errors import BudgetExceeded, RunError
+from tiered._ledger import Ledger
+from tiered._plan import Stakes, Subtask
+from tiered.models import Model
+
+__all__ = (
+    "LONG_INPUT_TOKENS",
+    "ClassifierRouter",
+    "RouteDecision",
+    "RouteRequest",
+    "Router",
+    "RuleRouter",
+    "estimate_tokens",
+)
+
+LONG_INPUT_TOKENS = 272_000
+"""Inputs above this go to the flagship (and cross the long-context price break)."""
+
+
+def estimate_tokens(text: str) -> int:
+    """A cheap token estimate (four characters a token) for routing, not for billing."""
+    return len(text) // 4 + 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouteRequest:
+    """What a router sees of one subtask."""
+
+    subtask: Subtask
+    agent: Agent[Any]
+    estimated_input_tokens: int
+    """Instructions, arguments and dependency outputs, estimated."""
+    specs: Mapping[Tier, ModelSpec]
+    """The model on each tier (context windows, prices)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouteDecision:
+    """The tier chosen for a subtask and the reason, in words."""
+
+    tier: Tier
+    reason: str
+    router: str = "rules"
+
+
+class Router(Protocol):
+    """Chooses the starting tier of a subtask."""
+
+    async def route(
+        self, request: RouteRequest, *, models: Mapping[Tier, Model], ledger: Ledger
+    ) -> RouteDecision:
+        """Return the tier to try first, with its reason."""
+        ...
+
+
+def _fits(spec: ModelSpec, tokens: int) -> bool:
+    return tokens < spec.context_window - min(spec.max_output_tokens, spec.context_window // 4)
+
+
+def _lowest_fitting(request: RouteRequest, start: Tier) -> Tier:
+    current: Tier | None = start
+    while current is not None:
+        spec = request.specs.get(current)
+        if spec is None or _fits(spec, request.estimated_input_tokens):
+            return current
+        current = current.up()
+    return Tier.FLAGSHIP
+
+
+class RuleRouter:
+    """Cheapest tier that fits: the agent's default (or the planner's hint), then the rules.
+
+    Plan-shaped work and inputs over 272K tokens go to the flagship; high stakes go one
+    tier up; a tier whose context window the input would overflow is skipped.
+    """
+
+    def decide(self, request: RouteRequest) -> RouteDecision:
+        """The rule-based decision (synchronous; no model call)."""
+        s = request.subtask
+        if s.plan_shaped:
+            return RouteDecision(tier=Tier.FLAGSHIP, reason="plan-shaped work goes to the flagship")
+        tokens = request.estimated_input_tokens
+        if tokens > LONG_INPUT_TOKENS:
+            return RouteDecision(
+                tier=Tier.FLAGSHIP,
+                reason=f"estimated input {tokens:,} tokens is over {LONG_INPUT_TOKENS:,}",
+            )
+        if s.tier is not None:
+            tier, why = s.tier, f"planner's hint {s.tier.value}"
+        else:
+            tier, why = request.agent.tier, f"agent {request.agent.name}'s default tier"
+        reasons = [why]
+        if s.stakes is Stakes.HIGH:
+            up = tier.up()
+            if up is not None:
+                tier = up
+                reasons.append(f"high stakes: one tier up to {tier.value}")
+        current: Tier | None = tier
+        while current is not None:
+            spec = request.specs.get(current)
+            if spec is None or _fits(spec, tokens):
+                break
+            reasons.append(
+                f"{current.value} skipped: ~{tokens:,} tokens overflow "
+                f"{spec.name}'s {spec.context_window:,} context"
+            )
+            current = current.up()
+        return RouteDecision(tier=current or Tier.FLAGSHIP, reason="; ".join(reasons))
+
+    async def route(
+        self, request: RouteRequest, *, models: Mapping[Tier, Model], ledger: Ledger
+    ) -> RouteDecision:
+        """Apply the rules."""
+        return self.decide(request)
+
+
+class TierChoice(BaseModel):
+    """The classifier's answer."""
+
+    tier: Literal["nano", "mini", "flagship"] = Field(description="Cheapest tier that can do it.")
+    confidence: float = Field(ge=0, le=1, description="0..1, how sure you are.")
+    reason: str = Field(description="One short sentence.")
+
+
+_CLASSIFIER_INSTRUCTIONS = """\
+You route subtasks to the cheapest model tier that can do them well.
+- nano: classification, extraction, ranking, routing, short summaries, standard tool calls.
+- mini: multi-step tool use, coding, long terminal work, computer use, careful verification.
+- flagship: choosing a strategy, decomposing an ambiguous goal, weighing trade-offs,
+  high-stakes single calls with no human review.
+Do not pick a higher tier just because a task feels hard. Answer with the tier, your
+confidence (0..1) and one short reason."""
+
+
+class ClassifierRouter:
+    """Asks a nano agent which tier a subtask needs; falls back to the rules when unsure.
+
+    The hard rules (plan-shaped, over 272K tokens, context overflow) still win.
+    """
+
+    def __init__(self, *, min_confidence: float = 0.6, tier: Tier = Tier.NANO) -> None:
+        self.min_confidence = min_confidence
+        self.rules = RuleRouter()
+        self.agent: Agent[TierChoice] = Agent(
+            name="router",
+            instructions=_CLASSIFIER_INSTRUCTIONS,
+            tier=tier,
+            output_type=TierChoice,
+            max_repairs=1,
+            max_turns=3,
+        )
+
+    async def route(
+        self, request: RouteRequest, *, models: Mapping[Tier, Model], ledger: Ledger
+    ) -> RouteDecision:
+        """Classify, then keep the rules' hard constraints."""
+        ruled = self.rules.decide(request)
+        s = request.subtask
+        if s.plan_shaped or request.estimated_input_tokens > LONG_INPUT_TOKENS:
+            return ruled
+        brief = json.dumps(
+            {
+                "agent": request.agent.name,
+                "agent_description": request.agent.description,
+                "instructions": s.instructions,
+                "stakes": s.stakes.value,
+                "estimated_input_tokens": request.estimated_input_tokens,
+            }
+        )
+        try:
+            result = await self.agent.run(brief, models=models, ledger=ledger)
+        except BudgetExceeded:
+            raise
+        except RunError as exc:
+            return RouteDecision(
+                tier=ruled.tier,
+                reason=f"classifier failed ({type(exc).__name__}); rules: {ruled.reason}",
+                router="classifier",
+            )
+        choice = result.output
+        if choice.confidence < self.min_confidence:
+            return RouteDecision(
+                tier=ruled.tier,
+                reason=f"classifier unsure ({choice.confidence:.2f}); rules: {ruled.reason}",
+                router="classifier",
+            )
+        tier = Tier(choice.tier)
+        floor = _lowest_fitting(request, Tier.NANO)
+        if tier.rank < floor.rank:
+            tier = floor  # the context window rule is not negotiable
+        return RouteDecision(
+            tier=tier,
+            reason=f"classifier ({choice.confidence:.2f}): {choice.reason}",
+            router="classifier",
+        )

@@ -1,0 +1,5 @@
+"""`python -m tiered`: the same as the `tiered` command."""
+
+from tiered._cli import main
+
+raise SystemExit(main())

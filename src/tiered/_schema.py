@@ -150,7 +150,10 @@ class StrictSchema:
         for err in sorted(self._validator.iter_errors(data), key=lambda e: list(e.path)):
             for leaf in _closest(err):
                 where = "/".join(str(p) for p in leaf.absolute_path) or "(root)"
-                found.append(f"at {where}: {leaf.message}")
+                message = leaf.message
+                if leaf.validator == "const":
+                    message = f"got {leaf.instance!r}, expected {leaf.validator_value!r}"
+                found.append(f"at {where}: {message}")
         return found
 
     def validate(self, data: Any) -> Any:

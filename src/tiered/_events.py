@@ -36,13 +36,17 @@ class RunEvent:
     run_id: str
     elapsed_s: float
     """Seconds since the run started."""
+    run_usage: Usage = field(default_factory=Usage)
+    """The whole run's usage when the event happened."""
+    run_equivalent_cost: Decimal = Decimal(0)
+    """The whole run's OpenAI-equivalent dollars when the event happened."""
 
     def log_fields(self) -> dict[str, Any]:
         """Fields for the structlog line (large payloads left out)."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name in ("plan", "result"):
+            if f.name in ("plan", "result", "run_usage", "run_equivalent_cost"):
                 continue
             if isinstance(value, Decimal):
                 value = str(value)

@@ -866,6 +866,9 @@ class Orchestrator:
     def _emit(self, state: _RunState, event: RunEvent) -> None:
         state.log.info(event.name, **event.log_fields())
         if state.sink is not None:
+            # events are frozen for consumers; the run totals are stamped once, here
+            object.__setattr__(event, "run_usage", state.ledger.usage)
+            object.__setattr__(event, "run_equivalent_cost", state.ledger.equivalent_cost)
             try:
                 state.sink(event)
             except (anyio.ClosedResourceError, anyio.BrokenResourceError):

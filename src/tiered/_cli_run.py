@@ -1,0 +1,132 @@
+"""`tiered run FILE`: run a workflow with live progress and print the run report."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import anyio
+
+from tiered._errors import TieredError, UserError
+from tiered._orchestrator import Limits, Orchestrator
+from tiered._plan import Subtask
+from tiered._progress import Progress
+from tiered._result import RunResult, RunStatus
+from tiered._verify import AgentCheck, Check
+from tiered._workflow import Workflow, load_workflow
+from tiered.models import models_from_env, parse_model_map
+
+__all__ = ("add_run_command",)
+
+
+def add_run_command(sub: Any) -> None:
+    """Register `run` on an argparse subparsers object."""
+    p = sub.add_parser(
+        "run",
+        help="run a workflow file end to end",
+        description="Plan a goal, fan the subtasks out to executors, and print the report. "
+        "With OPENAI_API_KEY set it runs on OpenAI; with --base-url on any compatible "
+        "server; otherwise on the embedded local models.",
+    )
+    p.add_argument("file", help="a workflow file, e.g. examples/triage.py")
+    p.add_argument("--goal", help="override the workflow's default goal")
+    p.add_argument("--budget", help="stop new work past this many dollars (OpenAI prices)")
+    p.add_argument("--concurrency", type=int, default=4, help="subtasks in flight (default 4)")
+    p.add_argument("--json", action="store_true", help="print the RunResult as JSON")
+    p.add_argument("--base-url", help="an OpenAI-compatible server (or TIERED_BASE_URL)")
+    p.add_argument(
+        "--models", help="tier-to-model map for --base-url: nano=NAME,mini=NAME,flagship=NAME"
+    )
+    p.add_argument("--threads", type=int, help="CPU threads for the local models")
+    p.add_argument("--deadline", type=float, help="stop the run after this many seconds")
+    p.add_argument(
+        "--force-escalation",
+        action="store_true",
+        help="reject every subtask's first output so the policy escalates it for real",
+    )
+    p.add_argument("--quiet", action="store_true", help="no live progress lines")
+    p.set_defaults(handler=run_command)
+
+
+def _budget(text: str | None) -> Decimal | None:
+    if text is None:
+        return None
+    try:
+        value = Decimal(text.lstrip("$"))
+    except InvalidOperation:
+        raise UserError(
+            f"--budget {text!r} is not a number of dollars, e.g. --budget 0.50"
+        ) from None
+    if value <= 0:
+        raise UserError("--budget must be more than 0")
+    return value
+
+
+def _forced(workflow: Workflow) -> dict[str, Check | AgentCheck]:
+    """Checks that reject every subtask's first output; later ones go to the real checks."""
+    seen: set[str] = set()
+
+    def reject_first(subtask: Subtask, output: Any) -> str | None:
+        if subtask.id not in seen:
+            seen.add(subtask.id)
+            return "first output rejected by --force-escalation to show a real escalation"
+        return None
+
+    checks: dict[str, Check | AgentCheck] = {}
+    for agent in workflow.executors:
+        real = workflow.verify.get(agent.name)
+        if real is None or isinstance(real, AgentCheck):
+            checks[agent.name] = reject_first  # an agent check is skipped in the demo
+        else:
+            checks[agent.name] = _chain(reject_first, real)
+    return checks
+
+
+def _chain(first: Check, then: Check) -> Check:
+    async def both(subtask: Subtask, output: Any) -> str | None:
+        verdict = first(subtask, output)
+        if verdict:
+            return verdict  # type: ignore[return-value]
+        result = then(subtask, output)
+        return await result if inspect.isawaitable(result) else result
+
+    return both
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Load, run and report; 0 when every subtask succeeded."""
+    workflow = load_workflow(args.file)
+    model_map = parse_model_map(args.models) if args.models else None
+    ladder = models_from_env(base_url=args.base_url, model_map=model_map, threads=args.threads)
+    print(f"tiered: models: {ladder.source}", file=sys.stderr, flush=True)
+    verify = _forced(workflow) if args.force_escalation else dict(workflow.verify)
+    orchestrator = Orchestrator(
+        workflow.executors,
+        planner=workflow.planner,
+        models=ladder,
+        limits=Limits(concurrency=args.concurrency, deadline=args.deadline),
+        budget=_budget(args.budget),
+        verify=verify,
+    )
+    goal = args.goal or workflow.goal
+    print(f"tiered: goal: {goal}", file=sys.stderr, flush=True)
+    progress = None if args.quiet else Progress(sys.stderr)
+
+    async def main() -> RunResult:
+        return await orchestrator.run(
+            goal, deps=workflow.deps, output_type=workflow.output_type, on_event=progress
+        )
+
+    try:
+        result = anyio.run(main)
+    except TieredError as exc:
+        partial = getattr(exc, "result", None)
+        if args.json and isinstance(partial, RunResult):
+            print(partial.to_json())
+        print(f"tiered: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(result.to_json() if args.json else result.report())
+    return 0 if result.status is RunStatus.SUCCEEDED else 1

@@ -236,5 +236,5 @@ def test_readme_quick_start_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert samples, "README.md has no python sample"
     exec(compile(samples[0], "README.md", "exec"), {"__name__": "readme"})
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "order_id='A17' amount_cents=4200 reason='5 days late: full refund'"
-    assert out[1].startswith("3 ")
+    assert "order_id='A17' amount_cents=4200 reason='5 days late: full refund'" in out
+    assert any(re.fullmatch(r"3 \d+ 0", line) for line in out), out

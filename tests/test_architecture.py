@@ -49,11 +49,14 @@ LAYERS: dict[str, float] = {
     "tiered._events": 7,
     "tiered._result": 7,
     "tiered._journal": 7,
+    "tiered._workflow": 7,
     # ready-made pieces: use the public API, never the CLI
     "tiered.agents": 7.5,
     "tiered.tools": 7.5,
     # 8. the command line and the public surface
     "tiered._cli": 8,
+    "tiered._cli_run": 8,
+    "tiered._progress": 8,
     "tiered.__main__": 8,
     "tiered": 8,
 }

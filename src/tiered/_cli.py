@@ -1,9 +1,10 @@
 """The `tiered` command.
 
-Each subcommand is one `_add_<name>(subparsers)` function that registers its parser
-and a handler (`set_defaults(handler=...)` taking the parsed namespace, returning the
-exit status); list it in `_COMMANDS` and `main` picks it up. Exit status: 0 success,
-1 a run failed, 2 misuse (bad arguments, unknown model).
+Each subcommand is one function that registers its parser and a handler on the
+subparsers (`set_defaults(handler=...)`, the handler taking the parsed namespace and
+returning the exit status); list it in `_COMMANDS` and `main` picks it up. A large one
+lives in its own module (`run` in `_cli_run.py`). Exit status: 0 success, 1 a run
+failed, 2 misuse (bad arguments, unknown model).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from tiered import __version__
 from tiered._catalog import ModelSpec, Pricing, default_catalog
+from tiered._cli_run import add_run_command
 from tiered._errors import TieredError, UserError
 from tiered._usage import Usage
 
@@ -190,5 +192,5 @@ def _tokens(n: int) -> str:
     return f"{n:,}"
 
 
-_COMMANDS: tuple[Callable[[_Subparsers], None], ...] = (_add_models, _add_cost)
+_COMMANDS: tuple[Callable[[_Subparsers], None], ...] = (add_run_command, _add_models, _add_cost)
 """Every subcommand, in the order `tiered --help` lists them."""

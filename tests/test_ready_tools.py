@@ -400,6 +400,8 @@ async def test_http_fetch_refuses_other_hosts_before_connecting(
 
 async def test_http_fetch_host_patterns(seen: list[httpx2.Request], ctx: RunContext[Any]) -> None:
     fetch = HttpFetch(["*.Example.com", "API.test."], transport=mock(seen, page))
+    assert fetch.definition().description.endswith("Allowed hosts: *.example.com, api.test.")
+    assert HttpFetch.description.endswith("a URL on any other host is refused.")
     assert fetch.allows("a.example.com")
     assert fetch.allows("a.b.example.com")
     assert fetch.allows("api.test")

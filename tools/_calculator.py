@@ -151,7 +151,7 @@ def evaluate(expression: str) -> Number:
 
 
 class Calculator(Tool):
-    """Evaluate an arithmetic expression exactly and return the number.
+    """Evaluate an arithmetic expression and return the number.
 
     Supports numbers, + - * / // % ** (integer results up to about 1,200 digits),
     unary minus, parentheses, the constants pi and e, and the functions abs, round,

@@ -72,6 +72,7 @@ class HttpFetch(Tool):
             raise UserError("HttpFetch needs at least one allowed host")
         if client is not None and transport is not None:
             raise UserError("pass `client` or `transport`, not both")
+        self.description = f"{type(self).description}\nAllowed hosts: {self._allowed()}."
         self.max_bytes = max_bytes
         self.max_redirects = max_redirects
         self._headers = headers or {}
@@ -82,6 +83,9 @@ class HttpFetch(Tool):
         """Whether a request to `host` is allowed."""
         host = _normalize_host(host)
         return host in self._exact or any(host.endswith(s) for s in self._suffixes)
+
+    def _allowed(self) -> str:
+        return ", ".join(sorted([*self._exact, *("*" + s for s in self._suffixes)]))
 
     class Args(BaseModel):
         url: str = Field(description="Absolute http(s) URL on an allowed host")
@@ -104,9 +108,8 @@ class HttpFetch(Tool):
         if url.scheme not in ("http", "https") or not url.host:
             raise ModelRetry(f"{str(raw)!r} is not an absolute http(s) URL; send one")
         if not self.allows(url.host):
-            allowed = ", ".join(sorted([*self._exact, *("*" + s for s in self._suffixes)]))
             raise PermissionError(
-                f"host {url.host!r} is not allowed; allowed hosts: {allowed}. "
+                f"host {url.host!r} is not allowed; allowed hosts: {self._allowed()}. "
                 "Do not try other hosts."
             )
         return url

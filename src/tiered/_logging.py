@@ -1,8 +1,8 @@
 """structlog plumbing: quiet by default inside a library, secrets redacted always.
 
 If the application configured structlog, its configuration wins (so
-`structlog.testing.capture_logs()` sees our events); otherwise warnings and errors
-go to stderr and nothing else is printed.
+`structlog.testing.capture_logs()` sees our events), with `redact_secrets` run first;
+otherwise warnings and errors go to stderr and nothing else is printed.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import structlog
 
 __all__ = ("get_logger", "redact_secrets")
 
-_SECRET_KEYS = frozenset({"api_key", "authorization", "password", "secret", "token"})
+_SECRET_KEYS = frozenset({"api_key", "authorization", "headers", "password", "secret", "token"})
 _SECRET_VALUE = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+[A-Za-z0-9_\-\.]+)")
 REDACTED = "[redacted]"
 
@@ -39,10 +39,7 @@ def redact_secrets(
 ) -> MutableMapping[str, Any]:
     """structlog processor: blank API keys, bearer tokens and secret-named fields."""
     for key in list(event_dict):
-        if key.lower() in _SECRET_KEYS or key.lower() == "headers":
-            event_dict[key] = REDACTED
-        else:
-            event_dict[key] = _scrub(event_dict[key])
+        event_dict[key] = REDACTED if key.lower() in _SECRET_KEYS else _scrub(event_dict[key])
     return event_dict
 
 
@@ -53,7 +50,11 @@ def get_logger(**bound: Any) -> Any:
     """A structlog logger for `tiered`, bound to `bound`."""
     global _quiet
     if structlog.is_configured():
-        return structlog.get_logger("tiered").bind(**bound)
+        # the application's processors, behind ours: secrets are redacted before any of them
+        processors = [redact_secrets, *structlog.get_config()["processors"]]
+        return structlog.wrap_logger(
+            None, processors=processors, logger_factory_args=("tiered",)
+        ).bind(**bound)
     if _quiet is None:
         _quiet = structlog.wrap_logger(
             structlog.PrintLogger(sys.stderr),

@@ -115,7 +115,7 @@ async def use() -> None:
 
     # keyword-built agents infer no output type: parametrize the class to keep it
     drafter = Agent[Refund](name="drafter", output_type=Refund, tools=[LookupOrder()])
-    drafted = await drafter.run("refund A1", deps=Deps(orders={}), model=model)
+    drafted = await drafter.run("refund A1", model=ScriptedModel(script()), deps=Deps({"A1": 5}))
     order_id: str = drafted.output.order_id
     print(order_id)
 

@@ -244,12 +244,14 @@ class Agent(Generic[OutputT]):
         spec = m.spec
         ledger = ledger if ledger is not None else Ledger()
         toolset = self._toolset(extra_tools)
+        typed_input = self.validate_input(input)
         ctx: RunContext[Any] = RunContext(
             deps=deps,
             agent=self.name,
             ledger=ledger,
             subtask_id=subtask_id,
             dependencies=dependencies or {},
+            input=typed_input,
         )
         messages: list[Message] = [SystemMessage(content=self.instructions)]
         if history:
@@ -257,7 +259,7 @@ class Agent(Generic[OutputT]):
             if followup:
                 messages.append(UserMessage(content=followup))
         else:
-            text = self.render_input(self.validate_input(input))
+            text = self.render_input(typed_input)
             if context:
                 text = f"{context}\n\nInput:\n{text}"
             messages.append(UserMessage(content=text))

@@ -35,6 +35,8 @@ class RunContext(Generic[DepsT]):
     """The orchestrated subtask this run serves, if any."""
     dependencies: Mapping[str, Any] = field(default_factory=dict)
     """Typed outputs of the subtasks this one depends on, by subtask id."""
+    input: Any = None
+    """The run's validated input (what `validate_output` checks the output against)."""
     _log: Any = field(default=None, repr=False)
 
     @property

@@ -186,9 +186,10 @@ def _usd(amount: Decimal) -> str:
 
 def _tokens(n: int) -> str:
     """400000 -> 400K, 1050000 -> 1.05M; other counts with thousands separators."""
-    for unit, size in (("M", 1_000_000), ("K", 1_000)):
-        if n >= size and n % (size // 100 if unit == "M" else size) == 0:
-            return f"{(Decimal(n) / size).normalize():f}{unit}"
+    if n >= 1_000_000 and n % 10_000 == 0:
+        return f"{(Decimal(n) / 1_000_000).normalize():f}M"
+    if n >= 1_000 and n % 1_000 == 0:
+        return f"{n // 1_000}K"
     return f"{n:,}"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -416,3 +418,40 @@ async def test_escalation_in_a_concurrent_turn_cancels_the_other_calls() -> None
     with pytest.raises(EscalationRequested, match="too big"):
         await agent.run("task", model=model)
     assert finished == []
+
+
+class Status(enum.Enum):
+    DONE = "done"
+
+
+class Hit(BaseModel):
+    path: str
+    line: int
+
+
+@dataclass
+class Page:
+    number: int
+    hits: list[Hit]
+
+
+@tool
+def search(query: str) -> dict[str, Any]:
+    """Search."""
+    return {"hits": [Hit(path="a.py", line=3)], "page": Page(1, []), "status": Status.DONE}
+
+
+async def test_tool_results_are_rendered_as_json_all_the_way_down() -> None:
+    model = ScriptedModel(
+        [call("search", {"query": "q"}), call("lookup_order", {"order_id": "A1"}), "ok"]
+    )
+    result = await Agent(name="s", tools=[search, LookupOrder()]).run(
+        "go", deps=Deps(), model=model
+    )
+    first, second = _results(result.messages)
+    assert json.loads(first.content) == {
+        "hits": [{"path": "a.py", "line": 3}],
+        "page": {"number": 1, "hits": []},
+        "status": "done",
+    }
+    assert second.content == '{"order_id": "A1", "total_cents": 1250}'

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, get_type_hints, overload
 import anyio
 import anyio.to_thread
 from pydantic import BaseModel, Field, create_model
+from pydantic_core import to_jsonable_python
 
 from tiered._context import RunContext
 from tiered._errors import EscalationRequested, ModelRetry, UserError
@@ -230,7 +231,8 @@ def _render(value: Any) -> str:
         return value
     if isinstance(value, BaseModel):
         return value.model_dump_json()
-    return json.dumps(value, default=str)
+    # models, dataclasses, enums and dates nested in lists and dicts become JSON too
+    return json.dumps(to_jsonable_python(value, fallback=str))
 
 
 class ToolSet:

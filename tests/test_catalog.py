@@ -246,11 +246,6 @@ def test_unknown_model_message(catalog: Catalog) -> None:
     assert isinstance(info.value, UserError)
 
 
-@pytest.mark.xfail(
-    reason="Catalog.__getitem__ raises UnknownModel (not a KeyError), so the Mapping mixins "
-    "`in` and `.get()` raise instead of answering; fix in _catalog.py",
-    raises=UnknownModel,
-)
 def test_membership_and_get_do_not_raise(catalog: Catalog) -> None:
     assert "gpt-5.4" in catalog
     assert "gpt-9" not in catalog

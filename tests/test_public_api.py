@@ -126,10 +126,7 @@ NOT_KEYWORD_ONLY = {
 }
 """Public dataclasses allowed positional construction, and why."""
 
-KNOWN_POSITIONAL = {
-    "tiered.TierTotals": "a record of data: make it @dataclass(kw_only=True) in _ledger.py",
-    "tiered.Rule": "STYLE.md 8 asks keyword-only public data types; Rule is built positionally",
-}
+KNOWN_POSITIONAL: dict[str, str] = {}
 """Public records that still take positional arguments; strict xfail until fixed."""
 
 

@@ -198,6 +198,13 @@ class Catalog(Mapping[str, ModelSpec]):
         except KeyError:
             raise UnknownModel(name, list(self._specs)) from None
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The spec named `name`, or `default`."""
+        return self._specs.get(name, default)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._specs)
 

@@ -136,7 +136,7 @@ Predicate = Callable[[Failure, PolicyState], bool]
 """A condition on a failure; rules pair one with an action."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Rule:
     """When `when` holds, take `action`; `why` explains it in the attempt record."""
 
@@ -163,26 +163,28 @@ class DefaultPolicy:
         can_decompose: Predicate = lambda f, s: s.depth < s.max_depth  # noqa: E731
         self.rules: list[Rule] = [
             Rule(
-                lambda f, s: len(s.attempts) >= self.max_attempts,
-                Action.GIVE_UP,
-                f"reached {max_attempts} attempts",
+                when=lambda f, s: len(s.attempts) >= self.max_attempts,
+                action=Action.GIVE_UP,
+                why=f"reached {max_attempts} attempts",
             ),
             Rule(
-                lambda f, s: f.kind is FailureKind.PLAN_SHAPED and can_decompose(f, s),
-                Action.DECOMPOSE,
-                "the executor says the work is plan-shaped: the planner decomposes it",
+                when=lambda f, s: f.kind is FailureKind.PLAN_SHAPED and can_decompose(f, s),
+                action=Action.DECOMPOSE,
+                why="the executor says the work is plan-shaped: the planner decomposes it",
             ),
             Rule(
-                lambda f, s: (
+                when=lambda f, s: (
                     (f.retryable or f.kind is FailureKind.TIMEOUT)
                     and _retries_on_tier(s, f.tier) < self.max_retries
                 ),
-                Action.RETRY,
-                "transient failure: retry on the same tier",
+                action=Action.RETRY,
+                why="transient failure: retry on the same tier",
             ),
-            Rule(can_go_up, Action.ESCALATE, "move one tier up"),
+            Rule(when=can_go_up, action=Action.ESCALATE, why="move one tier up"),
             Rule(
-                can_decompose, Action.DECOMPOSE, "failed at the top tier: the planner decomposes it"
+                when=can_decompose,
+                action=Action.DECOMPOSE,
+                why="failed at the top tier: the planner decomposes it",
             ),
         ]
 

@@ -43,7 +43,7 @@ class Charge:
     """What the same tokens would have cost on the flagship (the counterfactual)."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class TierTotals:
     """Usage and dollars summed over one tier."""
 

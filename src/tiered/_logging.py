@@ -11,7 +11,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO, cast
 
 import structlog
 
@@ -46,6 +46,16 @@ def redact_secrets(
 _quiet: Any = None
 
 
+class _Stderr:
+    """Writes to whatever `sys.stderr` is at the time (it may be swapped after import)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def get_logger(**bound: Any) -> Any:
     """A structlog logger for `tiered`, bound to `bound`."""
     global _quiet
@@ -57,7 +67,7 @@ def get_logger(**bound: Any) -> Any:
         ).bind(**bound)
     if _quiet is None:
         _quiet = structlog.wrap_logger(
-            structlog.PrintLogger(sys.stderr),
+            structlog.PrintLogger(cast(TextIO, _Stderr())),
             wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
             processors=[
                 redact_secrets,

@@ -14,6 +14,7 @@ from tiered import (
     AssistantMessage,
     Budget,
     BudgetExceeded,
+    EscalationRequested,
     Ledger,
     MaxTurnsExceeded,
     ModelRequest,
@@ -399,3 +400,20 @@ async def test_run_context_gives_deps_usage_so_far_and_a_logger() -> None:
     contents = [m.content for m in result.messages if isinstance(m, ToolResultMessage)]
     assert contents == ["#a", "#b", "#c"]
     assert result.usage.requests == 4
+
+
+class GivesUp(Triager):
+    async def validate_output(self, output: Triage, ctx: RunContext[Deps]) -> Triage:
+        if output.priority == 1:
+            raise EscalationRequested("priority 1 needs a human", plan_shaped=False)
+        return output
+
+
+async def test_escalation_from_validate_output_carries_the_transcript() -> None:
+    model = ScriptedModel([{"category": "bug", "priority": 1, "tags": None}])
+    with pytest.raises(EscalationRequested) as info:
+        await GivesUp().run({"title": "t"}, model=model)
+    exc = info.value
+    assert exc.usage is not None
+    assert exc.usage.requests == 1
+    assert [type(m) for m in exc.messages] == [SystemMessage, UserMessage, AssistantMessage]

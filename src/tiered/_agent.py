@@ -309,11 +309,7 @@ class Agent(Generic[OutputT]):
                 reply = response.message
                 messages.append(reply)
                 if reply.tool_calls:
-                    try:
-                        messages.extend(await toolset.run_calls(reply.tool_calls, ctx))
-                    except EscalationRequested as exc:
-                        exc.messages = tuple(messages)
-                        raise
+                    messages.extend(await toolset.run_calls(reply.tool_calls, ctx))
                     continue
                 try:
                     output = await self._final_output(reply, ctx)
@@ -345,6 +341,8 @@ class Agent(Generic[OutputT]):
         except TieredError as exc:
             if exc.usage is None:
                 exc.usage = usage
+            if isinstance(exc, EscalationRequested):  # from a tool or from validate_output
+                exc.messages = tuple(messages)
             raise
 
     async def _final_output(self, reply: AssistantMessage, ctx: RunContext[Any]) -> OutputT:

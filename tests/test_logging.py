@@ -47,8 +47,9 @@ def check(ctx: RunContext[Deps]) -> str:
 
 
 @tool
-def ping() -> str:
+def ping(ctx: RunContext[Deps]) -> str:
     """Ping."""
+    ctx.log.info("ping.sent", turn=ctx.turn)
     return "pong"
 
 
@@ -90,6 +91,8 @@ async def test_a_run_logs_model_responses_and_tool_calls(
     assert sum(e["output_tokens"] for e in responses) == result.usage.output_tokens
     assert sum(Decimal(e["cost_usd"]) for e in responses) == result.cost > 0
 
+    (own,) = _events(logs, "ping.sent")  # a tool's own events carry the run's bindings
+    assert (own["agent"], own["subtask_id"], own["turn"]) == ("logged", "s1", 1)
     (tool_call,) = _events(logs, "tool.call")
     assert tool_call["tool"] == "ping"
     assert tool_call["agent"] == "logged"

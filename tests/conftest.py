@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import structlog
 
 from tiered.models import allow_remote_requests
 
@@ -22,3 +23,10 @@ def _no_remote_models(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     allow_remote_requests(False)
     yield
     allow_remote_requests(True)
+
+
+@pytest.fixture(autouse=True)
+def _reset_structlog() -> Iterator[None]:
+    """`capture_logs()` leaves structlog configured; start every test unconfigured."""
+    yield
+    structlog.reset_defaults()

@@ -101,6 +101,7 @@ TIERED_ALL = (
     "UserError",
     "UserMessage",
     "WeightsInvalid",
+    "Workflow",
     "check_plan",
     "default_catalog",
     "redact_secrets",

@@ -72,6 +72,7 @@ from tiered._routing import ClassifierRouter, RouteDecision, Router, RouteReques
 from tiered._tool import Tool, tool
 from tiered._usage import Usage
 from tiered._verify import AgentCheck, Check
+from tiered._workflow import Workflow
 from tiered.models import Model, ScriptedModel
 
 __version__ = "0.1.0"
@@ -162,6 +163,7 @@ __all__ = (
     "UserError",
     "UserMessage",
     "WeightsInvalid",
+    "Workflow",
     "check_plan",
     "default_catalog",
     "redact_secrets",

@@ -151,6 +151,9 @@ class Agent(Generic[OutputT]):
             None if self.input_type is str else TypeAdapter(self.input_type)
         )
 
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} tier={self.tier.value}>"
+
     # --- hooks a subclass may override ------------------------------------------------
 
     async def validate_output(self, output: OutputT, ctx: RunContext[Any]) -> OutputT:

@@ -225,7 +225,7 @@ def test_copy_is_independent(catalog: Catalog) -> None:
         default_for_tier=True,
     )
     assert catalog["gpt-5.4-nano"].cost(usage(1_000, 500)) == D("0.000825")
-    assert "extra" not in list(catalog)
+    assert "extra" not in catalog
     assert catalog.for_tier(Tier.FLAGSHIP).name == "gpt-5.4"
     assert copy.for_tier(Tier.FLAGSHIP).name == "extra"
 

@@ -125,13 +125,16 @@ def ensure_weights(weights: LocalWeights, *, cache_dir: Path | None = None) -> P
     with _lock_for(target):
         if _is_verified(weights, target):
             return target
+        if (
+            target.is_file()
+            and target.stat().st_size == weights.size
+            and _sha256_of(target) == weights.sha256
+        ):
+            # A file without a marker (or with a stale one) that hashes right: keep it.
+            _write_marker(weights, target)
+            return target
         parts = _part_paths(weights)
         directory.mkdir(parents=True, exist_ok=True)
-        if target.exists() and target.stat().st_size == weights.size:
-            # A file without a marker (or with a stale one): hash it once, keep it if good.
-            if _sha256_of(target) == weights.sha256:
-                _write_marker(weights, target)
-                return target
         _assemble(weights, parts, target)
         _write_marker(weights, target)
         return target

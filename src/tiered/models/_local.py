@@ -149,12 +149,15 @@ class _Server:
     def __init__(self, weights: LocalWeights, config: _ServerConfig) -> None:
         self.weights = weights
         self.config = config
-        self.threads = config.threads or default_threads()
+        self.threads = config.threads
+        """Decided in `start` (off the event loop: the default samples the CPUs)."""
         self._native: Any = None
         self._start_lock = threading.Lock()
         self._limiters: weakref.WeakKeyDictionary[object, anyio.CapacityLimiter] = (
             weakref.WeakKeyDictionary()
         )
+        self._pinned_limiters: dict[object, anyio.CapacityLimiter] = {}
+        """For event loops whose token takes no weak reference."""
         self._limiters_lock = threading.Lock()
 
     @property
@@ -168,9 +171,11 @@ class _Server:
             if self._native is not None:
                 return
             path = ensure_weights(self.weights)
-            self._native = self._load(path)
+            if self.threads is None:
+                self.threads = default_threads()
+            self._native = self._load(path, self.threads)
 
-    def _load(self, path: Path) -> Any:
+    def _load(self, path: Path, threads: int) -> Any:
         try:
             import xllamacpp
         except ImportError as exc:
@@ -184,8 +189,8 @@ class _Server:
         params.n_ctx = cfg.n_ctx * cfg.parallel  # split evenly: every slot gets n_ctx
         params.n_parallel = cfg.parallel
         params.ctx_shift = False  # a full context ends the generation, never drops the prompt
-        params.cpuparams.n_threads = self.threads
-        params.cpuparams_batch.n_threads = self.threads
+        params.cpuparams.n_threads = threads
+        params.cpuparams_batch.n_threads = threads
         params.verbosity = _LLAMA_LOG_VERBOSE if cfg.verbose else _LLAMA_LOG_QUIET
         # It also listens on loopback HTTP; a random key keeps other local users out.
         params.api_keys = [uuid.uuid4().hex]
@@ -201,7 +206,7 @@ class _Server:
         structlog.get_logger("tiered").info(
             "local_model.started",
             model=self.weights.name,
-            threads=self.threads,
+            threads=threads,
             n_ctx=cfg.n_ctx,
             parallel=cfg.parallel,
             load_s=round(time.perf_counter() - started, 2),
@@ -212,9 +217,14 @@ class _Server:
         """This event loop's limiter, one token per server slot."""
         key = anyio.lowlevel.current_token().native_token
         with self._limiters_lock:
-            limiter = self._limiters.get(key)
+            try:
+                limiter = self._limiters.get(key)
+                store: Any = self._limiters
+            except TypeError:
+                limiter = self._pinned_limiters.get(key)
+                store = self._pinned_limiters
             if limiter is None:
-                limiter = self._limiters[key] = anyio.CapacityLimiter(self.config.parallel)
+                limiter = store[key] = anyio.CapacityLimiter(self.config.parallel)
             return limiter
 
     def complete(self, body: dict[str, Any], cancel: threading.Event) -> dict[str, Any]:
@@ -245,7 +255,13 @@ class _Server:
                 result["usage"] = chunk["usage"]
             return cancel.is_set()
 
-        returned = self._native.handle_completions({**body, "stream": True}, on_chunk)
+        try:
+            returned = self._native.handle_completions({**body, "stream": True}, on_chunk)
+        except Exception as exc:  # the runtime's own failure, converted at this boundary
+            raise ProviderError(
+                f"{self.weights.name}: the local llama.cpp server failed: {exc!r}",
+                model=self.weights.name,
+            ) from exc
         if isinstance(returned, dict) and "error" in returned:
             result["error"] = returned["error"]
         result["text"] = "".join(pieces)
@@ -267,7 +283,7 @@ def _server_for(weights: LocalWeights, config: _ServerConfig) -> _Server:
     if (
         have.n_ctx != config.n_ctx
         or have.parallel != config.parallel
-        or (config.threads is not None and config.threads != server.threads)
+        or (None not in (config.threads, server.threads) and config.threads != server.threads)
     ):
         raise UserError(
             f"the local model {weights.name!r} already runs in this process with "
@@ -460,7 +476,10 @@ def _protocol(request: ModelRequest) -> _Protocol:
     schema: dict[str, Any] = {"anyOf": branches}
     if defs:
         schema["$defs"] = defs
-    lines = ["You can call tools. Reply with exactly one JSON object and nothing else:"]
+    lines = [
+        ("You can call tools. " if tools else "")
+        + "Reply with exactly one JSON object and nothing else:"
+    ]
     if tools:
         lines.append('- to call a tool: {"tool": "<tool name>", "arguments": {...}}')
     if allow_final:

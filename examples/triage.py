@@ -82,6 +82,7 @@ class OrderCheck(Agent[OrderFacts]):
         "returned it."
     )
     tools = (lookup_order,)
+    tool_choice = "required"  # look it up first; never answer from memory
     input_type = OrderRef
     output_type = OrderFacts
     max_turns = 4

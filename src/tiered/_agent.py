@@ -115,6 +115,9 @@ class Agent(Generic[OutputT]):
     reasoning_effort: ReasoningEffort | None = None
     temperature: float | None = None
     max_output_tokens: int | None = None
+    tool_choice: str = "auto"
+    """First turn's tool choice: 'auto', 'required' (must call a tool first) or a tool
+    name; later turns are 'auto' so the agent can finish."""
 
     def __init__(
         self,
@@ -132,6 +135,7 @@ class Agent(Generic[OutputT]):
         reasoning_effort: ReasoningEffort | None = _UNSET,
         temperature: float | None = _UNSET,
         max_output_tokens: int | None = _UNSET,
+        tool_choice: str = _UNSET,
     ) -> None:
         given = {k: v for k, v in locals().items() if k != "self" and v is not _UNSET}
         for key, value in given.items():
@@ -283,6 +287,7 @@ class Agent(Generic[OutputT]):
                 request = ModelRequest(
                     messages=tuple(messages),
                     tools=toolset.definitions,
+                    tool_choice=self.tool_choice if turn == 1 and not history else "auto",
                     output_schema=output_schema,
                     reasoning_effort=self.reasoning_effort,
                     temperature=self.temperature,

@@ -32,7 +32,7 @@ class Subtask(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str = Field(description="Short unique id, e.g. 'extract_dates'.")
+    id: str = Field(description="Unique snake_case id naming the step.")
     agent: str = Field(description="Name of the executor agent that does this subtask.")
     instructions: str = Field(description="What this subtask must achieve, in one or two lines.")
     arguments: dict[str, Any] = Field(

@@ -40,21 +40,46 @@ You write the final answer of a run from the outputs of its subtasks. Use only w
 outputs say; if a subtask failed, say what is missing rather than inventing it."""
 
 
+def _type_name(schema: dict[str, Any], defs: dict[str, Any]) -> str:
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        return ref.rsplit("/", 1)[-1]
+    if "enum" in schema:
+        return " | ".join(json.dumps(v) for v in schema["enum"])
+    if "const" in schema:
+        return json.dumps(schema["const"])
+    if "anyOf" in schema:
+        return " | ".join(_type_name(s, defs) for s in schema["anyOf"])
+    t = schema.get("type", "any")
+    if t == "array":
+        return f"list[{_type_name(schema.get('items', {}), defs)}]"
+    return "null" if t == "null" else str(t)
+
+
+def _fields(schema: dict[str, Any] | None) -> str:
+    """A schema's top-level fields as `name: type (description)`, compact for the prompt."""
+    if not schema:
+        return "text"
+    defs = schema.get("$defs", {})
+    props = schema.get("properties", {})
+    if not props:
+        return _type_name(schema, defs)
+    parts = []
+    for name, sub in props.items():
+        desc = sub.get("description")
+        parts.append(f"{name}: {_type_name(sub, defs)}" + (f" ({desc})" if desc else ""))
+    return "{" + "; ".join(parts) + "}"
+
+
 def _catalog_text(executors: Mapping[str, Agent[Any]]) -> str:
-    lines = ["Executor agents:"]
+    """The executors' catalog: compact signatures (the output schema enforces the rest)."""
+    lines = ["Executor agents (name, default tier, what it does, arguments, output):"]
     for name in sorted(executors):
         a = executors[name]
+        args = '{"input": string}' if a.input_type is str else _fields(a.input_schema)
         lines.append(
-            json.dumps(
-                {
-                    "name": name,
-                    "description": a.description,
-                    "default_tier": a.tier.value,
-                    "input_schema": a.input_schema,
-                    "output_schema": a.output_schema or {"type": "string"},
-                },
-                separators=(",", ":"),
-            )
+            f"- {name} [{a.tier.value}]: {a.description}\n"
+            f"  arguments: {args}\n  output: {_fields(a.output_schema)}"
         )
     return "\n".join(lines)
 
@@ -73,7 +98,7 @@ def _plan_output_type(executors: Mapping[str, Agent[Any]]) -> type[BaseModel]:
         stakes_type: Any = Literal["low", "normal", "high"]
         variant = create_model(
             f"Subtask_{''.join(ch if ch.isalnum() else '_' for ch in name)}",
-            id=(str, Field(description="Short unique id, e.g. 'extract_dates'.")),
+            id=(str, Field(description="Unique snake_case id naming the step.")),
             agent=(agent_tag, Field(description="The executor agent.")),
             instructions=(str, Field(description="What this subtask must achieve.")),
             arguments=(args_type, Field(description="Input for this agent.")),

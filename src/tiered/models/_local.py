@@ -29,7 +29,6 @@ from typing import Any, Literal
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
-import structlog
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 
@@ -42,6 +41,7 @@ from tiered._errors import (
     ProviderError,
     UserError,
 )
+from tiered._logging import get_logger
 from tiered._messages import (
     AssistantMessage,
     Message,
@@ -203,7 +203,7 @@ class _Server:
                 f"({exc}): check free memory (about {self.weights.size * 2 // 2**30 + 1} GiB), "
                 "lower n_ctx, or pass verbose=True to LocalModel to see llama.cpp's log"
             ) from exc
-        structlog.get_logger("tiered").info(
+        get_logger().info(
             "local_model.started",
             model=self.weights.name,
             threads=threads,

@@ -110,6 +110,8 @@ TIERED_ALL = (
 
 MODELS_ALL = (
     "Ladder",
+    "LocalModel",
+    "LocalWeights",
     "Model",
     "OpenAIModel",
     "RetryingModel",
@@ -117,6 +119,7 @@ MODELS_ALL = (
     "ScriptedModel",
     "allow_remote_requests",
     "call",
+    "local_ladder",
     "models_from_env",
     "parse_model_map",
 )

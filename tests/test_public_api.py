@@ -239,3 +239,6 @@ def test_readme_quick_start_runs(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out.splitlines()
     assert "order_id='A17' amount_cents=4200 reason='5 days late: full refund'" in out
     assert any(re.fullmatch(r"3 \d+ 0", line) for line in out), out
+    exec(compile(samples[1], "README.md", "exec"), {"__name__": "readme"})
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["succeeded 2", "t0: refund (urgent); t1: shipping", "True"], out

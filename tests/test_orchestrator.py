@@ -390,6 +390,9 @@ async def test_verifier_rejection_escalates() -> None:
     record = result.subtasks["v"]
     assert record.output == Text(text="mini")
     assert [a.outcome for a in record.attempts] == ["verifier_rejected", "succeeded"]
+    mini = models[Tier.MINI]
+    assert isinstance(mini, ScriptedModel)
+    assert "nano is not good enough" in last_user(mini.requests[0])
 
 
 async def test_stream_yields_typed_events_in_order() -> None:

@@ -629,12 +629,14 @@ class Orchestrator:
                     f"{failure.kind.value}: {failure.message[:500]}"
                 )
                 history = _close_tool_calls(previous, "escalated to a higher tier")
-                followup = (
-                    f"{note}\nYou are a stronger model taking over. Finish the task and give "
-                    "the final output."
-                    if history
-                    else None
-                )
+                if history:
+                    followup = (
+                        f"{note}\nYou are a stronger model taking over. Finish the task and "
+                        "give the final output."
+                    )
+                else:  # no transcript to continue (e.g. a verifier rejection): say why
+                    followup = None
+                    context = f"{context}\n\nAn earlier attempt failed. {note}"
                 reason = f"escalated from {tier.value}: {decision.reason}"
                 tier = decision.tier
             elif decision.action is Action.DECOMPOSE:

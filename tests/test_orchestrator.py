@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -26,6 +27,7 @@ from tiered import (
     Subtask,
     SubtaskStatus,
     Tier,
+    UserError,
     UserMessage,
     default_catalog,
 )
@@ -453,3 +455,53 @@ async def test_per_model_limit_caps_calls_to_one_model() -> None:
     result = await orch.run("limited", plan=plan, compose=False)
     assert len(result.outputs) == 30
     assert peak == 3
+
+
+class Crash(BaseException):
+    """Stands in for the process dying: not an Exception, so nothing handles it."""
+
+
+async def test_journal_resumes_a_crashed_run_without_redoing_finished_work(
+    tmp_path: Path,
+) -> None:
+    journal = tmp_path / "run.jsonl"
+    calls: list[str] = []
+    crash = True
+
+    def responder(request: ModelRequest) -> ScriptStep:
+        agent = request.metadata["agent"]
+        if agent == "planner":
+            return plan_json(draft("a"), draft("b", "a"), draft("c"))
+        if agent == "planner.compose":
+            return "all done"
+        sid = request.metadata["subtask_id"]
+        calls.append(sid)
+        if sid == "b" and crash:
+            raise Crash  # the process dies mid-run
+        return {"text": f"out-{sid}"}
+
+    orch = Orchestrator([Echo()], models=ladder(responder), limits=Limits(concurrency=1))
+    with pytest.raises(BaseExceptionGroup) as info:
+        await orch.run("resumable", journal=journal)
+    assert info.group_contains(Crash)
+    assert {"a", "b"} <= set(calls)
+    finished_before = {c for c in calls if c != "b"}
+
+    crash = False
+    calls.clear()
+    result = await orch.run("resumable", journal=journal)
+    assert result.status is RunStatus.SUCCEEDED
+    assert set(calls) == {"a", "b", "c"} - finished_before
+    assert all(result.subtasks[s].restored for s in finished_before)
+    assert result.outputs["a"] == Text(text="out-a")
+    assert result.final_answer == "all done"
+
+
+async def test_journal_of_another_goal_is_refused(tmp_path: Path) -> None:
+    journal = tmp_path / "run.jsonl"
+    orch = Orchestrator([Echo()], models=ladder(lambda r: {"text": "x"}))
+    await orch.run(
+        "first goal", plan=Plan(subtasks=(subtask("a"),)), compose=False, journal=journal
+    )
+    with pytest.raises(UserError, match="another goal"):
+        await orch.run("second goal", journal=journal)

@@ -40,6 +40,7 @@ TIERED_ALL = (
     "EscalationRequested",
     "Failure",
     "FailureKind",
+    "Journal",
     "Ledger",
     "Limits",
     "LocalModelUnavailable",

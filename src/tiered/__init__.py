@@ -50,6 +50,7 @@ from tiered._events import (
     SubtaskSkipped,
     SubtaskStarted,
 )
+from tiered._journal import Journal
 from tiered._ledger import Budget, Charge, Ledger, TierTotals
 from tiered._logging import redact_secrets
 from tiered._messages import (
@@ -102,6 +103,7 @@ __all__ = (
     "EscalationRequested",
     "Failure",
     "FailureKind",
+    "Journal",
     "Ledger",
     "Limits",
     "LocalModelUnavailable",

@@ -47,6 +47,11 @@ def add_run_command(sub: Any) -> None:
         action="store_true",
         help="reject every subtask's first output so the policy escalates it for real",
     )
+    p.add_argument(
+        "--journal",
+        help="append the plan and finished outputs to this JSONL file; rerunning the same "
+        "goal with it resumes where an interrupted run stopped",
+    )
     p.add_argument("--quiet", action="store_true", help="no live progress lines")
     p.set_defaults(handler=run_command)
 
@@ -117,7 +122,11 @@ def run_command(args: argparse.Namespace) -> int:
 
     async def main() -> RunResult:
         return await orchestrator.run(
-            goal, deps=workflow.deps, output_type=workflow.output_type, on_event=progress
+            goal,
+            deps=workflow.deps,
+            output_type=workflow.output_type,
+            on_event=progress,
+            journal=args.journal,
         )
 
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -51,6 +52,7 @@ from tiered._events import (
     SubtaskSkipped,
     SubtaskStarted,
 )
+from tiered._journal import Journal
 from tiered._ledger import Budget, Ledger
 from tiered._logging import get_logger
 from tiered._messages import (
@@ -150,6 +152,7 @@ class _RunState:
     stop_reason: str | None = None
     stop_status: RunStatus | None = None
     log: Any = None
+    journal: Journal | None = None
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
@@ -210,11 +213,15 @@ class Orchestrator:
         output_type: Any = str,
         compose: bool = True,
         on_event: Callable[[RunEvent], None] | None = None,
+        journal: str | os.PathLike[str] | Journal | None = None,
     ) -> RunResult:
         """Run `goal` to a `RunResult`; partial failure, budget and deadline keep results.
 
-        Pass `plan` to skip planning. Raises `PlanInvalid` if no valid plan could be
-        made, `BudgetExceeded` if the budget ran out before a plan existed.
+        Pass `plan` to skip planning. With `journal` (a file path), the plan and every
+        finished output are appended to it as they happen, and a rerun of the same goal
+        with the same journal picks up where a crashed run stopped. Raises `PlanInvalid`
+        if no valid plan could be made, `BudgetExceeded` if the budget ran out before a
+        plan existed.
         """
         models = self.models if self.models is not None else models_from_env()
         state = _RunState(
@@ -228,6 +235,11 @@ class Orchestrator:
             limiter=anyio.CapacityLimiter(self.limits.concurrency),
         )
         state.log = get_logger(run_id=state.run_id)
+        if journal is not None:
+            state.journal = journal if isinstance(journal, Journal) else Journal(journal)
+            state.journal.load(goal)
+            if plan is None:
+                plan = state.journal.plan
         self._emit(state, RunStarted(run_id=state.run_id, elapsed_s=0.0, goal=goal))
         results: dict[str, SubtaskResult] = {}
         result = self._result(state, plan, results)
@@ -239,6 +251,8 @@ class Orchestrator:
                 if problems:
                     raise PlanInvalid(problems)
             result.plan = plan
+            if state.journal is not None:
+                state.journal.record_plan(goal, plan)
             self._emit(
                 state,
                 PlanCreated(
@@ -413,6 +427,28 @@ class Orchestrator:
             if state.stop_reason is not None:
                 self._skip(state, record, sid, state.stop_reason)
                 return
+            if state.journal is not None:
+                found, output = state.journal.restore(sid, self.executors[s.agent].output_type)
+                if found:
+                    record.output, record.status, record.restored = (
+                        output,
+                        SubtaskStatus.SUCCEEDED,
+                        True,
+                    )
+                    self._emit(
+                        state,
+                        SubtaskFinished(
+                            run_id=state.run_id,
+                            elapsed_s=state.elapsed(),
+                            subtask_id=sid,
+                            tier=self.executors[s.agent].tier,
+                            attempts=0,
+                            usage=Usage(),
+                            cost=Decimal(0),
+                            equivalent_cost=Decimal(0),
+                        ),
+                    )
+                    return
             inputs = {d: results[d].output for d in s.depends_on}
             await self._attempts(state, s, sid, record, inputs, depth)
         except BudgetExceeded as exc:  # e.g. from a classifier router's model call
@@ -573,6 +609,8 @@ class Orchestrator:
                     error = exc
             if error is None:
                 record.output = res.output
+                if state.journal is not None:
+                    state.journal.record_output(sid, res.output)
                 self._attempt(state, record, tier, metered, reason, t0, "succeeded", None)
                 record.status = SubtaskStatus.SUCCEEDED
                 self._emit(
@@ -778,6 +816,8 @@ class Orchestrator:
         if error is None:
             record.output = output
             record.status = SubtaskStatus.SUCCEEDED
+            if state.journal is not None:
+                state.journal.record_output(sid, output)
             self._emit(
                 state,
                 SubtaskFinished(

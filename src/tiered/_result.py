@@ -60,6 +60,8 @@ class SubtaskResult:
     """The planner's decomposition, if the subtask was handed back to it."""
     children: list[SubtaskResult] = field(default_factory=list)
     """Results of the sub-plan's subtasks."""
+    restored: bool = False
+    """True when the output came from the run journal of an earlier, interrupted run."""
 
     @property
     def tier_path(self) -> list[Tier]:
@@ -182,7 +184,7 @@ def _rows(results: dict[str, SubtaskResult], indent: str = "") -> list[list[str]
         path = " > ".join(t.value for t in r.tier_path) or "-"
         if r.sub_plan is not None:
             path += " > planner"
-        outcome = r.status.value
+        outcome = r.status.value + (" (from journal)" if r.restored else "")
         if r.error and r.status is not SubtaskStatus.SUCCEEDED:
             outcome += f": {r.error[:60]}"
         rows.append(

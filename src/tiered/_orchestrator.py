@@ -430,24 +430,8 @@ class Orchestrator:
             if state.journal is not None:
                 found, output = state.journal.restore(sid, self.executors[s.agent].output_type)
                 if found:
-                    record.output, record.status, record.restored = (
-                        output,
-                        SubtaskStatus.SUCCEEDED,
-                        True,
-                    )
-                    self._emit(
-                        state,
-                        SubtaskFinished(
-                            run_id=state.run_id,
-                            elapsed_s=state.elapsed(),
-                            subtask_id=sid,
-                            tier=self.executors[s.agent].tier,
-                            attempts=0,
-                            usage=Usage(),
-                            cost=Decimal(0),
-                            equivalent_cost=Decimal(0),
-                        ),
-                    )
+                    record.restored = True
+                    self._succeed(state, record, sid, self.executors[s.agent].tier, output)
                     return
             inputs = {d: results[d].output for d in s.depends_on}
             await self._attempts(state, s, sid, record, inputs, depth)
@@ -455,17 +439,7 @@ class Orchestrator:
             state.stop(RunStatus.BUDGET_EXCEEDED, str(exc))
             self._skip(state, record, sid, str(exc))
         except Exception as exc:  # a bug in a hook must not take the other subtasks down
-            record.status = SubtaskStatus.FAILED
-            record.error = f"{type(exc).__name__}: {exc}"
-            self._emit(
-                state,
-                SubtaskFailed(
-                    run_id=state.run_id,
-                    elapsed_s=state.elapsed(),
-                    subtask_id=sid,
-                    reason=record.error,
-                ),
-            )
+            self._fail(state, record, sid, f"{type(exc).__name__}: {exc}")
         finally:
             done[s.id].set()
 
@@ -593,39 +567,13 @@ class Orchestrator:
                         state, record, tier, metered, reason, t0, "budget_exceeded", str(exc)
                     )
                     state.stop(RunStatus.BUDGET_EXCEEDED, str(exc))
-                    record.status = SubtaskStatus.FAILED
-                    record.error = str(exc)
-                    self._emit(
-                        state,
-                        SubtaskFailed(
-                            run_id=state.run_id,
-                            elapsed_s=state.elapsed(),
-                            subtask_id=sid,
-                            reason=str(exc),
-                        ),
-                    )
+                    self._fail(state, record, sid, str(exc))
                     return
                 except Exception as exc:
                     error = exc
             if error is None:
-                record.output = res.output
-                if state.journal is not None:
-                    state.journal.record_output(sid, res.output)
                 self._attempt(state, record, tier, metered, reason, t0, "succeeded", None)
-                record.status = SubtaskStatus.SUCCEEDED
-                self._emit(
-                    state,
-                    SubtaskFinished(
-                        run_id=state.run_id,
-                        elapsed_s=state.elapsed(),
-                        subtask_id=sid,
-                        tier=tier,
-                        attempts=len(record.attempts),
-                        usage=record.usage,
-                        cost=record.cost,
-                        equivalent_cost=record.equivalent_cost,
-                    ),
-                )
+                self._succeed(state, record, sid, tier, res.output)
                 return
             if isinstance(error, _Rejected):
                 failure = Failure(
@@ -681,16 +629,12 @@ class Orchestrator:
                 await self._decompose(state, s, sid, record, inputs, depth, failure)
                 return
             else:
-                record.status = SubtaskStatus.FAILED
-                record.error = f"{failure.kind.value}: {failure.message}"
-                self._emit(
+                self._fail(
                     state,
-                    SubtaskFailed(
-                        run_id=state.run_id,
-                        elapsed_s=state.elapsed(),
-                        subtask_id=sid,
-                        reason=f"{decision.reason}; last error: {failure.message}",
-                    ),
+                    record,
+                    sid,
+                    f"{failure.kind.value}: {failure.message}",
+                    reason=f"{decision.reason}; last error: {failure.message}",
                 )
                 return
 
@@ -748,17 +692,7 @@ class Orchestrator:
         except (PlanInvalid, BudgetExceeded) as exc:
             if isinstance(exc, BudgetExceeded):
                 state.stop(RunStatus.BUDGET_EXCEEDED, str(exc))
-            record.status = SubtaskStatus.FAILED
-            record.error = f"decomposition failed: {exc}"
-            self._emit(
-                state,
-                SubtaskFailed(
-                    run_id=state.run_id,
-                    elapsed_s=state.elapsed(),
-                    subtask_id=sid,
-                    reason=record.error,
-                ),
-            )
+            self._fail(state, record, sid, f"decomposition failed: {exc}")
             return
         record.sub_plan = sub_plan
         self._emit(
@@ -814,34 +748,55 @@ class Orchestrator:
             )
         )
         if error is None:
-            record.output = output
-            record.status = SubtaskStatus.SUCCEEDED
-            if state.journal is not None:
-                state.journal.record_output(sid, output)
-            self._emit(
-                state,
-                SubtaskFinished(
-                    run_id=state.run_id,
-                    elapsed_s=state.elapsed(),
-                    subtask_id=sid,
-                    tier=self.planner.tier,
-                    attempts=len(record.attempts),
-                    usage=record.usage,
-                    cost=record.cost,
-                    equivalent_cost=record.equivalent_cost,
-                ),
-            )
+            self._succeed(state, record, sid, self.planner.tier, output)
         else:
-            record.status = SubtaskStatus.FAILED
-            record.error = error
-            self._emit(
-                state,
-                SubtaskFailed(
-                    run_id=state.run_id, elapsed_s=state.elapsed(), subtask_id=sid, reason=error
-                ),
-            )
+            self._fail(state, record, sid, error)
 
     # --- results and events -----------------------------------------------------------
+
+    def _succeed(
+        self, state: _RunState, record: SubtaskResult, sid: str, tier: Tier, output: Any
+    ) -> None:
+        """Record a subtask's output, journal it unless it came from the journal, tell."""
+        record.output = output
+        record.status = SubtaskStatus.SUCCEEDED
+        if state.journal is not None and not record.restored:
+            state.journal.record_output(sid, output)
+        self._emit(
+            state,
+            SubtaskFinished(
+                run_id=state.run_id,
+                elapsed_s=state.elapsed(),
+                subtask_id=sid,
+                tier=tier,
+                attempts=len(record.attempts),
+                usage=record.usage,
+                cost=record.cost,
+                equivalent_cost=record.equivalent_cost,
+            ),
+        )
+
+    def _fail(
+        self,
+        state: _RunState,
+        record: SubtaskResult,
+        sid: str,
+        error: str,
+        *,
+        reason: str | None = None,
+    ) -> None:
+        """Mark a subtask failed with `error`; the event carries `reason` (or the error)."""
+        record.status = SubtaskStatus.FAILED
+        record.error = error
+        self._emit(
+            state,
+            SubtaskFailed(
+                run_id=state.run_id,
+                elapsed_s=state.elapsed(),
+                subtask_id=sid,
+                reason=reason or error,
+            ),
+        )
 
     def _mark_unfinished(self, results: dict[str, SubtaskResult], reason: str) -> None:
         for r in results.values():

@@ -35,7 +35,18 @@ def rss_bytes() -> int:
 
 
 def peak_rss_bytes() -> int:
-    """Peak resident set size of this process (ru_maxrss is KiB on Linux)."""
+    """Peak resident set size of this process.
+
+    `VmHWM` from /proc: `ru_maxrss` would not do, because Linux carries the parent's
+    high-water mark across exec into a spawned child.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 

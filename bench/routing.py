@@ -1,0 +1,595 @@
+"""Routing economics: what each routing strategy pays per successful subtask.
+
+A labelled workload runs through tiered's real `Orchestrator`, `RuleRouter`,
+`ClassifierRouter`, `DefaultPolicy`, verifier (`AgentCheck`) and `Ledger`, priced with the
+real catalog. Only the models are simulated: `SimModel` answers in process, and whether an
+attempt is right is drawn from the published per-tier success rates (DESIGN.md) with a
+seeded RNG.
+
+The outcome model:
+
+- each subtask has a latent difficulty u ~ U(0, 1); a tier gets it right iff u < that tier's
+  published rate for the subtask's benchmark (so a task a cheaper tier solves, a stronger
+  tier solves too, and retrying on the same tier does not help);
+- where OpenAI published no flagship figure (tau2-bench, Terminal-Bench, GPQA), the flagship
+  is assumed no better than mini: the conservative choice for the baseline's success;
+- the verifier (a nano agent) flags a wrong output with probability `recall` and a right
+  one with probability `false_alarm`; only flagged outputs escalate; an undetected wrong
+  output counts as a failure;
+- each attempt costs its category's tokens (turns x input / output tokens per turn); the
+  verifier and the classifier cost nano tokens of their own. No prompt-cache discount is
+  applied here (the caching workload measures that separately).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel
+
+from tiered import (
+    Action,
+    Agent,
+    AgentCheck,
+    AssistantMessage,
+    DefaultPolicy,
+    EscalationDecision,
+    Failure,
+    FailureKind,
+    Ledger,
+    Limits,
+    ModelRequest,
+    ModelResponse,
+    ModelSpec,
+    Orchestrator,
+    Plan,
+    PolicyState,
+    RouteDecision,
+    RouteRequest,
+    Rule,
+    Subtask,
+    Tier,
+    ToolCall,
+    Usage,
+    default_catalog,
+    tool,
+)
+from tiered import ClassifierRouter as _ClassifierRouter
+from tiered import RuleRouter as _RuleRouter
+from tiered.models import Model
+
+__all__ = (
+    "CATEGORIES",
+    "MIXES",
+    "STRATEGIES",
+    "Category",
+    "SimModel",
+    "StrategyResult",
+    "World",
+    "run_mix",
+    "run_routing",
+    "run_strategy",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Category:
+    """One kind of subtask, tied to a published benchmark."""
+
+    name: str
+    benchmark: str
+    rates: Mapping[Tier, float]
+    """Published success rate per tier (flagship = mini where none was published)."""
+    published_flagship: bool
+    rule_tier: Tier
+    """The executor agent's default tier, following DESIGN.md's routing rules."""
+    classifier_tier: Tier
+    """What a well-behaved nano classifier answers for this kind of work."""
+    turns: int
+    """Model calls per attempt."""
+    input_tokens: int
+    """Input tokens per call."""
+    output_tokens: int
+    """Output tokens per call (reasoning included)."""
+
+
+def _rates(nano: float, mini: float, flagship: float | None) -> dict[Tier, float]:
+    return {Tier.NANO: nano, Tier.MINI: mini, Tier.FLAGSHIP: flagship or mini}
+
+
+CATEGORIES: tuple[Category, ...] = (
+    Category(
+        name="tool_use",
+        benchmark="tau2-bench telecom",
+        rates=_rates(0.925, 0.934, None),
+        published_flagship=False,
+        rule_tier=Tier.NANO,
+        classifier_tier=Tier.NANO,
+        turns=3,
+        input_tokens=2_500,
+        output_tokens=200,
+    ),
+    Category(
+        name="knowledge_qa",
+        benchmark="GPQA Diamond",
+        rates=_rates(0.828, 0.880, None),
+        published_flagship=False,
+        rule_tier=Tier.NANO,
+        classifier_tier=Tier.MINI,
+        turns=1,
+        input_tokens=600,
+        output_tokens=1_500,
+    ),
+    Category(
+        name="coding",
+        benchmark="SWE-bench Pro",
+        rates=_rates(0.524, 0.544, 0.577),
+        published_flagship=True,
+        rule_tier=Tier.MINI,
+        classifier_tier=Tier.MINI,
+        turns=8,
+        input_tokens=12_000,
+        output_tokens=1_200,
+    ),
+    Category(
+        name="computer_use",
+        benchmark="OSWorld-Verified",
+        rates=_rates(0.390, 0.721, 0.750),
+        published_flagship=True,
+        rule_tier=Tier.MINI,
+        classifier_tier=Tier.MINI,
+        turns=12,
+        input_tokens=6_000,
+        output_tokens=250,
+    ),
+    Category(
+        name="terminal",
+        benchmark="Terminal-Bench 2.0",
+        rates=_rates(0.463, 0.600, None),
+        published_flagship=False,
+        rule_tier=Tier.MINI,
+        classifier_tier=Tier.MINI,
+        turns=15,
+        input_tokens=8_000,
+        output_tokens=400,
+    ),
+)
+_BY_NAME = {c.name: c for c in CATEGORIES}
+
+MIXES: dict[str, dict[str, float]] = {
+    "bulk": {
+        "tool_use": 0.60,
+        "knowledge_qa": 0.30,
+        "coding": 0.05,
+        "computer_use": 0.025,
+        "terminal": 0.025,
+    },
+    "agentic": {
+        "tool_use": 0.40,
+        "knowledge_qa": 0.25,
+        "coding": 0.15,
+        "computer_use": 0.10,
+        "terminal": 0.10,
+    },
+}
+"""Workload mixes: `bulk` is the work tiered is built for (many cheap executor calls);
+`agentic` gives a third of the subtasks to long multi-turn coding, terminal and computer use."""
+
+VERIFIER_TOKENS = (1_000, 60)
+"""(input, output) tokens of one verifier call on nano."""
+CLASSIFIER_TOKENS = (450, 40)
+"""(input, output) tokens of one classifier call on nano."""
+
+
+def _unit(*parts: object) -> float:
+    """A deterministic number in [0, 1) from `parts` (seeded draws independent of order)."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+@dataclass(slots=True, kw_only=True)
+class World:
+    """The ground truth of one simulated workload, and the simulated judges' error rates."""
+
+    seed: int
+    subtasks: dict[str, tuple[Category, float]]
+    """Subtask id -> (category, latent difficulty u)."""
+    recall: float = 0.9
+    """Probability the verifier flags a wrong output."""
+    false_alarm: float = 0.02
+    """Probability the verifier flags a right output."""
+    classifier_accuracy: float = 0.85
+    """Probability the classifier names its category's tier; else a random other tier."""
+    classifier_unsure: float = 0.10
+    """Probability the classifier answers below the router's confidence threshold."""
+    correct_answers: set[str] = field(default_factory=set)
+    calls: list[tuple[ModelSpec, Usage]] = field(default_factory=list)
+    """Every simulated call, for checking the ledger's arithmetic."""
+
+    @classmethod
+    def build(cls, n: int, *, mix: str = "bulk", seed: int = 7, **judges: float) -> World:
+        rng = random.Random(seed)
+        names = list(MIXES[mix])
+        weights = [MIXES[mix][name] for name in names]
+        subtasks = {
+            f"s{i}": (_BY_NAME[rng.choices(names, weights)[0]], rng.random()) for i in range(n)
+        }
+        return cls(seed=seed, subtasks=subtasks, **judges)
+
+    def correct(self, sid: str, tier: Tier) -> bool:
+        category, u = self.subtasks[sid]
+        return u < category.rates[tier]
+
+
+class Answer(BaseModel):
+    answer: str
+
+
+class Verdict(BaseModel):
+    passed: bool
+    problems: list[str]
+
+
+class TierChoiceSim(BaseModel):
+    tier: str
+    confidence: float
+    reason: str
+
+
+@tool
+def work(step: int) -> str:
+    """Do one step of the task (simulated).
+
+    Args:
+        step: Which step this is.
+    """
+    return f"step {step} done"
+
+
+class SimModel:
+    """One tier's model: scripted turns, outcomes drawn from the world, real prices."""
+
+    def __init__(self, spec: ModelSpec, world: World) -> None:
+        self._spec = spec
+        self.world = world
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self._spec
+
+    def _respond(self, message: AssistantMessage, tokens: tuple[int, int]) -> ModelResponse:
+        usage = Usage(input_tokens=tokens[0], output_tokens=tokens[1], requests=1)
+        self.world.calls.append((self._spec, usage))
+        return ModelResponse(message=message, usage=usage, model_name=self._spec.name)
+
+    async def request(self, request: ModelRequest) -> ModelResponse:
+        agent = request.metadata.get("agent", "")
+        last = request.messages[-1]
+        text = getattr(last, "content", "") or ""
+        if agent == "router":
+            return self._classify(text)
+        if agent == "verifier":
+            return self._verify(text)
+        sid = request.metadata.get("subtask_id", "")
+        category, _ = self.world.subtasks[sid]
+        turn = sum(1 for m in request.messages if isinstance(m, AssistantMessage)) + 1
+        tokens = (category.input_tokens, category.output_tokens)
+        if turn < category.turns:
+            call = ToolCall(id=f"{sid}-{turn}", name="work", arguments=json.dumps({"step": turn}))
+            return self._respond(AssistantMessage(tool_calls=(call,)), tokens)
+        tier = self._spec.tier
+        token = f"{sid}:{tier.value}:{len(request.messages)}"
+        if self.world.correct(sid, tier):
+            self.world.correct_answers.add(token)
+        answer = Answer(answer=token).model_dump_json()
+        return self._respond(AssistantMessage(content=answer), tokens)
+
+    def _classify(self, brief: str) -> ModelResponse:
+        data = json.loads(brief)
+        category = _BY_NAME[data["instructions"].split("]", 1)[0].lstrip("[")]
+        sid = data["instructions"].rsplit(" ", 1)[-1]
+        w = self.world
+        if _unit(w.seed, "classifier", sid) < w.classifier_accuracy:
+            tier = category.classifier_tier
+        else:
+            others = [t for t in Tier if t is not category.classifier_tier]
+            tier = others[int(_unit(w.seed, "classifier-other", sid) * len(others))]
+        unsure = _unit(w.seed, "classifier-unsure", sid) < w.classifier_unsure
+        choice = TierChoiceSim(tier=tier.value, confidence=0.4 if unsure else 0.9, reason="sim")
+        return self._respond(AssistantMessage(content=choice.model_dump_json()), CLASSIFIER_TOKENS)
+
+    def _verify(self, payload: str) -> ModelResponse:
+        data = json.loads(payload)
+        token = json.loads(data["output"])["answer"]
+        right = token in self.world.correct_answers
+        draw = _unit(self.world.seed, "verifier", token)
+        flagged = draw < (self.world.false_alarm if right else self.world.recall)
+        category = self.world.subtasks[token.split(":", 1)[0]][0]
+        problems = [f"wrong answer [{category.name}]"] if flagged else []
+        verdict = Verdict(passed=not flagged, problems=problems)
+        return self._respond(AssistantMessage(content=verdict.model_dump_json()), VERIFIER_TOKENS)
+
+
+# --- strategies ---------------------------------------------------------------------------
+
+
+class FixedRouter:
+    """Every subtask to one tier."""
+
+    def __init__(self, tier: Tier) -> None:
+        self.tier = tier
+
+    async def route(
+        self, request: RouteRequest, *, models: Mapping[Tier, Model], ledger: Ledger
+    ) -> RouteDecision:
+        return RouteDecision(tier=self.tier, reason=f"all on {self.tier.value}", router="fixed")
+
+
+class NoEscalation:
+    """Give up on the first failure (the single-tier baselines)."""
+
+    def decide(self, failure: Failure, state: PolicyState) -> EscalationDecision:
+        return EscalationDecision(action=Action.GIVE_UP, reason="baseline: no escalation")
+
+
+def next_tier_gain(category: Category, tier: Tier) -> float:
+    """P(the next tier up gets it right | this tier got it wrong), from the published rates."""
+    up = tier.up()
+    if up is None:
+        return 0.0
+    here, there = category.rates[tier], category.rates[up]
+    return max(0.0, there - here) / (1.0 - here) if here < 1 else 0.0
+
+
+class GainAwarePolicy(DefaultPolicy):
+    """`DefaultPolicy`, except a rejected output is not escalated when the next tier's
+    published gain on that kind of work is below `min_gain` (a proposal, measured here).
+
+    tiered's `PolicyState` does not carry the subtask or its agent, so this reads the kind
+    of work from the verifier's message; see BENCHMARKS.md for the proposed API change.
+    """
+
+    def __init__(self, *, min_gain: float = 0.10) -> None:
+        super().__init__()
+        self.min_gain = min_gain
+
+        def not_worth_it(f: Failure, s: PolicyState) -> bool:
+            if f.kind is not FailureKind.VERIFIER_REJECTED or "[" not in f.message:
+                return False
+            category = _BY_NAME.get(f.message.rsplit("[", 1)[1].split("]", 1)[0])
+            return category is not None and next_tier_gain(category, f.tier) < self.min_gain
+
+        self.rules.insert(
+            1,
+            Rule(
+                when=not_worth_it,
+                action=Action.GIVE_UP,
+                why=f"the next tier's published gain on this work is under {min_gain:.0%}",
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Strategy:
+    name: str
+    router: str
+    escalate: str
+    """`none`, `default` (tiered's DefaultPolicy) or `gain` (GainAwarePolicy)."""
+
+
+STRATEGIES: tuple[Strategy, ...] = (
+    Strategy("all-flagship", "flagship", escalate="none"),
+    Strategy("all-mini", "mini", escalate="none"),
+    Strategy("all-nano", "nano", escalate="none"),
+    Strategy("rules+escalation", "rules", escalate="default"),
+    Strategy("classifier+escalation", "classifier", escalate="default"),
+    Strategy("rules+gain-aware escalation", "rules", escalate="gain"),
+)
+
+
+@dataclass(slots=True, kw_only=True)
+class StrategyResult:
+    strategy: str
+    subtasks: int
+    succeeded: int
+    """Subtasks whose final output is right."""
+    accepted_wrong: int
+    """Subtasks that finished with a wrong output nobody flagged."""
+    failed: int
+    """Subtasks that ended without an output (flagged at the top tier)."""
+    cost: Decimal
+    attempts: int
+    escalations: int
+    by_tier: dict[str, str]
+    sim_cost: Decimal
+    """The same calls priced independently of the ledger (for the consistency check)."""
+    attempt_cost: Decimal
+    """Dollars summed over subtask attempts (excludes verifier and classifier calls)."""
+
+    @property
+    def success_rate(self) -> float:
+        return self.succeeded / self.subtasks if self.subtasks else 0.0
+
+    @property
+    def cost_per_success(self) -> Decimal:
+        return self.cost / self.succeeded if self.succeeded else Decimal("Infinity")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy,
+            "subtasks": self.subtasks,
+            "succeeded": self.succeeded,
+            "accepted_wrong": self.accepted_wrong,
+            "failed": self.failed,
+            "success_rate": self.success_rate,
+            "cost_usd": float(self.cost),
+            "cost_per_success_usd": float(self.cost_per_success),
+            "attempts": self.attempts,
+            "escalations": self.escalations,
+            "by_tier_usd": self.by_tier,
+        }
+
+
+def _executors() -> dict[str, Agent[Any]]:
+    return {
+        c.name: Agent(
+            name=c.name,
+            instructions=f"Do one {c.benchmark}-style task.",
+            tier=c.rule_tier,
+            tools=[work],
+            output_type=Answer,
+            max_turns=c.turns + 2,
+        )
+        for c in CATEGORIES
+    }
+
+
+def _plan(world: World) -> Plan:
+    return Plan(
+        subtasks=tuple(
+            Subtask(
+                id=sid,
+                agent=category.name,
+                instructions=f"[{category.name}] {category.benchmark} task {sid}",
+                arguments={"input": f"task {sid}"},
+            )
+            for sid, (category, _) in world.subtasks.items()
+        )
+    )
+
+
+async def run_strategy(
+    strategy: Strategy, world: World, *, concurrency: int = 256
+) -> StrategyResult:
+    """Run the workload once under `strategy` through the real orchestrator."""
+    world.calls.clear()
+    world.correct_answers.clear()
+    catalog = default_catalog()
+    models: dict[Tier, Model] = {t: SimModel(catalog.for_tier(t), world) for t in Tier}
+    executors = _executors()
+    router: Any
+    if strategy.router == "rules":
+        router = _RuleRouter()
+    elif strategy.router == "classifier":
+        router = _ClassifierRouter()
+    else:
+        router = FixedRouter(Tier(strategy.router))
+    verifier = Agent(
+        name="verifier",
+        instructions="Check that the output does the task.",
+        output_type=Verdict,
+        max_repairs=0,
+        max_turns=1,
+    )
+    check = AgentCheck(verifier, tier=Tier.NANO)
+    policy: Any = {
+        "none": NoEscalation,
+        "default": DefaultPolicy,
+        "gain": GainAwarePolicy,
+    }[strategy.escalate]()
+    orchestrator = Orchestrator(
+        list(executors.values()),
+        router=router,
+        policy=policy,
+        limits=Limits(concurrency=concurrency, max_decompose_depth=0),
+        models=models,
+        verify={name: check for name in executors} if strategy.escalate != "none" else None,
+    )
+    result = await orchestrator.run("simulated workload", plan=_plan(world), compose=False)
+    succeeded = accepted_wrong = failed = attempts = escalations = 0
+    attempt_cost = Decimal(0)
+    for record in result.subtasks.values():
+        attempts += len(record.attempts)
+        escalations += max(0, len({a.tier for a in record.attempts}) - 1)
+        attempt_cost += sum((a.cost for a in record.attempts), Decimal(0))
+        if record.status.value == "succeeded":
+            if record.output.answer in world.correct_answers:
+                succeeded += 1
+            else:
+                accepted_wrong += 1
+        else:
+            failed += 1
+    sim_cost = sum((spec.cost(u) for spec, u in world.calls), Decimal(0))
+    return StrategyResult(
+        strategy=strategy.name,
+        subtasks=len(world.subtasks),
+        succeeded=succeeded,
+        accepted_wrong=accepted_wrong,
+        failed=failed,
+        cost=result.cost,
+        attempts=attempts,
+        escalations=escalations,
+        by_tier={t.value: str(v.cost) for t, v in result.by_tier.items()},
+        sim_cost=sim_cost,
+        attempt_cost=attempt_cost,
+    )
+
+
+async def run_mix(
+    n: int, mix: str, *, seed: int = 7, recalls: Sequence[float] = (0.9,)
+) -> dict[str, Any]:
+    """Every strategy on one workload mix, plus rules+escalation at other verifier recalls."""
+    world = World.build(n, mix=mix, seed=seed, recall=recalls[0])
+    rows = [(await run_strategy(s, world)).as_dict() for s in STRATEGIES]
+    base = rows[0]
+
+    def relative(row: dict[str, Any]) -> dict[str, Any]:
+        row["cost_vs_flagship"] = row["cost_usd"] / base["cost_usd"]
+        row["success_vs_flagship"] = row["success_rate"] / base["success_rate"]
+        return row
+
+    rows = [relative(row) for row in rows]
+    sensitivity = []
+    rules = next(s for s in STRATEGIES if s.name == "rules+escalation")
+    for recall in recalls[1:]:
+        w = World.build(n, mix=mix, seed=seed, recall=recall)
+        row = relative((await run_strategy(rules, w)).as_dict())
+        row["recall"] = recall
+        sensitivity.append(row)
+    counts: dict[str, int] = {}
+    for category, _ in world.subtasks.values():
+        counts[category.name] = counts.get(category.name, 0) + 1
+    return {
+        "mix": mix,
+        "shares": MIXES[mix],
+        "counts": counts,
+        "strategies": rows,
+        "sensitivity": sensitivity,
+    }
+
+
+async def run_routing(
+    n: int, *, seed: int = 7, recalls: Sequence[float] = (0.9,), mixes: Sequence[str] = ("bulk",)
+) -> dict[str, Any]:
+    """`run_mix` for each mix, with the assumptions that produced the numbers."""
+    categories = {
+        c.name: {
+            "benchmark": c.benchmark,
+            "rates": {t.value: r for t, r in c.rates.items()},
+            "flagship_published": c.published_flagship,
+            "rule_tier": c.rule_tier.value,
+            "classifier_tier": c.classifier_tier.value,
+            "calls_per_attempt": c.turns,
+            "tokens_per_call": [c.input_tokens, c.output_tokens],
+        }
+        for c in CATEGORIES
+    }
+    judges = World(seed=seed, subtasks={})
+    return {
+        "subtasks": n,
+        "seed": seed,
+        "recall": recalls[0],
+        "false_alarm": judges.false_alarm,
+        "classifier_accuracy": judges.classifier_accuracy,
+        "classifier_unsure": judges.classifier_unsure,
+        "verifier_tokens": list(VERIFIER_TOKENS),
+        "classifier_tokens": list(CLASSIFIER_TOKENS),
+        "categories": categories,
+        "mixes": [await run_mix(n, mix, seed=seed, recalls=recalls) for mix in mixes],
+    }

@@ -122,7 +122,8 @@ def _server_delta(sim: SimServer, before: dict[str, Any]) -> dict[str, Any]:
     after = sim.stats()
     requests = after["requests"] - before["requests"]
     cpu = after["cpu_s"] - before["cpu_s"]
-    return {"requests": requests, "cpu_s": cpu, "cpu_us_per_request": cpu / requests * 1e6 if requests else None}
+    per_request = cpu / requests * 1e6 if requests else None
+    return {"requests": requests, "cpu_s": cpu, "cpu_us_per_request": per_request}
 
 
 def run_overhead(sim: SimServer, cfg: dict[str, Any], *, tool: bool) -> dict[str, Any]:

@@ -347,9 +347,7 @@ def tables(results: dict[str, Any]) -> str:
         add("| contender | CPU µs/call | × raw SDK | wall µs/call |")
         add("|---|---|---|---|")
         for name, row in ov["rows"].items():
-            add(
-                f"| {name} | {_mmm(row, 0)} | {_f(row['ratio'])} | {_f(row['wall_median'], 0)} |"
-            )
+            add(f"| {name} | {_mmm(row, 0)} | {_f(row['ratio'])} | {_f(row['wall_median'], 0)} |")
         for name, err in o.get("errors", {}).items():
             add(f"| {name} | failed: {err} | | |")
         add("")
@@ -461,7 +459,10 @@ def tables(results: dict[str, Any]) -> str:
             "calls × tokens per attempt):"
         )
         add("")
-        add("| category | benchmark | nano | mini | flagship | rule tier | calls | in/out per call |")
+        add(
+            "| category | benchmark | nano | mini | flagship | rule tier | calls "
+            "| in/out per call |"
+        )
         add("|---|---|---|---|---|---|---|---|")
         for name, c in ro["categories"].items():
             r = c["rates"]

@@ -107,17 +107,16 @@ async def interleaved(
 # --- fan-out: makespan and memory --------------------------------------------------------
 
 
-async def _pool(n: int, concurrency: int, one: Callable[[], Awaitable[Any]]) -> int:
-    """Run `one` n times with exactly `concurrency` in flight; return how many failed."""
-    remaining = n
+async def _pool(n: int, concurrency: int, one: Callable[[int], Awaitable[Any]]) -> int:
+    """Run `one(i)` for i in range(n) with exactly `concurrency` in flight; count failures."""
+    indices = iter(range(n))
     failures = 0
 
     async def lane() -> None:
-        nonlocal remaining, failures
-        while remaining > 0:
-            remaining -= 1
+        nonlocal failures
+        for i in indices:
             try:
-                await one()
+                await one(i)
             except Exception:
                 failures += 1
 
@@ -135,7 +134,7 @@ async def fanout(base_url: str, name: str, *, n: int, concurrency: int) -> dict[
     gc.collect()
     rss0 = rss_bytes()
     c0, w0 = time.process_time(), time.perf_counter()
-    failures = await _pool(n, concurrency, c.single)
+    failures = await _pool(n, concurrency, lambda _: c.single())
     wall = time.perf_counter() - w0
     cpu = time.process_time() - c0
     peak = peak_rss_bytes()
@@ -160,10 +159,9 @@ async def orchestrated(
 ) -> dict[str, Any]:
     """Plan -> n subtasks -> synthesis through `Orchestrator`, every model over HTTP."""
     _raise_fd_limit()
+    from bench.clients import TieredModelHandle
     from tiered import Agent, Limits, Orchestrator, Planner, Tier
     from tiered.models import OpenAIModel
-
-    from bench.clients import TieredModelHandle
 
     handles = {
         Tier.NANO: TieredModelHandle(base_url, transport, "gpt-5.4-nano"),
@@ -223,9 +221,8 @@ async def prompt_caching(
     """Bulk fan-out of one nano agent, cache-friendly layout vs the variable part first."""
     from pydantic import BaseModel
 
-    from tiered import Agent, Ledger, tool
-
     from bench.clients import TieredModelHandle
+    from tiered import Agent, Ledger, tool
 
     class Ticket(BaseModel):
         queue: int
@@ -273,12 +270,7 @@ async def prompt_caching(
             await hostile.run("Classify the ticket above.", model=model, ledger=ledger)
 
         one = one_friendly if layout == "friendly" else one_hostile
-        counter = iter(range(n))
-
-        async def next_one(one: Callable[[int], Awaitable[None]] = one) -> None:
-            await one(next(counter))
-
-        await _pool(n, concurrency, next_one)
+        await _pool(n, concurrency, one)
         u = ledger.usage
         out[layout] = {
             "requests": u.requests,

@@ -66,7 +66,7 @@ def machine(*, quick: bool, argv: Sequence[str]) -> dict[str, Any]:
         mem_gib = round(kib / 2**20, 1)
     except (OSError, StopIteration, ValueError):
         pass
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)

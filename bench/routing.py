@@ -213,14 +213,22 @@ class World:
     """Every simulated call, for checking the ledger's arithmetic."""
 
     @classmethod
-    def build(cls, n: int, *, mix: str = "bulk", seed: int = 7, **judges: float) -> World:
+    def build(
+        cls,
+        n: int,
+        *,
+        mix: str = "bulk",
+        seed: int = 7,
+        recall: float = 0.9,
+        false_alarm: float = 0.02,
+    ) -> World:
         rng = random.Random(seed)
         names = list(MIXES[mix])
         weights = [MIXES[mix][name] for name in names]
         subtasks = {
             f"s{i}": (_BY_NAME[rng.choices(names, weights)[0]], rng.random()) for i in range(n)
         }
-        return cls(seed=seed, subtasks=subtasks, **judges)
+        return cls(seed=seed, subtasks=subtasks, recall=recall, false_alarm=false_alarm)
 
     def correct(self, sid: str, tier: Tier) -> bool:
         category, u = self.subtasks[sid]

@@ -15,7 +15,7 @@ import resource
 import sys
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from bench.clients import Contender, make
@@ -29,7 +29,7 @@ def rss_bytes() -> int:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except OSError:
-        import psutil
+        import psutil  # type: ignore[import-untyped]
 
         return int(psutil.Process().memory_info().rss)
 
@@ -286,14 +286,14 @@ async def prompt_caching(
 
 def main(argv: list[str]) -> None:
     kind, raw = argv[0], json.loads(argv[1])
-    functions: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
+    functions: dict[str, Callable[..., Coroutine[Any, Any, dict[str, Any]]]] = {
         "interleaved": interleaved,
         "fanout": fanout,
         "orchestrated": orchestrated,
         "prompt_caching": prompt_caching,
     }
     try:
-        result = asyncio.run(functions[kind](**raw))
+        result: dict[str, Any] = asyncio.run(functions[kind](**raw))
     except Exception as exc:
         traceback.print_exc()
         result = {"error": f"{type(exc).__name__}: {exc}"}

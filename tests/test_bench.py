@@ -1,0 +1,216 @@
+"""The benchmark's own machinery: the loopback simulator and the routing-economics accounting.
+
+No timing assertions: these check that what `python -m bench` measures is measured right.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import jsonschema
+import pytest
+from pydantic import BaseModel, Field
+
+from tiered import (
+    Agent,
+    Ledger,
+    ModelRequest,
+    ProviderError,
+    SystemMessage,
+    Tier,
+    Usage,
+    UserMessage,
+)
+from tiered import tool as as_tool
+from tiered.models import OpenAIModel
+
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_bench() -> None:
+    """Import `bench/` as a package without putting the repository root on `sys.path`
+    (where its `agents/` folder would shadow the `openai-agents` package)."""
+    if "bench" in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(
+        "bench", _ROOT / "bench" / "__init__.py", submodule_search_locations=[str(_ROOT / "bench")]
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench"] = module
+    spec.loader.exec_module(module)
+
+
+_load_bench()
+
+from bench import routing, server  # noqa: E402
+
+pytestmark = pytest.mark.anyio
+
+# Long enough (over 1,024 tokens at four characters a token) for the prompt cache.
+INSTRUCTIONS = "Follow the refund policy exactly. " * 170
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[server.SimServer]:
+    with server.SimServer() as s:
+        s.configure(mode="zero")
+        yield s
+
+
+@pytest.fixture
+def model(sim: server.SimServer) -> OpenAIModel:
+    sim.configure(reset=True)
+    return OpenAIModel("gpt-5.4-nano", base_url=sim.base_url, api_key="sk-test")
+
+
+def _expected_cached(common_chars: int) -> int:
+    """OpenAI's rule: 1,024 tokens and more, in 128-token steps, of the shared prefix."""
+    tokens = common_chars // server.CHARS_PER_TOKEN
+    if tokens < server.CACHE_MIN_TOKENS:
+        return 0
+    steps = (tokens - server.CACHE_MIN_TOKENS) // server.CACHE_STEP_TOKENS
+    return server.CACHE_MIN_TOKENS + steps * server.CACHE_STEP_TOKENS
+
+
+async def test_usage_and_cached_tokens_through_openai_model(model: OpenAIModel) -> None:
+    def request(question: str) -> ModelRequest:
+        return ModelRequest(
+            messages=(SystemMessage(content=INSTRUCTIONS), UserMessage(content=question))
+        )
+
+    first = await model.request(request("Refund order A17? #sim:out=30"))
+    second = await model.request(request("Refund order B99?"))
+    await model.aclose()
+
+    rendered = f"<system>{INSTRUCTIONS}\n<user>Refund order "
+    assert first.usage.input_tokens >= server.CACHE_MIN_TOKENS
+    assert first.usage.cached_input_tokens == 0  # nothing to read yet
+    assert first.usage.output_tokens == 30
+    assert second.usage.cached_input_tokens == _expected_cached(len(rendered))
+    assert 0 < second.usage.cached_input_tokens <= second.usage.input_tokens
+    assert second.message.content == "ok"
+
+    # the ledger bills the cached part at the cached price
+    ledger = Ledger()
+    charge = ledger.record(model.spec, second.usage)
+    u = second.usage
+    prices = model.spec.prices()
+    expected = (
+        (u.input_tokens - u.cached_input_tokens) * prices.input
+        + u.cached_input_tokens * prices.cached_input
+        + u.output_tokens * prices.output
+    ) / Decimal(1_000_000)
+    assert charge.cost == expected
+    assert charge.cost < model.spec.cost(
+        Usage(input_tokens=u.input_tokens, output_tokens=u.output_tokens)
+    )
+
+
+class Line(BaseModel):
+    sku: str
+    quantity: int = Field(ge=1)
+
+
+class Refund(BaseModel):
+    order_id: str
+    amount_cents: int
+    reason: Literal["late", "damaged", "other"]
+    lines: list[Line]
+    note: str | None
+
+
+async def test_structured_output_fits_the_schema_and_tools_are_called(
+    model: OpenAIModel,
+) -> None:
+    calls: list[str] = []
+
+    async def lookup_order(order_id: str) -> dict[str, Any]:
+        """Look an order up.
+
+        Args:
+            order_id: The order's id.
+        """
+        calls.append(order_id)
+        return {"order_id": order_id, "days_late": 5}
+
+    agent: Agent[Refund] = Agent(
+        name="refunder",
+        instructions="Draft the refund.",
+        tools=[as_tool(lookup_order)],
+        output_type=Refund,
+    )
+    result = await agent.run("Refund order A17. #sim:call=lookup_order", model=model)
+    await model.aclose()
+
+    assert isinstance(result.output, Refund)
+    assert result.output.reason == "late"  # the first enum member: a minimal instance
+    assert result.turns == 2  # one tool call, then the answer
+    assert calls == ["x"]
+    assert result.usage.requests == 2
+
+
+async def test_planted_failure_reaches_the_model_as_a_provider_error(
+    model: OpenAIModel,
+) -> None:
+    request = ModelRequest(messages=(UserMessage(content="Hi #sim:fail=500@nano"),))
+    with pytest.raises(ProviderError):
+        await model.request(request)
+    other = OpenAIModel("gpt-5.4-mini", base_url=model.base_url, api_key="sk-test")
+    ok = await other.request(request)  # planted for nano only
+    assert ok.message.content == "ok"
+    await model.aclose()
+    await other.aclose()
+
+
+def test_minimal_instance_validates_and_counts_items() -> None:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "subtasks": {"type": "array", "items": {"$ref": "#/$defs/Step"}},
+            "mode": {"enum": ["fast", "slow"]},
+            "limit": {"anyOf": [{"type": "integer", "minimum": 3}, {"type": "null"}]},
+        },
+        "required": ["subtasks", "mode", "limit"],
+        "additionalProperties": False,
+        "$defs": {
+            "Step": {
+                "type": "object",
+                "properties": {"id": {"type": "string"}, "agent": {"const": "echo"}},
+                "required": ["id", "agent"],
+                "additionalProperties": False,
+            }
+        },
+    }
+    value = server.minimal_instance(schema, counts={"subtasks": 3})
+    jsonschema.validate(value, schema)
+    assert [s["id"] for s in value["subtasks"]] == ["t0", "t1", "t2"]
+    assert value["limit"] == 3
+
+
+async def test_routing_economics_accounting_adds_up() -> None:
+    world = routing.World.build(60, mix="agentic", seed=3)
+    right = {tier: sum(1 for sid in world.subtasks if world.correct(sid, tier)) for tier in Tier}
+    for strategy in routing.STRATEGIES:
+        r = await routing.run_strategy(strategy, world, concurrency=8)
+        # every call the simulated models answered is in the ledger, at catalog prices
+        assert r.cost == r.sim_cost
+        assert 0 < r.attempt_cost <= r.cost
+        assert r.succeeded + r.accepted_wrong + r.failed == r.subtasks == 60
+        assert 0 <= r.succeeded <= 60
+        assert r.attempts >= 60
+        if strategy.escalate == "none":
+            tier = Tier(strategy.router)
+            assert r.succeeded == right[tier]  # no verifier: exactly the tier's right answers
+            assert r.failed == r.escalations == 0
+            assert r.attempts == 60
+            assert r.attempt_cost == r.cost
+        else:
+            assert r.succeeded <= right[Tier.FLAGSHIP]
+            assert r.attempts == 60 + r.escalations

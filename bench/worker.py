@@ -84,6 +84,10 @@ async def interleaved(
             errors[name] = f"{type(exc).__name__}: {exc}"
             continue
         ready[name] = c
+    # everything imported and warmed so far is long-lived: keep the collector from rescanning
+    # one contender's modules while timing another
+    gc.collect()
+    gc.freeze()
     cpu: dict[str, list[float]] = {n: [] for n in ready}
     wall: dict[str, list[float]] = {n: [] for n in ready}
     order = list(ready)

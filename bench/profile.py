@@ -78,10 +78,11 @@ def main(argv: list[str] | None = None) -> None:
         async def fanout(c: Any) -> None:
             await _pool(n, args.concurrency, lambda _: c.single())
 
+        opts: dict[str, Any] = {"by": args.by, "top": args.top, "only": args.only}
         if args.what == "sequential":
-            print(_cprofile(lambda: setup_and(sequential), by=args.by, top=args.top, only=args.only))
+            print(_cprofile(lambda: setup_and(sequential), **opts))
         elif args.what == "fanout":
-            print(_cprofile(lambda: setup_and(fanout), by=args.by, top=args.top, only=args.only))
+            print(_cprofile(lambda: setup_and(fanout), **opts))
         elif args.what == "orchestrated":
             print(
                 _cprofile(

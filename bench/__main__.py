@@ -1,7 +1,7 @@
 """`python -m bench` (or `make bench`): every workload, one machine, one run, as ratios.
 
     python -m bench            # full mode (~15 minutes on 2 cores): fills BENCHMARKS.md
-    python -m bench --quick    # smoke test, well under a minute; writes bench/results-quick.json
+    python -m bench --quick    # smoke test, well under a minute; results in $TMPDIR only
     python -m bench --only overhead,fanout      # a subset, merged into the results file
     python -m bench --report   # re-render BENCHMARKS.md from bench/results.json
 
@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from bench.server import SimServer
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
-QUICK_RESULTS = ROOT / "bench" / "results-quick.json"
+QUICK_RESULTS = Path(tempfile.gettempdir()) / "tiered-bench-quick.json"
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 
 SEQUENTIAL = [

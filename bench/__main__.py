@@ -57,7 +57,7 @@ FANOUT = [
     "openai-agents",
     "pydantic-ai",
 ]
-WORKLOADS = ("overhead", "tool_loop", "fanout", "orchestrated", "caching", "routing")
+WORKLOADS = ("overhead", "tool_loop", "fanout", "orchestrated", "framework", "caching", "routing")
 
 
 def _settings(quick: bool) -> dict[str, Any]:
@@ -71,7 +71,8 @@ def _settings(quick: bool) -> dict[str, Any]:
                 "reps": 1,
                 "contenders": ["raw-sdk/httpx2", "tiered/httpx2", "tiered/aiohttp"],
             },
-            "orchestrated": {"n": 200, "concurrency": 100, "reps": 1, "transports": ["aiohttp"]},
+            "orchestrated": {"sizes": [(200, 100, 1)], "transports": ["aiohttp"]},
+            "framework": {"n": 1000, "concurrency": 100, "latency_ms": 20},
             "caching": {"n": 100, "concurrency": 25},
             "routing": {"n": 150, "recalls": [0.9], "mixes": ["bulk"]},
         }
@@ -85,11 +86,10 @@ def _settings(quick: bool) -> dict[str, Any]:
             "contenders": FANOUT,
         },
         "orchestrated": {
-            "n": 1000,
-            "concurrency": 100,
-            "reps": 3,
+            "sizes": [(1000, 100, 3), (5000, 500, 2)],
             "transports": ["httpx2", "aiohttp"],
         },
+        "framework": {"n": 5000, "concurrency": 500, "latency_ms": 50},
         "caching": {"n": 1000, "concurrency": 50},
         "routing": {"n": 2000, "recalls": [0.9, 1.0, 0.7], "mixes": ["bulk", "agentic"]},
     }
@@ -175,32 +175,39 @@ def run_fanout(sim: SimServer, cfg: dict[str, Any]) -> dict[str, Any]:
 
 def run_orchestrated(sim: SimServer, cfg: dict[str, Any], latency_ms: float) -> dict[str, Any]:
     sim.configure(mode="fixed", fixed_ms=latency_ms, reset=True)
-    n, concurrency = cfg["n"], cfg["concurrency"]
-    ideal = (2 + -(-n // concurrency)) * latency_ms / 1000  # plan, waves, synthesis
-    runs: dict[str, list[dict[str, Any]]] = {t: [] for t in cfg["transports"]}
-    for rep in range(cfg["reps"]):
-        for transport in runs:
-            _log(f"orchestrated run rep {rep + 1}: {transport}")
-            before = sim.stats()
-            r = _child(
-                "orchestrated",
-                timeout=300,
-                base_url=sim.base_url,
-                transport=transport,
-                n=n,
-                concurrency=concurrency,
-            )
-            r["server"] = _server_delta(sim, before)
-            if "makespan_s" in r:
-                r["ratio"] = r["makespan_s"] / ideal
-            runs[transport].append(r)
-    return {
-        "n": n,
-        "concurrency": concurrency,
-        "latency_ms": latency_ms,
-        "ideal_s": ideal,
-        "runs": runs,
-    }
+    out: dict[str, Any] = {"latency_ms": latency_ms, "sizes": {}}
+    for n, concurrency, reps in cfg["sizes"]:
+        ideal = (2 + -(-n // concurrency)) * latency_ms / 1000  # plan, waves, synthesis
+        runs: dict[str, list[dict[str, Any]]] = {t: [] for t in cfg["transports"]}
+        for rep in range(reps):
+            for transport in runs:
+                _log(f"orchestrated run {n}x{concurrency} rep {rep + 1}: {transport}")
+                before = sim.stats()
+                r = _child(
+                    "orchestrated",
+                    timeout=300,
+                    base_url=sim.base_url,
+                    transport=transport,
+                    n=n,
+                    concurrency=concurrency,
+                )
+                r["server"] = _server_delta(sim, before)
+                if "makespan_s" in r:
+                    r["ratio"] = r["makespan_s"] / ideal
+                runs[transport].append(r)
+        out["sizes"][f"{n}x{concurrency}"] = {
+            "n": n,
+            "concurrency": concurrency,
+            "reps": reps,
+            "ideal_s": ideal,
+            "runs": runs,
+        }
+    return out
+
+
+def run_framework(cfg: dict[str, Any]) -> dict[str, Any]:
+    r = _child("framework_only", timeout=600, memory=True, **cfg)
+    return r
 
 
 def run_caching(sim: SimServer, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -243,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def save() -> None:
         results["meta"]["duration_s"] = round(time.time() - started, 1)
+        results["meta"]["loadavg_at_end"] = report.loadavg()
         path.write_text(json.dumps(results, indent=1, default=str) + "\n")
 
     with SimServer() as sim:
@@ -261,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
             results["orchestrated"] = run_orchestrated(
                 sim, cfg["orchestrated"], cfg["fanout"]["latency_ms"]
             )
+            save()
+        if "framework" in only:
+            _log("the framework alone: Agent.run and Orchestrator.run on an in-process model")
+            results["framework"] = run_framework(cfg["framework"])
             save()
         if "caching" in only:
             _log("prompt caching: friendly vs hostile layout")

@@ -20,7 +20,7 @@ from typing import Any
 
 from bench.clients import Contender, make
 
-__all__ = ("fanout", "interleaved", "orchestrated", "prompt_caching")
+__all__ = ("fanout", "framework_only", "interleaved", "orchestrated", "prompt_caching")
 
 
 def rss_bytes() -> int:
@@ -184,11 +184,28 @@ async def orchestrated(
     await orchestrator.run("Warm up. #sim:items=subtasks:2")
     gc.collect()
     rss0 = rss_bytes()
+    marks: dict[str, tuple[float, float]] = {}
+
+    def on_event(event: Any) -> None:
+        # CPU and wall at the end of planning and at the last subtask's end, by phase
+        if event.name == "plan.created":
+            marks["planned"] = (time.process_time(), time.perf_counter())
+        elif event.name in ("subtask.finished", "subtask.failed", "subtask.skipped"):
+            marks["executed"] = (time.process_time(), time.perf_counter())
+
     c0, w0 = time.process_time(), time.perf_counter()
-    result = await orchestrator.run(f"Check {n} records. #sim:items=subtasks:{n}")
-    wall = time.perf_counter() - w0
-    cpu = time.process_time() - c0
+    result = await orchestrator.run(
+        f"Check {n} records. #sim:items=subtasks:{n}", on_event=on_event
+    )
+    c1, w1 = time.process_time(), time.perf_counter()
+    wall, cpu = w1 - w0, c1 - c0
     peak = peak_rss_bytes()
+    (cp, wp), (ce, we) = marks["planned"], marks["executed"]
+    phases = {
+        "plan": {"cpu_s": cp - c0, "wall_s": wp - w0},
+        "execute": {"cpu_s": ce - cp, "wall_s": we - wp},
+        "synthesis": {"cpu_s": c1 - ce, "wall_s": w1 - we},
+    }
     succeeded = sum(1 for r in result.subtasks.values() if r.status.value == "succeeded")
     for h in handles.values():
         await h.aclose()
@@ -202,9 +219,87 @@ async def orchestrated(
         "status": result.status.value,
         "requests": result.usage.requests,
         "final_answer": str(result.final_answer)[:40],
+        "phases": phases,
         "rss_before": rss0,
         "peak_rss": peak,
     }
+
+
+# --- the framework alone, in process ------------------------------------------------------
+
+
+async def framework_only(
+    *, n: int, concurrency: int, latency_ms: float, memory: bool
+) -> dict[str, Any]:
+    """`Agent.run` and `Orchestrator.run` on an in-process model (no HTTP, no SDK).
+
+    The model answers after `latency_ms`, so `concurrency` calls are really in flight. CPU is
+    per subtask; with `memory`, the peak of Python allocations (tracemalloc, which slows
+    everything, so CPU comes from a separate pass) per in-flight subtask.
+    """
+    import tracemalloc
+
+    from tiered import (
+        Agent,
+        AssistantMessage,
+        Limits,
+        ModelResponse,
+        Orchestrator,
+        Plan,
+        Subtask,
+        Tier,
+        Usage,
+        default_catalog,
+    )
+
+    catalog = default_catalog()
+
+    class Sleepy:
+        def __init__(self, tier: Tier) -> None:
+            self.spec = catalog.for_tier(tier)
+            self.response = ModelResponse(
+                message=AssistantMessage(content="ok"),
+                usage=Usage(input_tokens=30, output_tokens=1, requests=1),
+                model_name=self.spec.name,
+            )
+
+        async def request(self, request: Any) -> ModelResponse:
+            await asyncio.sleep(latency_ms / 1000)
+            return self.response
+
+    models: dict[Tier, Any] = {t: Sleepy(t) for t in Tier}
+    echo = Agent(name="echo", instructions="Repeat the record's status in one word.")
+    plan = Plan(
+        subtasks=tuple(
+            Subtask(id=f"t{i}", agent="echo", instructions="Check it.", arguments={"input": "x"})
+            for i in range(n)
+        )
+    )
+    orchestrator = Orchestrator([echo], limits=Limits(concurrency=concurrency), models=models)
+
+    async def agents() -> None:
+        await _pool(n, concurrency, lambda _: echo.run("x", model=models[Tier.NANO]))
+
+    async def orchestrated() -> None:
+        await orchestrator.run("Check the records.", plan=plan, compose=False)
+
+    out: dict[str, Any] = {"n": n, "concurrency": concurrency, "latency_ms": latency_ms}
+    for name, run in (("agent", agents), ("orchestrator", orchestrated)):
+        await run()  # warm
+        gc.collect()
+        c0 = time.process_time()
+        await run()
+        row: dict[str, Any] = {"cpu_us": (time.process_time() - c0) / n * 1e6}
+        if memory:
+            gc.collect()
+            tracemalloc.start(1)
+            await run()
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            row["peak_kb_per_inflight"] = peak / concurrency / 1024
+            row["peak_kb_per_subtask"] = peak / n / 1024
+        out[name] = row
+    return out
 
 
 # --- prompt caching ----------------------------------------------------------------------
@@ -294,6 +389,7 @@ def main(argv: list[str]) -> None:
         "interleaved": interleaved,
         "fanout": fanout,
         "orchestrated": orchestrated,
+        "framework_only": framework_only,
         "prompt_caching": prompt_caching,
     }
     try:

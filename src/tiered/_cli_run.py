@@ -121,13 +121,16 @@ def run_command(args: argparse.Namespace) -> int:
     progress = None if args.quiet else Progress(sys.stderr)
 
     async def main() -> RunResult:
-        return await orchestrator.run(
-            goal,
-            deps=workflow.deps,
-            output_type=workflow.output_type,
-            on_event=progress,
-            journal=args.journal,
-        )
+        try:
+            return await orchestrator.run(
+                goal,
+                deps=workflow.deps,
+                output_type=workflow.output_type,
+                on_event=progress,
+                journal=args.journal,
+            )
+        finally:
+            await ladder.aclose()
 
     try:
         result = anyio.run(main)

@@ -42,6 +42,12 @@ class RetryingModel:
         """The wrapped model's spec."""
         return self.wrapped.spec
 
+    async def aclose(self) -> None:
+        """Close the wrapped model's client, if it has one."""
+        close = getattr(self.wrapped, "aclose", None)
+        if close is not None:
+            await close()
+
     async def request(self, request: ModelRequest) -> ModelResponse:
         """Send `request`, retrying transient failures."""
         attempt = 1

@@ -36,6 +36,13 @@ class Ladder(Mapping[Tier, Model]):
     def __len__(self) -> int:
         return len(self.models)
 
+    async def aclose(self) -> None:
+        """Close the models' HTTP clients (they reopen on the next request)."""
+        for model in {id(m): m for m in self.models.values()}.values():
+            close = getattr(model, "aclose", None)
+            if close is not None:
+                await close()
+
 
 def parse_model_map(text: str) -> dict[Tier, str]:
     """Parse "nano=a,mini=b,flagship=c" (a single name means every tier)."""

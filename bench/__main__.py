@@ -245,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only and path.exists():
         results = json.loads(path.read_text())
     started = time.time()
+    busy0, own0 = report.busy_cpu_s(), report.own_cpu_s()
     results["meta"] = report.machine(quick=args.quick, argv=sys.argv)
     results["settings"] = cfg
 
@@ -285,6 +286,11 @@ def main(argv: list[str] | None = None) -> int:
             lambda: run_routing(r["n"], recalls=r["recalls"], mixes=r["mixes"])
         )
         save()
+    busy1 = report.busy_cpu_s()
+    if busy0 is not None and busy1 is not None:
+        # whatever the machine did beyond this run and its children: other people's work
+        other = (busy1 - busy0) - (report.own_cpu_s() - own0)
+        results["meta"]["other_cpu_s"] = round(max(other, 0.0), 1)
     results["targets"] = report.targets(results)
     save()
     if not args.quick and args.output is None:

@@ -245,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.only and path.exists():
         results = json.loads(path.read_text())
     started = time.time()
-    busy0, own0 = report.busy_cpu_s(), report.own_cpu_s()
+    busy0, own0, steal0 = report.busy_cpu_s(), report.own_cpu_s(), report.steal_s()
+    speed0 = report.calibrate()
     results["meta"] = report.machine(quick=args.quick, argv=sys.argv)
     results["settings"] = cfg
 
@@ -291,6 +292,10 @@ def main(argv: list[str] | None = None) -> int:
         # whatever the machine did beyond this run and its children: other people's work
         other = (busy1 - busy0) - (report.own_cpu_s() - own0)
         results["meta"]["other_cpu_s"] = round(max(other, 0.0), 1)
+    steal1 = report.steal_s()
+    if steal0 is not None and steal1 is not None:
+        results["meta"]["steal_s"] = round(steal1 - steal0, 1)
+    results["meta"]["calibration_ms"] = [speed0, report.calibrate()]
     results["targets"] = report.targets(results)
     save()
     if not args.quick and args.output is None:

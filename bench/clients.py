@@ -13,7 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 __all__ = (
     "CONTENDERS",
@@ -257,26 +257,18 @@ class TieredModel(Contender):
 
 
 class TieredModelHandle:
-    """An `OpenAIModel` on either transport, and what must be closed after it.
-
-    On httpx2 the model builds and owns its client; on aiohttp the caller passes an
-    `AsyncOpenAI(http_client=DefaultAioHttpClient())` and stays its owner.
-    """
+    """An `OpenAIModel` on one transport (`OpenAIModel(transport=...)`: aiohttp is tiered's
+    default under asyncio, httpx2 the SDK's), and what must be closed after it."""
 
     def __init__(self, base_url: str, transport: str, name: str = MODEL) -> None:
         from tiered.models import OpenAIModel
 
-        self._client: Any = None
-        if transport == "aiohttp":
-            self._client = _openai_client(base_url, "aiohttp")
-            self.model = OpenAIModel(name, client=self._client)
-        else:
-            self.model = OpenAIModel(name, base_url=base_url, api_key="sk-bench")
+        self.model = OpenAIModel(
+            name, base_url=base_url, api_key="sk-bench", transport=cast(Any, transport)
+        )
 
     async def aclose(self) -> None:
         await self.model.aclose()
-        if self._client is not None:
-            await self._client.close()
 
 
 class TieredAgent(Contender):

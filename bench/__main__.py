@@ -77,8 +77,8 @@ def _settings(quick: bool) -> dict[str, Any]:
             "routing": {"n": 150, "recalls": [0.9], "mixes": ["bulk"]},
         }
     return {
-        "overhead": {"blocks": 9, "per_block": 223, "warmup": 100},
-        "tool_loop": {"blocks": 9, "per_block": 56, "warmup": 20},
+        "overhead": {"blocks": 25, "per_block": 80, "warmup": 100},
+        "tool_loop": {"blocks": 25, "per_block": 20, "warmup": 20},
         "fanout": {
             "latency_ms": 200,
             "sizes": [(1000, 100), (5000, 500)],
@@ -234,7 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     path: Path = args.output or (QUICK_RESULTS if args.quick else RESULTS)
     if args.report:
-        report.write(json.loads(RESULTS.read_text()), BENCHMARKS)
+        results = json.loads(RESULTS.read_text())
+        results["targets"] = report.targets(results)
+        report.write(results, BENCHMARKS)
+        print(report.summary(results))
         return 0
     only = [w for w in args.only.split(",") if w] or list(WORKLOADS)
     unknown = set(only) - set(WORKLOADS)

@@ -180,13 +180,16 @@ def overhead_summary(result: dict[str, Any]) -> dict[str, Any]:
     cpu: dict[str, list[float]] = result.get("cpu_us", {})
     if not cpu:
         return {}
-    ref = statistics.median(cpu[REFERENCE]) if REFERENCE in cpu else None
+    ref = cpu.get(REFERENCE)
     rows = {}
     for name, values in cpu.items():
         s = spread(values)
+        # the ratio within each round (every contender once, seconds apart), then the median:
+        # robust to the machine's speed drifting between rounds
+        ratios = [v / r for v, r in zip(values, ref, strict=False)] if ref else []
         rows[name] = {
             **s,
-            "ratio": s["median"] / ref if ref else None,
+            "ratio": statistics.median(ratios) if ratios else None,
             "wall_median": statistics.median(result["wall_us"][name]),
         }
     layers: dict[str, dict[str, float]] = {}
@@ -444,7 +447,8 @@ def tables(results: dict[str, Any]) -> str:
             f"{o['blocks']} interleaved blocks of {o['per_block']} calls per contender "
             f"({o['blocks'] * o['per_block']:,} calls each); `time.process_time()` in the client "
             f"process. Simulator CPU: {_f(o['server'].get('cpu_us_per_request'), 0)} µs/request "
-            "in its own process. Ratio: median over the raw SDK's median."
+            "in its own process. Ratio: the median over rounds of each round's ratio to the "
+            "raw SDK, so a machine that speeds up or slows down between rounds cancels out."
         )
         add("")
         add("| contender | CPU µs/call | × raw SDK | wall µs/call |")

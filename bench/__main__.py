@@ -234,10 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     path: Path = args.output or (QUICK_RESULTS if args.quick else RESULTS)
     if args.report:
-        results = json.loads(RESULTS.read_text())
-        results["targets"] = report.targets(results)
-        report.write(results, BENCHMARKS)
-        print(report.summary(results))
+        stored: dict[str, Any] = json.loads(RESULTS.read_text())
+        stored["targets"] = report.targets(stored)
+        report.write(stored, BENCHMARKS)
+        print(report.summary(stored))
         return 0
     only = [w for w in args.only.split(",") if w] or list(WORKLOADS)
     unknown = set(only) - set(WORKLOADS)

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,8 @@ SEQUENTIAL = [
     "tiered-model/aiohttp",
     "tiered/httpx2",
     "tiered/aiohttp",
+    "tiered-split/httpx2",
+    "tiered-split/aiohttp",
     "openai-agents",
     "pydantic-ai",
 ]
@@ -248,57 +251,59 @@ def main(argv: list[str] | None = None) -> int:
     if args.only and path.exists():
         results = json.loads(path.read_text())
     started = time.time()
-    busy0, own0, steal0 = report.busy_cpu_s(), report.own_cpu_s(), report.steal_s()
-    speed0 = report.calibrate()
-    results["meta"] = report.machine(quick=args.quick, argv=sys.argv)
-    results["settings"] = cfg
+    whole = report.Conditions.start()
+    meta = report.machine(quick=args.quick, argv=sys.argv)
+    if args.only and "meta" in results:
+        # a partial rerun: the full run's facts stay; each workload carries its own conditions
+        results["meta"].setdefault("reruns", []).append(
+            {"workloads": only, "date": meta["date"], "commit": meta["commit"]}
+        )
+    else:
+        results["meta"] = meta
+        results["settings"] = cfg
 
     def save() -> None:
-        results["meta"]["duration_s"] = round(time.time() - started, 1)
-        results["meta"]["loadavg_at_end"] = report.loadavg()
+        if not args.only:
+            results["meta"]["duration_s"] = round(time.time() - started, 1)
+            results["meta"]["loadavg_at_end"] = report.loadavg()
         path.write_text(json.dumps(results, indent=1, default=str) + "\n")
+
+    def record(name: str, run: Callable[[], dict[str, Any]], sim: SimServer | None) -> None:
+        server_cpu = (lambda: float(sim.stats()["cpu_s"])) if sim is not None else None
+        conditions = report.Conditions.start(server_cpu)
+        result = run()
+        result["conditions"] = conditions.finish(server_cpu)
+        results[name] = result
+        save()
 
     with SimServer() as sim:
         if "overhead" in only:
             _log("overhead: sequential single-turn calls, interleaved blocks")
-            results["overhead"] = run_overhead(sim, cfg["overhead"], tool=False)
-            save()
+            record("overhead", lambda: run_overhead(sim, cfg["overhead"], tool=False), sim)
         if "tool_loop" in only:
             _log("tool loop: 2 model calls + 1 tool call, interleaved blocks")
-            results["tool_loop"] = run_overhead(sim, cfg["tool_loop"], tool=True)
-            save()
+            record("tool_loop", lambda: run_overhead(sim, cfg["tool_loop"], tool=True), sim)
         if "fanout" in only:
-            results["fanout"] = run_fanout(sim, cfg["fanout"])
-            save()
+            record("fanout", lambda: run_fanout(sim, cfg["fanout"]), sim)
         if "orchestrated" in only:
-            results["orchestrated"] = run_orchestrated(
-                sim, cfg["orchestrated"], cfg["fanout"]["latency_ms"]
-            )
-            save()
+            latency = cfg["fanout"]["latency_ms"]
+            record("orchestrated", lambda: run_orchestrated(sim, cfg["orchestrated"], latency), sim)
         if "framework" in only:
             _log("the framework alone: Agent.run and Orchestrator.run on an in-process model")
-            results["framework"] = run_framework(cfg["framework"])
-            save()
+            record("framework", lambda: run_framework(cfg["framework"]), sim)
         if "caching" in only:
             _log("prompt caching: friendly vs hostile layout")
-            results["caching"] = run_caching(sim, cfg["caching"])
-            save()
+            record("caching", lambda: run_caching(sim, cfg["caching"]), sim)
     if "routing" in only:
         _log("routing economics (in process, simulated outcomes)")
         r = cfg["routing"]
-        results["routing"] = anyio.run(
-            lambda: run_routing(r["n"], recalls=r["recalls"], mixes=r["mixes"])
+        record(
+            "routing",
+            lambda: anyio.run(lambda: run_routing(r["n"], recalls=r["recalls"], mixes=r["mixes"])),
+            None,
         )
-        save()
-    busy1 = report.busy_cpu_s()
-    if busy0 is not None and busy1 is not None:
-        # whatever the machine did beyond this run and its children: other people's work
-        other = (busy1 - busy0) - (report.own_cpu_s() - own0)
-        results["meta"]["other_cpu_s"] = round(max(other, 0.0), 1)
-    steal1 = report.steal_s()
-    if steal0 is not None and steal1 is not None:
-        results["meta"]["steal_s"] = round(steal1 - steal0, 1)
-    results["meta"]["calibration_ms"] = [speed0, report.calibrate()]
+    if not args.only:
+        results["meta"].update(whole.finish(None))
     results["targets"] = report.targets(results)
     save()
     if not args.quick and args.output is None:

@@ -302,6 +302,49 @@ class TieredAgent(Contender):
         await self._handle.aclose()
 
 
+class TieredSplit(TieredAgent):
+    """`Agent.run` with the SDK call it makes timed from inside: the CPU spent outside
+    `AsyncOpenAI.post` is the framework's own, measured on the very same calls.
+
+    The model is given its client (`OpenAIModel(client=...)`), so the one per-request check
+    an owned client makes (is this still the loop the client was built on?) is left out.
+    """
+
+    def __init__(self, transport: str = "httpx2") -> None:
+        super().__init__(transport)
+        self.name = f"tiered-split/{transport}"
+        self.inside_s = 0.0
+        """CPU seconds spent inside `AsyncOpenAI.post` so far."""
+
+    async def setup(self, base_url: str) -> None:
+        import time
+
+        from tiered import Agent, tool
+        from tiered.models import OpenAIModel
+
+        client = _openai_client(base_url, self.transport)
+        post = client.post
+
+        async def timed_post(*args: Any, **kwargs: Any) -> Any:
+            t = time.process_time()
+            try:
+                return await post(*args, **kwargs)
+            finally:
+                self.inside_s += time.process_time() - t
+
+        client.post = timed_post
+        self._client = client
+        self._model = OpenAIModel(MODEL, client=client)
+        self._agent = Agent(name="answerer", instructions=INSTRUCTIONS)
+        self._tool_agent = Agent(
+            name="order_checker", instructions=INSTRUCTIONS, tools=[tool(lookup_order)]
+        )
+
+    async def close(self) -> None:
+        await self._model.aclose()
+        await self._client.close()
+
+
 # --- peers -------------------------------------------------------------------------------
 
 
@@ -377,6 +420,8 @@ CONTENDERS: dict[str, Callable[[], Contender]] = {
     "tiered-model/aiohttp": lambda: TieredModel("aiohttp"),
     "tiered/httpx2": lambda: TieredAgent("httpx2"),
     "tiered/aiohttp": lambda: TieredAgent("aiohttp"),
+    "tiered-split/httpx2": lambda: TieredSplit("httpx2"),
+    "tiered-split/aiohttp": lambda: TieredSplit("aiohttp"),
     "openai-agents": OpenAIAgentsSdk,
     "pydantic-ai": PydanticAi,
 }

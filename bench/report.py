@@ -12,14 +12,16 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 __all__ = (
+    "Conditions",
     "busy_cpu_s",
     "calibrate",
+    "conditions_line",
     "loadavg",
     "machine",
     "own_cpu_s",
@@ -149,6 +151,53 @@ def own_cpu_s() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+class Conditions:
+    """How busy and how fast the machine was while something ran."""
+
+    def __init__(self, server_cpu: Callable[[], float] | None) -> None:
+        self.t0 = time.time()
+        self.busy0 = busy_cpu_s()
+        self.own0 = own_cpu_s() + (server_cpu() if server_cpu else 0.0)
+        self.steal0 = steal_s()
+        self.speed0 = calibrate()
+
+    @classmethod
+    def start(cls, server_cpu: Callable[[], float] | None = None) -> Conditions:
+        return cls(server_cpu)
+
+    def finish(self, server_cpu: Callable[[], float] | None) -> dict[str, Any]:
+        """Other processes' CPU (all cores, beyond ours and the simulator's), steal, speed."""
+        seconds = time.time() - self.t0
+        out: dict[str, Any] = {
+            "date": time.strftime("%H:%M", time.localtime(self.t0)),
+            "seconds": round(seconds, 1),
+            "calibration_ms": [self.speed0, calibrate()],
+        }
+        busy = busy_cpu_s()
+        own = own_cpu_s() + (server_cpu() if server_cpu else 0.0)
+        if busy is not None and self.busy0 is not None:
+            other = max((busy - self.busy0) - (own - self.own0), 0.0)
+            out["other_cpu_s"] = round(other, 1)
+            out["other_share"] = round(other / (seconds * (os.cpu_count() or 1)), 3)
+        steal = steal_s()
+        if steal is not None and self.steal0 is not None:
+            out["steal_s"] = round(steal - self.steal0, 1)
+        return out
+
+
+def conditions_line(c: dict[str, Any] | None) -> str:
+    """One line on the machine's state during a workload."""
+    if not c:
+        return ""
+    cal = c.get("calibration_ms", ["?", "?"])
+    share = c.get("other_share")
+    other = f"{share:.0%}" if isinstance(share, float) else "?"
+    return (
+        f"Conditions: started {c.get('date')}, {c.get('seconds')} s; other processes took "
+        f"{other} of the machine; speed loop {cal[0]} → {cal[1]} ms (lower is faster)."
+    )
+
+
 def loadavg() -> list[float] | None:
     try:
         return [round(x, 2) for x in os.getloadavg()]
@@ -209,7 +258,8 @@ def overhead_summary(result: dict[str, Any]) -> dict[str, Any]:
         for label, (a, b) in pairs.items():
             if a in cpu and b in cpu:
                 layers[label] = spread(_paired(cpu[a], cpu[b]))
-    return {"rows": rows, "layers": layers, "reference": REFERENCE}
+    own = {name: spread(values) for name, values in result.get("own_us", {}).items()}
+    return {"rows": rows, "layers": layers, "own": own, "reference": REFERENCE}
 
 
 def fanout_summary(result: dict[str, Any]) -> dict[str, Any]:
@@ -302,11 +352,11 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     ov = overhead_summary(results.get("overhead", {}))
     if ov:
         for t in ("aiohttp", "httpx2"):
-            layer = ov["layers"].get(f"tiered own (Agent.run - SDK post), {t}")
+            own = ov["own"].get(f"tiered-split/{t}")
             add(
                 "framework CPU per call above its transport",
-                f"tiered/{t}",
-                layer["median"] if layer else None,
+                f"Agent.run outside AsyncOpenAI.post, {t}",
+                own["median"] if own else None,
                 LIMITS["own_cpu_us"],
                 "µs",
             )
@@ -405,18 +455,19 @@ def tables(results: dict[str, Any]) -> str:
     )
     add("Versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val) + ".  ")
     other = meta.get("other_cpu_s")
-    if other is not None:
+    if other is not None and meta.get("duration_s"):
         share = other / (meta["duration_s"] * (meta.get("cores") or 1))
+        cal = meta.get("calibration_ms", ["?", "?"])
         add(
             f"Other processes used {other:,.0f} CPU-seconds during the run ({share:.0%} of the "
-            f"machine); load average at start {meta.get('loadavg_at_start')}, at end "
-            f"{meta.get('loadavg_at_end')}. A quiet machine reads near 0%."
+            f"machine); hypervisor steal {meta.get('steal_s', '?')} s; speed loop {cal[0]} → "
+            f"{cal[1]} ms (CPU ms for a fixed Python loop: lower is faster). A quiet machine "
+            "reads near 0%; each section says how quiet it was."
         )
-    cal = meta.get("calibration_ms")
-    if cal:
+    for rerun in meta.get("reruns", []):
         add(
-            f"Machine speed (CPU ms for a fixed Python loop, lower is faster): {cal[0]} at start, "
-            f"{cal[1]} at end; hypervisor steal during the run: {meta.get('steal_s', '?')} s."
+            f"Rerun {rerun['date']} at commit `{rerun['commit']}`: "
+            f"{', '.join(rerun['workloads'])}.  "
         )
     add("")
     add("Cells with three numbers are min / **median** / max over repetitions.")
@@ -451,6 +502,8 @@ def tables(results: dict[str, Any]) -> str:
             "raw SDK, so a machine that speeds up or slows down between rounds cancels out."
         )
         add("")
+        add(conditions_line(results["overhead"].get("conditions")))
+        add("")
         add("| contender | CPU µs/call | × raw SDK | wall µs/call |")
         add("|---|---|---|---|")
         for name, row in ov["rows"].items():
@@ -458,7 +511,18 @@ def tables(results: dict[str, Any]) -> str:
         for name, err in o.get("errors", {}).items():
             add(f"| {name} | failed: {err} | | |")
         add("")
-        add("Layers (paired per-block differences, µs/call):")
+        if ov["own"]:
+            add(
+                "The framework's own CPU, timed on the same calls (`tiered-split/*`: "
+                "`Agent.run` minus the CPU spent inside `AsyncOpenAI.post`), µs/call:"
+            )
+            add("")
+            add("| transport | µs/call |")
+            add("|---|---|")
+            for name, s in ov["own"].items():
+                add(f"| {name.split('/')[-1]} | {_mmm(s, 1)} |")
+            add("")
+        add("Layers (paired per-block differences, µs/call; noisy, since each side is ~1 ms):")
         add("")
         add("| layer | µs/call |")
         add("|---|---|")
@@ -472,6 +536,8 @@ def tables(results: dict[str, Any]) -> str:
         add("### Tool-calling run (2 model calls + 1 async tool, zero latency)")
         add("")
         add(f"{o['blocks']} interleaved blocks of {o['per_block']} runs per contender.")
+        add("")
+        add(conditions_line(results["tool_loop"].get("conditions")))
         add("")
         add("| contender | CPU µs/run | × raw SDK loop |")
         add("|---|---|---|")
@@ -488,6 +554,8 @@ def tables(results: dict[str, Any]) -> str:
             f"{f['reps']} repetitions; each contender in its own child process. Ideal makespan "
             "= waves × latency. KB per in-flight = (peak RSS − RSS before) / concurrency."
         )
+        add("")
+        add(conditions_line(f.get("conditions")))
         add("")
         for key, size in fo.items():
             add(f"**{key.replace('x', ' calls, concurrency ')}** (ideal {size['ideal_s']:.1f} s)")
@@ -518,6 +586,8 @@ def tables(results: dict[str, Any]) -> str:
             "phase's CPU per subtask minus the plain `Agent.run` fan-out's CPU per call at "
             "the same size and transport."
         )
+        add("")
+        add(conditions_line(orch.get("conditions")))
         add("")
         for key, size in sizes.items():
             n, c = key.split("x")
@@ -557,6 +627,8 @@ def tables(results: dict[str, Any]) -> str:
             "is the peak of Python allocations (tracemalloc) over the run."
         )
         add("")
+        add(conditions_line(results["framework"].get("conditions")))
+        add("")
         add("| path | CPU µs/subtask | peak KB per in-flight | peak KB per subtask |")
         add("|---|---|---|---|")
         for part, label in (("agent", "Agent.run"), ("orchestrator", "Orchestrator.run")):
@@ -576,6 +648,8 @@ def tables(results: dict[str, Any]) -> str:
             "fan-out; tiered's layout puts instructions and tools first, the hostile variant "
             "leads the system prompt with the ticket."
         )
+        add("")
+        add(conditions_line(results["caching"].get("conditions")))
         add("")
         add("| layout | input tokens | cached share | cost $ |")
         add("|---|---|---|---|")

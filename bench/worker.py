@@ -89,6 +89,8 @@ async def interleaved(
     gc.collect()
     gc.freeze()
     cpu: dict[str, list[float]] = {n: [] for n in ready}
+    own: dict[str, list[float]] = {}
+    """CPU per call outside the SDK call, for contenders that time it from inside."""
     wall: dict[str, list[float]] = {n: [] for n in ready}
     order = list(ready)
     for b in range(blocks):
@@ -97,15 +99,25 @@ async def interleaved(
             c = ready[name]
             fn = c.tool_run if tool else c.single
             gc.collect()
+            inside0 = getattr(c, "inside_s", None)
             c0, w0 = time.process_time(), time.perf_counter()
             for _ in range(per_block):
                 await fn()
             c1, w1 = time.process_time(), time.perf_counter()
             cpu[name].append((c1 - c0) / per_block * 1e6)
             wall[name].append((w1 - w0) / per_block * 1e6)
+            if inside0 is not None:
+                inside = getattr(c, "inside_s", 0.0) - inside0
+                own.setdefault(name, []).append((c1 - c0 - inside) / per_block * 1e6)
     for c in ready.values():
         await c.close()
-    return {"cpu_us": cpu, "wall_us": wall, "errors": errors, "per_block": per_block}
+    return {
+        "cpu_us": cpu,
+        "wall_us": wall,
+        "own_us": own,
+        "errors": errors,
+        "per_block": per_block,
+    }
 
 
 # --- fan-out: makespan and memory --------------------------------------------------------

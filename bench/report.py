@@ -353,10 +353,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     if ov:
         for t in ("aiohttp", "httpx2"):
             own = ov["own"].get(f"tiered-split/{t}")
+            # the fastest block: this VM only ever slows down, so the least-disturbed block
+            # is the best estimate of a cost in µs (the reasoning of `timeit`'s docs)
             add(
-                "framework CPU per call above its transport",
+                "framework CPU per call above its transport (fastest block)",
                 f"Agent.run outside AsyncOpenAI.post, {t}",
-                own["median"] if own else None,
+                own["min"] if own else None,
                 LIMITS["own_cpu_us"],
                 "µs",
             )

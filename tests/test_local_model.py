@@ -12,6 +12,7 @@ from pathlib import Path
 import anyio
 import jsonschema
 import pytest
+import xllamacpp  # noqa: F401  # the `local` extra: missing, this file fails, never skips
 
 from tiered._catalog import FREE, Tier
 from tiered._errors import ContextTooLong, LocalModelUnavailable, UserError, WeightsInvalid
@@ -30,8 +31,6 @@ from tiered._usage import Usage
 from tiered.models import Model
 from tiered.models._local import LocalModel, local_ladder, render_prompt
 from tiered.models._weights import QWEN25_CODER_0_5B, LocalWeights, ensure_weights
-
-pytest.importorskip("xllamacpp", reason="needs the `local` extra")
 
 pytestmark = [pytest.mark.anyio, pytest.mark.local_model]
 

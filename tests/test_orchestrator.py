@@ -406,7 +406,8 @@ async def test_stream_yields_typed_events_in_order() -> None:
         return {"text": "ok"}
 
     orch = Orchestrator([Echo()], models=ladder(responder))
-    names = [e.name async for e in orch.stream("go")]
+    async with orch.stream("go") as events:
+        names = [e.name async for e in events]
     assert names[0] == "run.started"
     assert names[1] == "plan.created"
     assert names[-1] == "run.finished"

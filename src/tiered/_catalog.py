@@ -7,42 +7,100 @@ users register local or self-hosted models with their own prices.
 
 from __future__ import annotations
 
-import enum
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import Any, ClassVar
 
 from tiered._errors import UnknownModel, UserError
 from tiered._usage import Usage
 
-__all__ = ("FREE", "Catalog", "ModelSpec", "PriceBreak", "Pricing", "Tier", "default_catalog")
+__all__ = (
+    "FREE",
+    "STANDARD_TIERS",
+    "Catalog",
+    "ModelSpec",
+    "PriceBreak",
+    "Pricing",
+    "Tier",
+    "default_catalog",
+)
 
 _MILLION = Decimal(1_000_000)
 _BATCH_FACTOR = Decimal("0.5")
 _REGIONAL_FACTOR = Decimal("1.1")
 
 
-class Tier(enum.StrEnum):
-    """A rung of the model ladder, cheapest first."""
+_TIER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
-    NANO = "nano"
-    MINI = "mini"
-    FLAGSHIP = "flagship"
+
+class _TierMeta(type):
+    """Iterating `Tier` itself gives the three standard rungs, cheapest first."""
+
+    def __iter__(cls) -> Iterator[Tier]:
+        return iter(STANDARD_TIERS)
+
+    def __len__(cls) -> int:
+        return len(STANDARD_TIERS)
+
+
+class Tier(str, metaclass=_TierMeta):
+    """The name of a rung of the model ladder: `Tier.NANO`, or your own `Tier("pro")`.
+
+    A tier is only a name; the order of the rungs is the `Ladder`'s. Equal names are
+    the same object, so `tier is Tier.NANO` holds for `Tier("nano")` too.
+    """
+
+    __slots__ = ()
+    NANO: ClassVar[Tier]
+    MINI: ClassVar[Tier]
+    FLAGSHIP: ClassVar[Tier]
+    _interned: ClassVar[dict[str, Tier]] = {}
+
+    def __new__(cls, name: str) -> Tier:
+        if isinstance(name, Tier):
+            return name
+        found = cls._interned.get(name)
+        if found is not None:
+            return found
+        if not isinstance(name, str) or not _TIER_NAME.match(name):
+            raise ValueError(
+                f"tier name {name!r} must be lowercase letters, digits, '_' or '-' "
+                f"(pattern {_TIER_NAME.pattern})"
+            )
+        tier = cls._interned[name] = super().__new__(cls, name)
+        return tier
 
     @property
-    def rank(self) -> int:
-        """0 for the cheapest tier, rising by one per rung."""
-        return _TIER_ORDER.index(self)
+    def value(self) -> str:
+        """The tier's name as plain text (as it appears in reports and JSON)."""
+        return str.__str__(self)
 
-    def up(self) -> Tier | None:
-        """The next tier up, or None at the flagship."""
-        i = self.rank + 1
-        return _TIER_ORDER[i] if i < len(_TIER_ORDER) else None
+    def __repr__(self) -> str:
+        return f"Tier({self.value!r})"
+
+    def __reduce__(self) -> tuple[type[Tier], tuple[str]]:
+        return (Tier, (self.value,))
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        """Validate from and serialise to the plain name."""
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_after_validator_function(
+            cls,
+            core_schema.str_schema(),
+            serialization=core_schema.plain_serializer_function_ser_schema(str.__str__),
+        )
 
 
-_TIER_ORDER = (Tier.NANO, Tier.MINI, Tier.FLAGSHIP)
+Tier.NANO = Tier("nano")
+Tier.MINI = Tier("mini")
+Tier.FLAGSHIP = Tier("flagship")
+STANDARD_TIERS: tuple[Tier, ...] = (Tier.NANO, Tier.MINI, Tier.FLAGSHIP)
+"""The OpenAI ladder's rungs, cheapest first: the default order of a ladder."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from tiered import __version__
-from tiered._catalog import ModelSpec, Pricing, default_catalog
+from tiered._catalog import STANDARD_TIERS, ModelSpec, Pricing, default_catalog
 from tiered._cli_run import add_run_command
 from tiered._errors import TieredError, UserError
 from tiered._usage import Usage
@@ -68,7 +68,7 @@ def _add_models(subparsers: _Subparsers) -> None:
 
 
 def _models(args: argparse.Namespace) -> int:
-    specs = sorted(default_catalog().values(), key=lambda s: s.tier.rank)
+    specs = sorted(default_catalog().values(), key=lambda s: STANDARD_TIERS.index(s.tier))
     header = (
         "model",
         "tier",

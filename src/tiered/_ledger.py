@@ -1,15 +1,41 @@
-"""The run ledger: every model call's usage and dollars, checked against a budget."""
+"""The run ledger: every model call's usage and dollars, checked against a budget.
+
+Money lives in one place: each call is booked once as a `Charge`, and every total
+(an attempt, a subtask, a tier, the run) is a sum of those charges. `collect_charges()`
+gathers the charges booked in the current task and the tasks it starts, so the
+orchestrator can hand an attempt exactly its own calls.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from tiered._catalog import ModelSpec, Tier, default_catalog
+from tiered._catalog import STANDARD_TIERS, ModelSpec, Tier, default_catalog
 from tiered._errors import BudgetExceeded
 from tiered._usage import Usage
 
-__all__ = ("Budget", "Charge", "Ledger", "TierTotals")
+__all__ = ("Budget", "Charge", "Ledger", "TierTotals", "collect_charges")
+
+_collector: ContextVar[list[Charge] | None] = ContextVar("tiered_charges", default=None)
+
+
+@contextmanager
+def collect_charges() -> Iterator[list[Charge]]:
+    """Gather every charge booked inside the block (child tasks included) into a list.
+
+    Blocks nest: an inner block takes the charges booked inside it, the outer one keeps
+    the rest.
+    """
+    charges: list[Charge] = []
+    token = _collector.set(charges)
+    try:
+        yield charges
+    finally:
+        _collector.reset(token)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,9 +113,11 @@ class Ledger:
         """The counterfactual: dollars had every call gone to the flagship."""
         return sum((c.flagship_cost for c in self.charges), Decimal(0))
 
-    def by_tier(self) -> dict[Tier, TierTotals]:
-        """Totals per tier, cheapest tier first."""
-        return {t: self._by_tier[t] for t in sorted(self._by_tier, key=lambda t: t.rank)}
+    def by_tier(self, order: Sequence[Tier] = STANDARD_TIERS) -> dict[Tier, TierTotals]:
+        """Totals per tier in ladder `order` (cheapest first); tiers not in it come last."""
+        rank = {t: i for i, t in enumerate(order)}
+        tiers = sorted(self._by_tier, key=lambda t: rank.get(t, len(rank)))
+        return {t: self._by_tier[t] for t in tiers}
 
     def check(self) -> None:
         """Raise `BudgetExceeded` if any limit is already reached; call before each request."""
@@ -127,6 +155,9 @@ class Ledger:
             flagship_cost=self._flagship.cost(usage),
         )
         self.charges.append(charge)
+        collector = _collector.get()
+        if collector is not None:
+            collector.append(charge)
         self.usage = self.usage + usage
         totals = self._by_tier.get(spec.tier)
         if totals is None:

@@ -43,6 +43,8 @@ class RunStatus(enum.StrEnum):
     BUDGET_EXCEEDED = "budget_exceeded"
     DEADLINE = "deadline"
     CANCELLED = "cancelled"
+    ANSWER_REJECTED = "answer_rejected"
+    """The final answer failed the run's answer check (`error` says which claim)."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -103,6 +105,8 @@ class RunResult:
     plan: Plan | None
     subtasks: dict[str, SubtaskResult]
     final_answer: Any = None
+    planner_attempts: list[Attempt] = field(default_factory=list)
+    """The planner's own calls: planning the goal and composing the final answer."""
     error: str | None = None
     """Why the run stopped early (budget, deadline, cancellation), if it did."""
     usage: Usage = field(default_factory=Usage)
@@ -217,9 +221,15 @@ def render_report(result: RunResult) -> str:
     if result.error:
         lines.append(f"stopped: {result.error}")
     lines.append("")
-    lines.extend(
-        _table(["subtask", "agent", "tiers", "outcome", "tokens", "cost"], _rows(result.subtasks))
-    )
+    rows = _rows(result.subtasks)
+    if result.planner_attempts:
+        usage = Usage()
+        for a in result.planner_attempts:
+            usage = usage + a.usage
+        equivalent = sum((a.equivalent_cost for a in result.planner_attempts), Decimal(0))
+        what = " + ".join(a.outcome for a in result.planner_attempts)
+        rows.append(["(planner)", "planner", what, "-", _tokens(usage), _usd(equivalent)])
+    lines.extend(_table(["subtask", "agent", "tiers", "outcome", "tokens", "cost"], rows))
     lines.append("")
     tier_rows = [
         [

@@ -13,14 +13,14 @@ import json
 import re
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, get_type_hints, overload
+from typing import Any, ClassVar, Generic, get_type_hints, overload
 
 import anyio
 import anyio.to_thread
 from pydantic import BaseModel, Field, create_model
 from pydantic_core import to_jsonable_python
 
-from tiered._context import RunContext
+from tiered._context import DepsT, RunContext
 from tiered._errors import EscalationRequested, ModelRetry, UserError
 from tiered._messages import ToolCall, ToolDefinition, ToolResultMessage
 from tiered._schema import StrictSchema
@@ -32,10 +32,11 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-class Tool:
+class Tool(Generic[DepsT]):
     """A function the model can call. Subclass with a nested `Args` model and `run`.
 
-    The class docstring is the description the model sees; `name` defaults to the
+    `Tool[Deps]` types `ctx.deps`; an `Agent[..., Deps]` accepts only tools of its deps
+    type. The class docstring is the description the model sees; `name` defaults to the
     class name in snake_case; `timeout` (seconds) bounds one call.
     """
 
@@ -52,7 +53,7 @@ class Tool:
         if "description" not in cls.__dict__ or not cls.__dict__["description"]:
             cls.description = inspect.cleandoc(cls.__doc__ or "")
 
-    async def run(self, args: Any, ctx: RunContext[Any]) -> Any:
+    async def run(self, args: Any, ctx: RunContext[DepsT]) -> Any:
         """Do the work; the return value (str, pydantic model, JSON-able) goes to the model."""
         raise NotImplementedError(f"{type(self).__name__} must implement `async def run`")
 
@@ -75,7 +76,7 @@ class Tool:
         )
 
 
-class _FunctionTool(Tool):
+class _FunctionTool(Tool[Any]):
     """A tool made from a plain function by `@tool`."""
 
     def __init__(
@@ -193,7 +194,7 @@ def _args_model_for(
 
 
 @overload
-def tool(fn: Callable[..., Any], /) -> Tool: ...
+def tool(fn: Callable[..., Any], /) -> Tool[Any]: ...
 @overload
 def tool(
     *,
@@ -201,7 +202,7 @@ def tool(
     description: str | None = None,
     timeout: float | None = 30.0,
     in_thread: bool = True,
-) -> Callable[[Callable[..., Any]], Tool]: ...
+) -> Callable[[Callable[..., Any]], Tool[Any]]: ...
 def tool(
     fn: Callable[..., Any] | None = None,
     /,
@@ -210,7 +211,7 @@ def tool(
     description: str | None = None,
     timeout: float | None = 30.0,
     in_thread: bool = True,
-) -> Tool | Callable[[Callable[..., Any]], Tool]:
+) -> Tool[Any] | Callable[[Callable[..., Any]], Tool[Any]]:
     """Turn a typed function (sync or async) into a `Tool`.
 
     The docstring becomes the description and its `Args:` entries the field docs. A
@@ -218,7 +219,7 @@ def tool(
     in a worker thread unless `in_thread=False` (cheaper for quick, pure functions).
     """
 
-    def make(f: Callable[..., Any]) -> Tool:
+    def make(f: Callable[..., Any]) -> Tool[Any]:
         return _FunctionTool(
             f, name=name, description=description, timeout=timeout, in_thread=in_thread
         )
@@ -240,8 +241,8 @@ class ToolSet:
 
     __slots__ = ("_tools", "definitions")
 
-    def __init__(self, tools: Sequence[Tool]) -> None:
-        self._tools: dict[str, Tool] = {}
+    def __init__(self, tools: Sequence[Tool[Any]]) -> None:
+        self._tools: dict[str, Tool[Any]] = {}
         for t in tools:
             if t.name in self._tools:
                 raise UserError(f"two tools are named {t.name!r}: give one a different `name`")

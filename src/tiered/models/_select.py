@@ -9,39 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from tiered._catalog import Tier, default_catalog
 from tiered._errors import UserError
 from tiered.models._base import Model
+from tiered.models._ladder import Ladder
 from tiered.models._retry import RetryingModel
 
 __all__ = ("Ladder", "models_from_env", "parse_model_map")
-
-
-@dataclass(frozen=True, slots=True)
-class Ladder(Mapping[Tier, Model]):
-    """The model on each tier, and a line saying where they come from."""
-
-    models: Mapping[Tier, Model]
-    source: str
-    """Plain words for the start-up banner, e.g. 'OpenAI (OPENAI_API_KEY is set)'."""
-
-    def __getitem__(self, tier: Tier) -> Model:
-        return self.models[tier]
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self.models)
-
-    def __len__(self) -> int:
-        return len(self.models)
-
-    async def aclose(self) -> None:
-        """Close the models' HTTP clients (they reopen on the next request)."""
-        for model in {id(m): m for m in self.models.values()}.values():
-            close = getattr(model, "aclose", None)
-            if close is not None:
-                await close()
 
 
 def parse_model_map(text: str) -> dict[Tier, str]:
@@ -130,7 +105,7 @@ def _build(
     local = local_ladder(threads=threads)
     listed = ", ".join(f"{t.value}={m.spec.name}" for t, m in local.items())
     return Ladder(
-        dict(local),
+        local,
         f"embedded local models ({listed}); no OPENAI_API_KEY or TIERED_BASE_URL is set, "
         "so nothing leaves this machine and dollar figures are what OpenAI would charge",
     )

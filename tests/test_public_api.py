@@ -140,9 +140,6 @@ NOT_KEYWORD_ONLY = {
 }
 """Public dataclasses allowed positional construction, and why."""
 
-KNOWN_POSITIONAL: dict[str, str] = {}
-"""Public records that still take positional arguments; strict xfail until fixed."""
-
 
 def _public(module: types.ModuleType) -> list[tuple[str, Any]]:
     return [(f"{module.__name__}.{n}", getattr(module, n)) for n in module.__all__]
@@ -206,12 +203,7 @@ def _dataclasses() -> list[Any]:
             continue
         if name in NOT_KEYWORD_ONLY:
             continue
-        marks = (
-            [pytest.mark.xfail(reason=KNOWN_POSITIONAL[name], strict=True)]
-            if name in KNOWN_POSITIONAL
-            else []
-        )
-        params.append(pytest.param(name, obj, id=name, marks=marks))
+        params.append(pytest.param(name, obj, id=name))
     return params
 
 

@@ -45,13 +45,13 @@ async def decompose(run: RunState, job: SubtaskJob, failure: Failure, run_plan: 
     """Plan, run and compose the subtask's work in smaller steps; record one planner attempt."""
     planner = run.config.planner
     record, sid, recorder = job.record, job.sid, run.recorder
-    planner_model = planner.model or run.ladder[planner.tier]
+    planner_model = planner.model or run.ladder[planner.tier_on(run.ladder)]
     started = time.perf_counter()
 
     def book(charges: list[Any], outcome: str, error: str | None) -> None:
         recorder.attempt(
             record,
-            tier=planner.tier,
+            tier=planner.tier_on(run.ladder),
             model=planner_model.spec.name,
             reason=f"decomposed by the planner: {failure.kind.value}",
             started=started,
@@ -123,6 +123,6 @@ async def decompose(run: RunState, job: SubtaskJob, failure: Failure, run_plan: 
         charges.extend(composed)
     book(charges, outcome, message)
     if message is None:
-        recorder.succeeded(record, sid, planner.tier, output)
+        recorder.succeeded(record, sid, planner.tier_on(run.ladder), output)
     else:
         recorder.failed(record, sid, message)

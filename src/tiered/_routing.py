@@ -166,13 +166,15 @@ class ClassifierRouter:
     The hard rules (plan-shaped, over 272K tokens, context overflow) still win.
     """
 
-    def __init__(self, *, min_confidence: float = 0.6, tier: Tier = Tier.NANO) -> None:
+    def __init__(self, *, min_confidence: float = 0.6, tier: Tier | None = None) -> None:
         self.min_confidence = min_confidence
+        self.tier = tier
+        """The classifier's tier; None is the ladder's cheapest rung."""
         self.rules = RuleRouter()
         self.agent: Agent[TierChoice] = Agent(
             name="router",
             instructions=_CLASSIFIER_INSTRUCTIONS,
-            tier=tier,
+            tier=tier or Tier.NANO,
             output_type=TierChoice,
             max_repairs=1,
             max_turns=3,
@@ -196,7 +198,8 @@ class ClassifierRouter:
             }
         )
         try:
-            result = await self.agent.run(brief, models=models, ledger=ledger)
+            tier = self.tier or request.ladder.bottom
+            result = await self.agent.run(brief, models=models, tier=tier, ledger=ledger)
         except BudgetExceeded:
             raise
         except RunError as exc:

@@ -48,8 +48,8 @@ def _check_ladder(config: RunConfig, ladder: Ladder) -> None:
     for agent in config.executors.values():
         if agent.model is None and agent.tier not in ladder:
             ladder.index(agent.tier)
-    if config.planner.model is None and config.planner.tier not in ladder:
-        ladder.index(config.planner.tier)
+    if config.planner.model is None and config.planner.tier_on(ladder) not in ladder:
+        ladder.index(config.planner.tier_on(ladder))
 
 
 def _planner_attempt(charges: list[Any], planner_tier: Any, model: str, what: str) -> Attempt:
@@ -111,7 +111,7 @@ async def execute_run(
     )
     recorder.emit(RunStarted(run_id=run_id, elapsed_s=0.0, goal=goal, budget_usd=budget.usd))
     planner = config.planner
-    planner_name = (planner.model or ladder[planner.tier]).spec.name
+    planner_name = (planner.model or ladder[planner.tier_on(ladder)]).spec.name
     try:
         if plan is None:
             with collect_charges() as charges:
@@ -121,7 +121,7 @@ async def execute_run(
                     )
                 finally:
                     result.planner_attempts.append(
-                        _planner_attempt(charges, planner.tier, planner_name, "plan")
+                        _planner_attempt(charges, planner.tier_on(ladder), planner_name, "plan")
                     )
         else:
             problems = check_plan(plan, config.executors)
@@ -229,7 +229,8 @@ async def _compose(
             run.stop(RunStatus.FAILED, error)
         else:
             result.final_answer = composed.output
-    result.planner_attempts.append(_planner_attempt(charges, planner.tier, planner_name, "compose"))
+    tier = planner.tier_on(run.ladder)
+    result.planner_attempts.append(_planner_attempt(charges, tier, planner_name, "compose"))
     recorder.emit(
         ComposeFinished(run_id=recorder.run_id, elapsed_s=round(recorder.elapsed(), 4), error=error)
     )

@@ -42,7 +42,7 @@ class Looker(Agent[Text]):
 
     input_type = Text
     output_type = Text
-    tools = [Lookup()]
+    tools = (Lookup(),)
 
 
 def responder(request: ModelRequest) -> ScriptStep:
@@ -62,10 +62,12 @@ async def test_every_event_serialises_to_json_and_carries_what_a_product_needs()
         seen = [e async for e in events]
     dumped = [json.loads(json.dumps(e.to_dict())) for e in seen]
     names = [d["name"] for d in dumped]
-    assert names[0] == "run.started" and names[-1] == "run.finished"
+    assert names[0] == "run.started"
+    assert names[-1] == "run.finished"
     assert {"tool.called", "tool.returned", "compose.started", "compose.finished"} <= set(names)
     called = next(d for d in dumped if d["name"] == "tool.called")
-    assert called["tool"] == "lookup" and called["subtask_id"] == "a"
+    assert called["tool"] == "lookup"
+    assert called["subtask_id"] == "a"
     assert json.loads(called["arguments"]) == {"word": "x"}
     finished = [d for d in dumped if d["name"] == "subtask.finished"]
     assert [f["output"] for f in finished] == [{"text": "ok"}, {"text": "ok"}]
@@ -75,7 +77,8 @@ async def test_every_event_serialises_to_json_and_carries_what_a_product_needs()
     final = dumped[-1]
     assert final["status"] == "succeeded"
     assert final["result"]["final_answer"] == "the answer"
-    assert events.result is not None and events.result.status is RunStatus.SUCCEEDED
+    assert events.result is not None
+    assert events.result.status is RunStatus.SUCCEEDED
 
 
 async def test_a_slow_consumer_holds_the_run_back() -> None:

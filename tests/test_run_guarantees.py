@@ -18,8 +18,10 @@ from tiered import (
     ModelResponse,
     Orchestrator,
     Plan,
+    RunEvent,
     RunStatus,
     ScriptedModel,
+    SubtaskSkipped,
     SubtaskStatus,
     Tier,
     Usage,
@@ -232,13 +234,18 @@ async def test_subtasks_cut_off_by_the_deadline_each_get_a_skipped_event() -> No
         return {"text": "late"}
 
     skipped: list[str] = []
+
+    def on_event(event: RunEvent) -> None:
+        if isinstance(event, SubtaskSkipped):
+            skipped.append(event.subtask_id)
+
     orch = Orchestrator([Echo()], models=ladder(slow), limits=Limits(concurrency=2, deadline=0.2))
     plan = Plan(subtasks=tuple(subtask(f"s{i}") for i in range(6)))
     result = await orch.run(
         "go",
         plan=plan,
         compose=False,
-        on_event=lambda e: skipped.append(e.subtask_id) if e.name == "subtask.skipped" else None,
+        on_event=on_event,
     )
     assert result.status is RunStatus.DEADLINE
     assert sorted(skipped) == [f"s{i}" for i in range(6)]
@@ -254,7 +261,8 @@ def test_the_cli_refuses_a_concurrency_of_zero_in_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1
-    assert "concurrency" in err[0] and "Traceback" not in err[0]
+    assert "concurrency" in err[0]
+    assert "Traceback" not in err[0]
 
 
 def test_run_sync_works_for_scripts_and_inside_a_running_loop() -> None:

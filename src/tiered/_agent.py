@@ -39,6 +39,7 @@ from tiered._messages import (
     SystemMessage,
     UserMessage,
 )
+from tiered._names import legal_name
 from tiered._schema import StrictSchema
 from tiered._tool import Tool, ToolSet
 from tiered._usage import Usage
@@ -71,15 +72,6 @@ class AgentResult(Generic[OutputT]):
     """Model requests made."""
     messages: tuple[Message, ...] = field(repr=False)
     """The whole transcript, instructions first."""
-
-
-def _snake(name: str) -> str:
-    out = []
-    for i, ch in enumerate(name):
-        if ch.isupper() and i and not name[i - 1].isupper():
-            out.append("_")
-        out.append(ch.lower())
-    return "".join(out)
 
 
 _UNSET: Any = object()
@@ -118,6 +110,9 @@ class Agent(Generic[OutputT]):
     tool_choice: str = "auto"
     """First turn's tool choice: 'auto', 'required' (must call a tool first) or a tool
     name; later turns are 'auto' so the agent can finish."""
+    strict_output: bool = True
+    """Send the output schema in OpenAI strict mode; False sends pydantic's schema
+    non-strict (for `dict[str, X]`, `Any` and other types strict mode cannot express)."""
 
     def __init__(
         self,
@@ -136,6 +131,7 @@ class Agent(Generic[OutputT]):
         temperature: float | None = _UNSET,
         max_output_tokens: int | None = _UNSET,
         tool_choice: str = _UNSET,
+        strict_output: bool = _UNSET,
     ) -> None:
         given = {k: v for k, v in locals().items() if k != "self" and v is not _UNSET}
         for key, value in given.items():
@@ -149,7 +145,11 @@ class Agent(Generic[OutputT]):
         self.tools = tuple(self.tools)
         self._toolsets: dict[tuple[int, ...], ToolSet] = {}
         self._output: StrictSchema | None = (
-            None if self.output_type is str else StrictSchema(self.output_type)
+            None
+            if self.output_type is str
+            else StrictSchema(
+                self.output_type, strict=self.strict_output, owner=f"agent {self.name!r} output"
+            )
         )
         self._input_adapter: TypeAdapter[Any] | None = (
             None if self.input_type is str else TypeAdapter(self.input_type)
@@ -273,7 +273,11 @@ class Agent(Generic[OutputT]):
         output_schema = (
             None
             if self._output is None
-            else OutputSchema(name=_snake(self.name) + "_output", schema=self._output.schema)
+            else OutputSchema(
+                name=legal_name(self.name, suffix="_output"),
+                schema=self._output.schema,
+                strict=self._output.strict,
+            )
         )
         usage = Usage()
         cost = Decimal(0)

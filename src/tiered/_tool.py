@@ -13,7 +13,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, get_type_hints, overload
+from typing import Annotated, Any, ClassVar, get_args, get_origin, get_type_hints, overload
 
 import anyio
 import anyio.to_thread
@@ -23,20 +23,18 @@ from pydantic_core import to_jsonable_python
 from tiered._context import RunContext
 from tiered._errors import EscalationRequested, ModelRetry, UserError
 from tiered._messages import ToolCall, ToolDefinition, ToolResultMessage
+from tiered._names import check_name, snake_case
 from tiered._schema import StrictSchema
 
 __all__ = ("Tool", "ToolSet", "tool")
-
-
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 class Tool:
     """A function the model can call. Subclass with a nested `Args` model and `run`.
 
     The class docstring is the description the model sees; `name` defaults to the
-    class name in snake_case; `timeout` (seconds) bounds one call.
+    class name in snake_case (`HTTPFetch` -> `http_fetch`) and must match
+    `^[a-zA-Z0-9_-]{1,64}$`; `timeout` (seconds) bounds one call.
     """
 
     name: str = ""
@@ -44,11 +42,16 @@ class Tool:
     Args: ClassVar[type[BaseModel]]
     timeout: float | None = 30.0
     """Seconds one call may take before the model is told it timed out; None: no limit."""
+    strict: bool = True
+    """Send the arguments schema in OpenAI strict mode; False sends pydantic's schema
+    non-strict (for `dict[str, X]`, `Any` and other types strict mode cannot express)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "name" not in cls.__dict__ or not cls.__dict__["name"]:
-            cls.name = _snake(cls.__name__)
+            cls.name = snake_case(cls.__name__)
+        else:
+            check_name(cls.name, f"tool {cls.__name__}:")
         if "description" not in cls.__dict__ or not cls.__dict__["description"]:
             cls.description = inspect.cleandoc(cls.__doc__ or "")
 
@@ -64,14 +67,18 @@ class Tool:
         if cached is None:
             if not hasattr(cls, "Args"):
                 raise UserError(f"tool {cls.__name__} needs a nested `class Args(BaseModel)`")
-            cached = StrictSchema(cls.Args)
+            cached = StrictSchema(cls.Args, strict=cls.strict, owner=f"tool {cls.name!r}")
             cls._args_schema = cached  # type: ignore[attr-defined]
         return cached
 
     def definition(self) -> ToolDefinition:
         """What the model is told about this tool."""
+        schema = self.args_schema
         return ToolDefinition(
-            name=self.name, description=self.description, parameters=self.args_schema.schema
+            name=check_name(self.name, "tool"),
+            description=self.description,
+            parameters=schema.schema,
+            strict=schema.strict,
         )
 
 
@@ -86,16 +93,18 @@ class _FunctionTool(Tool):
         description: str | None,
         timeout: float | None,
         in_thread: bool,
+        strict: bool = True,
     ) -> None:
         self._fn = fn
         self._is_async = inspect.iscoroutinefunction(fn)
         self._in_thread = in_thread
-        self.name = name or fn.__name__
+        self.name = check_name(name or fn.__name__, f"@tool {fn.__name__}:")
         summary, param_docs = _parse_docstring(fn.__doc__ or "")
         self.description = description or summary
         self.timeout = timeout
+        self.strict = strict
         self._takes_ctx, self._args_model = _args_model_for(fn, param_docs)
-        self._schema = StrictSchema(self._args_model)
+        self._schema = StrictSchema(self._args_model, strict=strict, owner=f"tool {self.name!r}")
 
     @property
     def args_schema(self) -> StrictSchema:
@@ -171,13 +180,20 @@ def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
 def _args_model_for(
     fn: Callable[..., Any], param_docs: dict[str, str]
 ) -> tuple[bool, type[BaseModel]]:
+    """The arguments model of `fn`'s parameters (after a leading `RunContext` one).
+
+    `Annotated[int, Field(ge=0)]` metadata and defaults carry over, so pydantic checks
+    the constraints and the schema shows them.
+    """
     sig = inspect.signature(fn)
-    hints = get_type_hints(fn)
+    hints = get_type_hints(fn, include_extras=True)
     params = list(sig.parameters.values())
     takes_ctx = False
     if params:
         first = hints.get(params[0].name)
-        origin = getattr(first, "__origin__", first)
+        if get_origin(first) is Annotated:
+            first = get_args(first)[0]
+        origin = get_origin(first) or first
         if origin is RunContext:
             takes_ctx = True
             params = params[1:]
@@ -201,6 +217,7 @@ def tool(
     description: str | None = None,
     timeout: float | None = 30.0,
     in_thread: bool = True,
+    strict: bool = True,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 def tool(
     fn: Callable[..., Any] | None = None,
@@ -210,17 +227,25 @@ def tool(
     description: str | None = None,
     timeout: float | None = 30.0,
     in_thread: bool = True,
+    strict: bool = True,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Turn a typed function (sync or async) into a `Tool`.
 
     The docstring becomes the description and its `Args:` entries the field docs. A
     first parameter typed `RunContext` receives the run context. A sync function runs
     in a worker thread unless `in_thread=False` (cheaper for quick, pure functions).
+    `Annotated[...]` constraints are enforced; `strict=False` sends a non-strict
+    schema, for parameter types OpenAI strict mode cannot express (`dict[str, X]`, `Any`).
     """
 
     def make(f: Callable[..., Any]) -> Tool:
         return _FunctionTool(
-            f, name=name, description=description, timeout=timeout, in_thread=in_thread
+            f,
+            name=name,
+            description=description,
+            timeout=timeout,
+            in_thread=in_thread,
+            strict=strict,
         )
 
     return make(fn) if fn is not None else make

@@ -203,7 +203,8 @@ def _args_model_for(
             raise UserError(f"@tool {fn.__name__}: *args/**kwargs cannot be described to a model")
         tp = hints.get(p.name, Any)
         default = ... if p.default is p.empty else p.default
-        fields[p.name] = (tp, Field(default, description=param_docs.get(p.name)))
+        doc = param_docs.get(p.name)  # None would override an `Annotated` description
+        fields[p.name] = (tp, Field(default, description=doc) if doc else Field(default))
     model = create_model(f"{fn.__name__}_args", **fields)
     return takes_ctx, model
 

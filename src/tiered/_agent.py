@@ -250,6 +250,7 @@ class Agent(Generic[OutputT]):
         m = self._resolve_model(model, tier, models)
         spec = m.spec
         ledger = ledger if ledger is not None else Ledger()
+        ledger.require_prices((spec,))  # a dollar budget over an unpriced model: refuse
         toolset = self._toolset(extra_tools)
         typed_input = self.validate_input(input)
         ctx: RunContext[Any] = RunContext(

@@ -37,6 +37,7 @@ LAYERS: dict[str, float] = {
     "tiered._tool": 4,
     "tiered._schema": 4,
     "tiered._strict": 4,
+    "tiered._docstring": 4,
     "tiered._context": 4,
     # 5. agent
     "tiered._agent": 5,

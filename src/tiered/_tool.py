@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, ClassVar, get_args, get_origin, get_type_hints, overload
@@ -21,6 +20,7 @@ from pydantic import BaseModel, Field, create_model
 from pydantic_core import to_jsonable_python
 
 from tiered._context import RunContext
+from tiered._docstring import parse_docstring
 from tiered._errors import EscalationRequested, ModelRetry, UserError
 from tiered._messages import ToolCall, ToolDefinition, ToolResultMessage
 from tiered._names import check_name, snake_case
@@ -99,7 +99,7 @@ class _FunctionTool(Tool):
         self._is_async = inspect.iscoroutinefunction(fn)
         self._in_thread = in_thread
         self.name = check_name(name or fn.__name__, f"@tool {fn.__name__}:")
-        summary, param_docs = _parse_docstring(fn.__doc__ or "")
+        summary, param_docs = parse_docstring(fn.__doc__ or "")
         self.description = description or summary
         self.timeout = timeout
         self.strict = strict
@@ -123,58 +123,6 @@ class _FunctionTool(Tool):
                 lambda: self._fn(*call_args, **kwargs), abandon_on_cancel=True
             )
         return self._fn(*call_args, **kwargs)
-
-
-_GOOGLE_SECTION = re.compile(
-    r"^(Args|Arguments|Parameters|Returns?|Yields?|Raises|Examples?|Notes?|Warnings?):\s*$"
-)
-_GOOGLE_ARG = re.compile(r"^(\w+)(?:\s*\([^)]*\))?:\s*(.+)$")
-_SPHINX_FIELD = re.compile(
-    r"^:(param|parameter|arg|argument|key|keyword|type|returns?|rtype|raises?|except|"
-    r"exception|yields?|ytype|var|ivar|cvar|vartype|meta)\b[^:]*:"
-)
-_SPHINX_PARAM = re.compile(r"^:param\s+(?:\w+\s+)?(\w+):\s*(.+)$")
-
-
-def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
-    """Split a docstring into its description and per-parameter docs.
-
-    Understands Google style (`Args:` then `name: text`, continuation lines indented
-    further) and Sphinx (`:param name: text`). Other sections (`Returns:`, `Raises:`,
-    `:rtype:`...) are left out of the description.
-    """
-    params: dict[str, str] = {}
-    summary_lines: list[str] = []
-    section: str | None = None  # the Google section we are in; None in the description
-    field_indent: int | None = None  # indent of the entry whose deeper lines continue it
-    arg: str | None = None  # the parameter that entry documents; None: not a parameter
-    for line in inspect.cleandoc(doc).splitlines():
-        stripped = line.strip()
-        indent = len(line) - len(line.lstrip())
-        if field_indent is not None and stripped and indent > field_indent:
-            if arg is not None:
-                params[arg] += " " + stripped
-            continue
-        header = _GOOGLE_SECTION.match(stripped)
-        if header and not indent:
-            section, field_indent = header.group(1), None
-            continue
-        if section is not None and stripped and not indent:
-            section = None  # unindented text ends a section
-        entry = None
-        if section is None and _SPHINX_FIELD.match(stripped):
-            entry = _SPHINX_PARAM.match(stripped)
-        elif section in ("Args", "Arguments", "Parameters") and stripped:
-            entry = _GOOGLE_ARG.match(stripped)
-        elif section is None:
-            field_indent = None
-            summary_lines.append(line)
-            continue
-        if stripped:
-            field_indent, arg = indent, entry.group(1) if entry else None
-            if entry:
-                params[entry.group(1)] = entry.group(2).strip()
-    return "\n".join(summary_lines).strip(), params
 
 
 def _args_model_for(

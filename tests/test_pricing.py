@@ -22,7 +22,7 @@ from tiered import (
     UserError,
     default_catalog,
 )
-from tiered._catalog import UNPRICED, self_hosted_spec
+from tiered._catalog import FREE, UNPRICED, self_hosted_spec
 from tiered._cli import main
 from tiered._ledger import TierTotals
 from tiered._result import RunResult, RunStatus
@@ -61,6 +61,10 @@ def test_a_mistyped_equivalent_is_refused_with_the_known_names() -> None:
 def test_the_ladder_from_a_model_map_is_metered_at_the_named_prices() -> None:
     names = parse_model_map("nano=qwen2.5:0.5b@gpt-5.4-nano,mini=qwen2.5:gpt-5.4-mini,flagship=big")
     ladder = models_from_env({}, base_url="http://127.0.0.1:9/v1", model_map=names)
+    assert ladder.source.endswith(
+        "(nano=qwen2.5:0.5b at gpt-5.4-nano prices, mini=qwen2.5 at gpt-5.4-mini prices, "
+        "flagship=big (no price known))"
+    )
     nano, mini, top = (ladder[t].spec for t in (Tier.NANO, Tier.MINI, Tier.FLAGSHIP))
     assert (nano.name, nano.tier, nano.equivalent) == ("qwen2.5:0.5b", Tier.NANO, "gpt-5.4-nano")
     assert (mini.name, mini.equivalent) == ("qwen2.5", "gpt-5.4-mini")
@@ -81,6 +85,13 @@ def test_an_unpriced_call_is_booked_as_unknown_not_free() -> None:
     assert ledger.unpriced_requests == 1
     assert ledger.by_tier()[Tier.MINI].unpriced_requests == 1
     assert ledger.flagship_priced
+
+
+def test_unpriced_is_not_free() -> None:
+    assert UNPRICED != FREE
+    assert not self_hosted_spec("big", Tier.NANO).priced
+    assert self_hosted_spec("q", Tier.NANO, equivalent="gpt-5.4-nano").pricing == FREE
+    assert default_catalog()["gpt-5.4"].priced  # genai-prices knows it
 
 
 def test_an_unknown_equivalent_is_refused_where_the_spec_is_made() -> None:

@@ -247,6 +247,12 @@ def test_context_parameter_is_found_with_annotated_hints_too() -> None:
         return ctx.agent + name
 
     assert list(who.definition().parameters["properties"]) == ["name"]
+    assert who.definition().parameters["properties"]["name"]["description"] == (
+        "(at most 5 characters)"
+    )
+    assert who.args_schema.errors({"name": "toolong"}) == [
+        "at name: must have at most 5 characters (got 7)"
+    ]
 
 
 def test_defaults_reach_the_model_and_null_means_the_default() -> None:

@@ -102,6 +102,13 @@ def ladder_specs(
     return out
 
 
+def _priced_as(spec: ModelSpec) -> str:
+    """A model's name for the start-up banner, with how its calls are priced."""
+    if spec.equivalent:
+        return f"{spec.name} at {spec.equivalent} prices"
+    return spec.name if spec.priced else f"{spec.name} (no price known)"
+
+
 _cache: dict[tuple[str | None, ...], Ladder] = {}
 
 
@@ -156,7 +163,7 @@ def _build(
             )
             for tier in Tier
         }
-        listed = ", ".join(f"{t.value}={names[t]}" for t in Tier)
+        listed = ", ".join(f"{t.value}={_priced_as(models[t].spec)}" for t in Tier)
         return Ladder(models, f"OpenAI-compatible server at {base_url} ({listed})")
     if api_key:
         catalog = default_catalog()

@@ -48,9 +48,13 @@ _UNSUPPORTED = (
     "dependentSchemas",
 )
 _TYPED = ("type", "anyOf", "oneOf", "allOf", "$ref", "enum", "const")
-_OPT_OUT = (
-    "or pass strict=False (`@tool(strict=False)`, `strict = False` on a Tool class, "
-    "`Agent(strict_output=False)`) to send a non-strict schema"
+_OPT_OUT = {
+    "tool": "or set `@tool(strict=False)` / `strict = False` on the Tool class",
+    "agent": "or pass `Agent(strict_output=False)`",
+}
+_OPT_OUT_ANY = (
+    "or opt out of strict mode (`@tool(strict=False)`, `strict = False` on a Tool class, "
+    "`Agent(strict_output=False)`)"
 )
 
 
@@ -108,8 +112,10 @@ def move_constraints(node: dict[str, Any]) -> None:
 
 def _unsupported(path: str, owner: str, reason: str, fix: str) -> UserError:
     where = f"field {path!r}" if path else "the value"
+    opt_out = _OPT_OUT.get(owner.partition(" ")[0], _OPT_OUT_ANY)
     return UserError(
-        f"{owner}: {where} is {reason}, which OpenAI strict mode cannot express: {fix}; " + _OPT_OUT
+        f"{owner}: {where} is {reason}, which OpenAI strict mode cannot express: {fix}; "
+        f"{opt_out} to send a non-strict schema (validated here all the same)"
     )
 
 
@@ -139,7 +145,8 @@ def check_supported(node: dict[str, Any], path: str, owner: str) -> None:
         raise _unsupported(path, owner, reason, "say what it holds, e.g. list[str]")
     if not any(key in node for key in _TYPED):
         reason = "of any type (Any or object)"
-        raise _unsupported(path, owner, reason, "give it a concrete type, e.g. str or a model")
+        fix = "give it a concrete type, e.g. str or a model (an unannotated parameter is Any)"
+        raise _unsupported(path, owner, reason, fix)
     for key in _UNSUPPORTED:
         if key in node:
             fix = "drop the constraint and check it in `validate_output` or the tool instead"

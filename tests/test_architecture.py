@@ -28,6 +28,7 @@ LAYERS: dict[str, float] = {
     "tiered._sync": 1,
     # 2. provider-neutral data
     "tiered._messages": 2,
+    "tiered._names": 2,
     "tiered._catalog": 2,
     "tiered._usage": 2,
     "tiered._ledger": 2,
@@ -36,6 +37,8 @@ LAYERS: dict[str, float] = {
     # 4. tools
     "tiered._tool": 4,
     "tiered._schema": 4,
+    "tiered._strict": 4,
+    "tiered._docstring": 4,
     "tiered._context": 4,
     # 5. agent
     "tiered._agent": 5,

@@ -41,6 +41,7 @@ from tiered._messages import (
     ToolResultMessage,
     UserMessage,
 )
+from tiered._names import legal_name
 from tiered._schema import StrictSchema
 from tiered._tool import Tool, ToolSet
 from tiered._usage import Usage
@@ -88,15 +89,6 @@ class AgentResult(Generic[OutputT]):
     """The whole transcript, instructions first."""
 
 
-def _snake(name: str) -> str:
-    out = []
-    for i, ch in enumerate(name):
-        if ch.isupper() and i and not name[i - 1].isupper():
-            out.append("_")
-        out.append(ch.lower())
-    return "".join(out)
-
-
 _UNSET: Any = object()
 
 
@@ -135,6 +127,9 @@ class Agent(Generic[OutputT, DepsT]):
     tool_choice: str = "auto"
     """First turn's tool choice: 'auto', 'required' (must call a tool first) or a tool
     name; later turns are 'auto' so the agent can finish."""
+    strict_output: bool = True
+    """Send the output schema in OpenAI strict mode; False sends pydantic's schema
+    non-strict (for `dict[str, X]`, `Any` and other types strict mode cannot express)."""
 
     def __init__(
         self,
@@ -153,6 +148,7 @@ class Agent(Generic[OutputT, DepsT]):
         temperature: float | None = _UNSET,
         max_output_tokens: int | None = _UNSET,
         tool_choice: str = _UNSET,
+        strict_output: bool = _UNSET,
     ) -> None:
         given = {k: v for k, v in locals().items() if k != "self" and v is not _UNSET}
         for key, value in given.items():
@@ -166,7 +162,11 @@ class Agent(Generic[OutputT, DepsT]):
         self.tools = tuple(self.tools)
         self._toolsets: dict[tuple[Tool[Any], ...], ToolSet] = {}
         self._output: StrictSchema | None = (
-            None if self.output_type is str else StrictSchema(self.output_type)
+            None
+            if self.output_type is str
+            else StrictSchema(
+                self.output_type, strict=self.strict_output, owner=f"agent {self.name!r} output"
+            )
         )
         self._input_adapter: TypeAdapter[Any] | None = (
             None if self.input_type is str else TypeAdapter(self.input_type)
@@ -269,6 +269,7 @@ class Agent(Generic[OutputT, DepsT]):
         m = self._resolve_model(model, tier, models)
         spec = m.spec
         ledger = ledger if ledger is not None else Ledger()
+        ledger.require_prices((spec,))  # a dollar budget over an unpriced model: refuse
         toolset = self._toolset(extra_tools)
         typed_input = self.validate_input(input)
         ctx: RunContext[DepsT] = RunContext(
@@ -292,7 +293,11 @@ class Agent(Generic[OutputT, DepsT]):
         output_schema = (
             None
             if self._output is None
-            else OutputSchema(name=_snake(self.name) + "_output", schema=self._output.schema)
+            else OutputSchema(
+                name=legal_name(self.name, suffix="_output"),
+                schema=self._output.schema,
+                strict=self._output.strict,
+            )
         )
         usage = Usage()
         cost = Decimal(0)

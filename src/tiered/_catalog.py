@@ -20,12 +20,14 @@ from tiered._usage import Usage
 __all__ = (
     "FREE",
     "STANDARD_TIERS",
+    "UNPRICED",
     "Catalog",
     "ModelSpec",
     "PriceBreak",
     "Pricing",
     "Tier",
     "default_catalog",
+    "self_hosted_spec",
 )
 
 _MILLION = Decimal(1_000_000)
@@ -126,6 +128,9 @@ class Pricing:
     """Per 1M output tokens (reasoning included)."""
     breaks: tuple[PriceBreak, ...] = ()
     """Long-context rates, ascending by threshold."""
+    known: bool = True
+    """False for `UNPRICED`: nobody knows what the calls cost, so they count as $0 and
+    are flagged (the report says "no price known"; a dollar budget is refused)."""
 
     def cost(self, usage: Usage) -> Decimal:
         """Exact dollar cost of `usage` at these prices."""
@@ -139,6 +144,9 @@ class Pricing:
 
 
 FREE = Pricing(input=Decimal(0), cached_input=Decimal(0), output=Decimal(0))
+"""Known to cost nothing (a model on your own hardware); give it an `equivalent`."""
+UNPRICED = Pricing(input=Decimal(0), cached_input=Decimal(0), output=Decimal(0), known=False)
+"""No price known: a self-hosted model that names no OpenAI model it stands in for."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,6 +169,11 @@ class ModelSpec:
     """Provider id in `genai-prices`."""
     equivalent: str | None = None
     """For a local or free model: the catalog model whose prices say what it would cost."""
+
+    @property
+    def priced(self) -> bool:
+        """False when this model's own prices are `UNPRICED` (its `equivalent` may still be)."""
+        return self.pricing is None or self.pricing.known
 
     def prices(self) -> Pricing:
         """The prices in force: explicit ones, else the `genai-prices` snapshot."""
@@ -289,3 +302,45 @@ def default_catalog() -> Catalog:
         )
     )
     return cat
+
+
+_SELF_HOSTED_CONTEXT_WINDOW = 32_768
+_SELF_HOSTED_MAX_OUTPUT = 8_192
+
+
+def self_hosted_spec(
+    name: str,
+    tier: Tier,
+    *,
+    equivalent: str | None = None,
+    catalog: Catalog | None = None,
+    context_window: int = _SELF_HOSTED_CONTEXT_WINDOW,
+    max_output_tokens: int = _SELF_HOSTED_MAX_OUTPUT,
+) -> ModelSpec:
+    """The spec of a model the catalog does not know (vLLM, Ollama, llama.cpp's server).
+
+    With `equivalent` (a catalog model, e.g. "gpt-5.4-nano") it is free and metered at
+    that model's prices; without, its price is unknown (`UNPRICED`), not $0.
+    """
+    if equivalent is None:
+        return ModelSpec(
+            name=name,
+            tier=tier,
+            context_window=context_window,
+            max_output_tokens=max_output_tokens,
+            pricing=UNPRICED,
+        )
+    cat = catalog if catalog is not None else default_catalog()
+    if equivalent not in cat:
+        raise UserError(
+            f"model {name!r} stands in for {equivalent!r}, which the catalog does not know: "
+            f"name one of {', '.join(cat)} (see `tiered models`)"
+        )
+    return ModelSpec(
+        name=name,
+        tier=tier,
+        context_window=context_window,
+        max_output_tokens=max_output_tokens,
+        pricing=FREE,
+        equivalent=equivalent,
+    )

@@ -83,6 +83,7 @@ async def execute_run(
     _check_ladder(config, ladder)
     run_id = uuid.uuid4().hex[:12]
     ledger = Ledger(budget, flagship=_flagship_spec(ladder, flagship))
+    ledger.require_prices(m.spec for m in ladder.values())  # before anything is spent
     the_journal = None
     if journal is not None:
         the_journal = journal if isinstance(journal, Journal) else Journal(journal)

@@ -114,6 +114,7 @@ TIERED_ALL = (
     "Workflow",
     "check_plan",
     "default_catalog",
+    "load_workflow",
     "redact_secrets",
     "tool",
 )

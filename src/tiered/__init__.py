@@ -89,7 +89,7 @@ from tiered._stream import EventStream
 from tiered._tool import Tool, tool
 from tiered._usage import Usage
 from tiered._verify import AgentCheck, Check
-from tiered._workflow import Workflow
+from tiered._workflow import Workflow, load_workflow
 from tiered.models import Ladder, Model, ScriptedModel
 
 __version__ = "0.1.0"
@@ -193,6 +193,7 @@ __all__ = (
     "Workflow",
     "check_plan",
     "default_catalog",
+    "load_workflow",
     "redact_secrets",
     "tool",
 )

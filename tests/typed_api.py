@@ -123,3 +123,54 @@ async def use() -> None:
     listed = await numbers.run("1 to 3", model=RetryingModel(ScriptedModel([{"result": [1]}])))
     first: int = listed.output[0]
     print(first)
+
+
+# --- typed dependencies: an agent's `Deps` is checked against its tools and `deps=` -----
+
+
+class CountOrders(Tool[Deps]):
+    """How many orders the deps hold."""
+
+    class Args(BaseModel):
+        pass
+
+    async def run(self, args: Args, ctx: RunContext[Deps]) -> int:
+        return len(ctx.deps.orders)
+
+
+class CountKeys(Tool[dict[str, int]]):
+    """A tool written for plain dict deps."""
+
+    class Args(BaseModel):
+        pass
+
+    async def run(self, args: Args, ctx: RunContext[dict[str, int]]) -> int:
+        return len(ctx.deps)
+
+
+class Counter(Agent[int, Deps]):
+    """Counts orders; its tools read `Deps`."""
+
+    output_type = int
+    tools = (CountOrders(),)
+
+
+class WrongTools(Agent[int, Deps]):
+    """A tool whose context wants other deps is rejected (the ignore proves mypy says so:
+    with `warn_unused_ignores` an unneeded ignore is itself an error)."""
+
+    output_type = int
+    tools = (CountKeys(),)  # type: ignore[assignment]
+
+
+async def typed_deps() -> None:
+    counted: AgentResult[int] = await Counter().run(
+        "count", deps=Deps(orders={"A1": 5}), model=ScriptedModel(["3"])
+    )
+    n: int = counted.output
+    print(n)
+    await Counter().run("count", deps="not a Deps", model=ScriptedModel(["3"]))  # type: ignore[arg-type]
+    blocking: AgentResult[int] = Counter().run_sync(
+        "count", deps=Deps(orders={}), model=ScriptedModel(["0"])
+    )
+    print(blocking.output)

@@ -212,17 +212,20 @@ async def run_attempt(run: RunState, job: SubtaskJob, attempt: Try) -> Step:
     error: BaseException | None = None
     output: Any = None
     timeout = run.config.limits.subtask_timeout
+    timed_out = False
     with collect_charges() as charges:
         async with run.limiter:
             run.recorder.started_attempt(job.record, job.sid, tier)
             started = time.perf_counter()
-            with anyio.CancelScope() as scope:
-                if timeout is not None:
-                    scope.deadline = anyio.current_time() + timeout
-                try:
+            try:
+                if timeout is None:
                     output = await _execute(run, job, attempt, model)
-                except Exception as exc:
-                    error = exc
+                else:
+                    with anyio.move_on_after(timeout) as scope:
+                        output = await _execute(run, job, attempt, model)
+                    timed_out = scope.cancelled_caught
+            except Exception as exc:
+                error = exc
     booked = [*job.pending_charges, *charges]
     job.pending_charges.clear()
 
@@ -238,7 +241,7 @@ async def run_attempt(run: RunState, job: SubtaskJob, attempt: Try) -> Step:
             charges=booked,
         )
 
-    if scope.cancelled_caught:
+    if timed_out:
         failure = timeout_failure(tier, timeout or 0)
     elif error is None:
         book("succeeded", None)

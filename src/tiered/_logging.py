@@ -15,7 +15,7 @@ from typing import Any, TextIO, cast
 
 import structlog
 
-__all__ = ("get_logger", "redact_secrets")
+__all__ = ("get_logger", "info_enabled", "redact_secrets")
 
 _SECRET_KEYS = frozenset({"api_key", "authorization", "headers", "password", "secret", "token"})
 _SECRET_VALUE = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+[A-Za-z0-9_\-\.]+)")
@@ -56,15 +56,65 @@ class _Stderr:
         sys.stderr.flush()
 
 
+class _QuietLogger:
+    """The unconfigured default: debug and info cost nothing; warnings bind on first use."""
+
+    __slots__ = ("_bound", "_logger")
+
+    def __init__(self, bound: dict[str, Any]) -> None:
+        self._bound = bound
+        self._logger: Any = None
+
+    def _real(self) -> Any:
+        if self._logger is None:
+            self._logger = _quiet_base().bind(**self._bound)
+        return self._logger
+
+    def debug(self, *args: Any, **kw: Any) -> None:
+        """Dropped: the default logger prints warnings and errors only."""
+
+    def info(self, *args: Any, **kw: Any) -> None:
+        """Dropped: the default logger prints warnings and errors only."""
+
+    def warning(self, *args: Any, **kw: Any) -> Any:
+        """Printed to stderr with the bound context."""
+        return self._real().warning(*args, **kw)
+
+    def error(self, *args: Any, **kw: Any) -> Any:
+        """Printed to stderr with the bound context."""
+        return self._real().error(*args, **kw)
+
+    def exception(self, *args: Any, **kw: Any) -> Any:
+        """Printed to stderr with the bound context."""
+        return self._real().exception(*args, **kw)
+
+    def bind(self, **more: Any) -> _QuietLogger:
+        """A quiet logger with more context."""
+        return _QuietLogger({**self._bound, **more})
+
+
+def info_enabled() -> bool:
+    """True when INFO lines go anywhere (the application configured structlog)."""
+    return structlog.is_configured()
+
+
 def get_logger(**bound: Any) -> Any:
-    """A structlog logger for `tiered`, bound to `bound`."""
-    global _quiet
+    """A structlog logger for `tiered`, bound to `bound`.
+
+    Unconfigured, it is a quiet logger whose debug/info calls cost nothing (the
+    framework logs per call, so binding eagerly would tax every request).
+    """
     if structlog.is_configured():
         # the application's processors, behind ours: secrets are redacted before any of them
         processors = [redact_secrets, *structlog.get_config()["processors"]]
         return structlog.wrap_logger(
             None, processors=processors, logger_factory_args=("tiered",)
         ).bind(**bound)
+    return _QuietLogger(bound)
+
+
+def _quiet_base() -> Any:
+    global _quiet
     if _quiet is None:
         _quiet = structlog.wrap_logger(
             structlog.PrintLogger(cast(TextIO, _Stderr())),
@@ -76,4 +126,4 @@ def get_logger(**bound: Any) -> Any:
                 structlog.dev.ConsoleRenderer(colors=False),
             ],
         )
-    return _quiet.bind(**bound)
+    return _quiet

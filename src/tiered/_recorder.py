@@ -11,8 +11,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import structlog
-
 from tiered._catalog import Tier
 from tiered._escalation import Attempt, EscalationDecision, Failure
 from tiered._events import (
@@ -29,7 +27,7 @@ from tiered._events import (
 )
 from tiered._journal import Journal
 from tiered._ledger import Charge, Ledger
-from tiered._logging import get_logger
+from tiered._logging import get_logger, info_enabled
 from tiered._messages import ToolCall, ToolResultMessage
 from tiered._result import RunResult, RunStatus, SubtaskResult, SubtaskStatus
 from tiered._routing import RouteDecision
@@ -40,7 +38,7 @@ __all__ = ("RunRecorder",)
 class RunRecorder:
     """Records one run: subtask outcomes, attempts, events to the sink, the journal."""
 
-    __slots__ = ("_log", "journal", "ledger", "run_id", "sink", "started")
+    __slots__ = ("_log", "journal", "ledger", "listening", "run_id", "sink", "started")
 
     def __init__(
         self,
@@ -56,6 +54,8 @@ class RunRecorder:
         self.journal = journal
         self.started = time.perf_counter()
         self._log: Any = get_logger(run_id=run_id)
+        self.listening = sink is not None or info_enabled()
+        """False when no sink and no logging: events are then not even built."""
 
     def elapsed(self) -> float:
         """Seconds since the run started."""
@@ -63,7 +63,7 @@ class RunRecorder:
 
     def emit(self, event: RunEvent) -> None:
         """Log `event` (only when logging is configured) and hand it to the sink."""
-        if structlog.is_configured():  # the default logger drops INFO: skip building fields
+        if info_enabled():  # the default logger drops INFO: skip building fields
             self._log.info(event.name, **event.log_fields())
         if self.sink is not None:
             # events are frozen for consumers; the run totals are stamped once, here
@@ -79,6 +79,8 @@ class RunRecorder:
     def routed(self, record: SubtaskResult, sid: str, decision: RouteDecision) -> None:
         """The router chose the first tier."""
         record.route = decision
+        if not self.listening:
+            return
         self.emit(
             SubtaskRouted(
                 **self._base(),
@@ -129,6 +131,8 @@ class RunRecorder:
         self, sid: str, failure: Failure, decision: EscalationDecision, to_tier: Tier | None
     ) -> None:
         """The policy chose the next step after a failed attempt."""
+        if not self.listening:
+            return
         self.emit(
             SubtaskEscalated(
                 **self._base(),
@@ -150,6 +154,8 @@ class RunRecorder:
         record.restored = restored
         if self.journal is not None and not restored:
             self.journal.record_output(sid, output)
+        if not self.listening:
+            return
         self.emit(
             SubtaskFinished(
                 **self._base(),
@@ -171,12 +177,16 @@ class RunRecorder:
         """Mark the subtask failed; the event carries `reason` (or the error)."""
         record.status = SubtaskStatus.FAILED
         record.error = error
+        if not self.listening:
+            return
         self.emit(SubtaskFailed(**self._base(), subtask_id=sid, reason=reason or error))
 
     def skipped(self, record: SubtaskResult, sid: str, reason: str) -> None:
         """Mark a subtask that never ran skipped, with why."""
         record.status = SubtaskStatus.SKIPPED
         record.error = reason
+        if not self.listening:
+            return
         self.emit(SubtaskSkipped(**self._base(), subtask_id=sid, reason=reason))
 
     def skip_unfinished(
@@ -190,9 +200,9 @@ class RunRecorder:
                 children = {c.subtask.id: c for c in r.children}
                 self.skip_unfinished(children, reason, f"{prefix}{sid}/")
 
-    def tools(self, sid: str | None, agent: str) -> _ToolEvents:
-        """A tool observer that emits `tool.called` / `tool.returned` for this subtask."""
-        return _ToolEvents(self, sid, agent)
+    def tools(self, sid: str | None, agent: str) -> _ToolEvents | None:
+        """A tool observer that emits `tool.called` / `tool.returned`, if anyone listens."""
+        return _ToolEvents(self, sid, agent) if self.listening else None
 
     # --- the run ----------------------------------------------------------------------
 

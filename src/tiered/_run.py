@@ -24,7 +24,7 @@ from tiered._ledger import Budget, Ledger, collect_charges
 from tiered._plan import Plan, check_plan
 from tiered._recorder import RunRecorder
 from tiered._result import RunResult, RunStatus, SubtaskStatus
-from tiered._run_state import RunConfig, RunState
+from tiered._run_state import RunConfig, RunState, Slots
 from tiered._scheduler import run_plan
 from tiered._stream import EventChannel
 from tiered.models import Ladder
@@ -98,7 +98,7 @@ async def execute_run(
         ladder=ladder,
         ledger=ledger,
         recorder=recorder,
-        limiter=anyio.CapacityLimiter(config.limits.concurrency),
+        limiter=Slots(config.limits.concurrency),
         channel=channel,
         journal=the_journal,
     )

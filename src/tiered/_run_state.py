@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -22,7 +23,46 @@ from tiered._stream import EventChannel
 from tiered._verify import AgentCheck, Check
 from tiered.models import Ladder
 
-__all__ = ("AnswerCheck", "AttemptStats", "RunConfig", "RunState")
+__all__ = ("AnswerCheck", "AttemptStats", "RunConfig", "RunState", "Slots")
+
+
+class Slots:
+    """The run's concurrency slots, shared by every plan level (sub-plans included).
+
+    Like `anyio.CapacityLimiter`, but a free slot is taken without a checkpoint: the
+    attempt it guards awaits at once anyway, and a checkpoint per attempt costs an
+    event-loop turn.
+    """
+
+    __slots__ = ("_waiters", "free")
+
+    def __init__(self, total: int) -> None:
+        self.free = total
+        self._waiters: deque[anyio.Event] = deque()
+
+    async def __aenter__(self) -> None:
+        if self.free > 0 and not self._waiters:
+            self.free -= 1
+            return
+        event = anyio.Event()
+        self._waiters.append(event)
+        try:
+            await event.wait()
+        except BaseException:
+            if event.is_set():
+                self._release()  # handed a slot while being cancelled: pass it on
+            else:
+                self._waiters.remove(event)
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        if self._waiters:
+            self._waiters.popleft().set()  # the slot goes straight to the next waiter
+        else:
+            self.free += 1
 
 AnswerCheck = Callable[[Any, Mapping[str, Any]], "str | None"]
 """`(final_answer, outputs by subtask id) -> None` to accept, or what is wrong with it."""
@@ -61,7 +101,7 @@ class RunState:
     ladder: Ladder
     ledger: Ledger
     recorder: RunRecorder
-    limiter: anyio.CapacityLimiter
+    limiter: Slots
     channel: EventChannel | None = None
     journal: Journal | None = None
     model_limiters: dict[str, anyio.CapacityLimiter] = field(default_factory=dict)
@@ -87,7 +127,10 @@ class RunState:
 
     def model_limiter(self, name: str) -> anyio.CapacityLimiter | None:
         """The in-flight cap shared by every call to model `name`, if one is set."""
-        n = self.config.limits.model_limit(name)
+        limits = self.config.limits
+        if limits.per_model is None:
+            return None
+        n = limits.model_limit(name)
         if n is None:
             return None
         limiter = self.model_limiters.get(name)

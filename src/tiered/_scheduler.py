@@ -7,7 +7,7 @@ with concurrency, not with the size of the plan.
 
 from __future__ import annotations
 
-import math
+from collections import deque
 
 import anyio
 
@@ -39,8 +39,14 @@ async def run_plan(
         waiting[s.id] = len(deps)
         for d in deps:
             dependents.setdefault(d, []).append(s)
-    send, receive = anyio.create_memory_object_stream[Subtask](math.inf)
+    ready: deque[Subtask] = deque(s for s in subtasks if not s.depends_on)
+    idle: deque[anyio.Event] = deque()  # one event per waiting worker: wake exactly one
     left = len(subtasks)
+
+    def push(s: Subtask) -> None:
+        ready.append(s)
+        if idle:
+            idle.popleft().set()
 
     def done(s: Subtask) -> None:
         nonlocal left
@@ -48,22 +54,26 @@ async def run_plan(
         for nxt in dependents.pop(s.id, ()):
             waiting[nxt.id] -= 1
             if waiting[nxt.id] == 0:
-                send.send_nowait(nxt)
+                push(nxt)
         if left == 0:
-            send.close()
+            while idle:
+                idle.popleft().set()  # the plan is done: every waiting worker returns
 
     async def worker() -> None:
-        async for s in receive:
+        while True:
+            while not ready:
+                if left == 0:
+                    return
+                woken = anyio.Event()
+                idle.append(woken)
+                await woken.wait()
+            s = ready.popleft()
             try:
                 await run.wait_for_room()
                 await start_subtask(run, s, results, depth=depth, prefix=prefix, run_plan=run_plan)
             finally:
                 done(s)
 
-    for s in subtasks:
-        if not s.depends_on:
-            send.send_nowait(s)
-    with send, receive:
-        async with anyio.create_task_group() as tg:
-            for _ in range(min(run.config.limits.concurrency, len(subtasks))):
-                tg.start_soon(worker)
+    async with anyio.create_task_group() as tg:
+        for _ in range(min(run.config.limits.concurrency, len(subtasks))):
+            tg.start_soon(worker)

@@ -29,7 +29,7 @@ from tiered._ledger import collect_charges
 from tiered._plan import Subtask, agent_input
 from tiered._planner import render_outputs
 from tiered._result import RunStatus, SubtaskResult, SubtaskStatus
-from tiered._routing import RouteRequest
+from tiered._routing import RouteRequest, RuleRouter
 from tiered._run_state import RunState
 
 __all__ = ("start_subtask",)
@@ -97,9 +97,13 @@ async def _first_try(run: RunState, job: SubtaskJob) -> Try:
         estimated_input_tokens=estimate_input(job.agent, context, job.subtask),
         ladder=run.ladder,
     )
-    with collect_charges() as charges:  # a classifier router's calls belong to the subtask
-        decision = await run.config.router.route(request, models=run.ladder, ledger=run.ledger)
-    job.pending_charges.extend(charges)
+    router = run.config.router
+    if type(router) is RuleRouter:  # no model call: skip the await and the collection
+        decision = router.decide(request)
+    else:
+        with collect_charges() as charges:  # a classifier router's calls belong to the subtask
+            decision = await router.route(request, models=run.ladder, ledger=run.ledger)
+        job.pending_charges.extend(charges)
     run.ladder.index(decision.tier)  # a route off the ladder is a UserError
     run.recorder.routed(job.record, job.sid, decision)
     return Try(tier=decision.tier, reason=f"routed: {decision.reason}", context=context)

@@ -3,8 +3,8 @@
 A labelled workload runs through tiered's real `Orchestrator`, `RuleRouter`,
 `ClassifierRouter`, `DefaultPolicy`, verifier (`AgentCheck`) and `Ledger`, priced with the
 real catalog. Only the models are simulated: `SimModel` answers in process, and whether an
-attempt is right is drawn from the published per-tier success rates (BENCHMARKS.md,
-routing economics) with a seeded RNG.
+attempt is right is drawn from the published per-tier success rates (`CATEGORIES`
+below, each citing its source) with a seeded RNG.
 
 The outcome model:
 

@@ -49,6 +49,7 @@ LAYERS: dict[str, float] = {
     "tiered._escalation": 6,
     "tiered._verify": 6,
     "tiered._limits": 6,
+    "tiered._estimate": 6,
     # 7. orchestrator
     "tiered._orchestrator": 7,
     "tiered._run": 7,

@@ -26,6 +26,7 @@ from tiered._errors import (
     ModelTimeout,
     OutputInvalid,
     PlanInvalid,
+    PlanOverBudget,
     ProviderError,
     RateLimited,
     Refused,
@@ -47,6 +48,7 @@ from tiered._escalation import (
     PolicyState,
     Rule,
 )
+from tiered._estimate import PlanEstimate, SubtaskEstimate
 from tiered._events import (
     ComposeFinished,
     ComposeStarted,
@@ -143,7 +145,9 @@ __all__ = (
     "OutputSchema",
     "Plan",
     "PlanCreated",
+    "PlanEstimate",
     "PlanInvalid",
+    "PlanOverBudget",
     "Planner",
     "PolicyState",
     "PriceBreak",
@@ -167,6 +171,7 @@ __all__ = (
     "Stakes",
     "Subtask",
     "SubtaskEscalated",
+    "SubtaskEstimate",
     "SubtaskFailed",
     "SubtaskFinished",
     "SubtaskResult",

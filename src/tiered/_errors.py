@@ -22,6 +22,7 @@ kept apart because callers handle them differently::
         ├── OutputInvalid         still invalid after the repair turns
         ├── MaxTurnsExceeded      carries the transcript so far
         ├── BudgetExceeded
+        │   └── PlanOverBudget    the plan's estimate is over the budget
         ├── PlanInvalid           carries every problem found
         └── WeightsInvalid        local weights failed their checksum
 """
@@ -50,6 +51,7 @@ __all__ = (
     "ModelTimeout",
     "OutputInvalid",
     "PlanInvalid",
+    "PlanOverBudget",
     "ProviderError",
     "RateLimited",
     "Refused",
@@ -214,6 +216,18 @@ class BudgetExceeded(RunError):
         super().__init__(
             f"budget exceeded: {what} spent {spent} of {limit}; raise the budget or "
             "narrow the goal (finished results are kept)"
+        )
+
+
+class PlanOverBudget(BudgetExceeded):
+    """The plan's cost estimate is over the dollar budget: refused before anything runs."""
+
+    def __init__(self, *, limit: Decimal, estimate: Decimal, by_tier: str) -> None:
+        super().__init__("dollars (the plan's estimate)", limit=limit, spent=estimate)
+        self.args = (
+            f"the plan is estimated at ${estimate:.6f} ({by_tier}), over the budget of "
+            f"${limit}: raise the budget, pass plan_budget='fit' to route subtasks down, "
+            "or narrow the goal",
         )
 
 

@@ -18,6 +18,7 @@ from tiered._agent import Agent
 from tiered._catalog import ModelSpec, Tier
 from tiered._errors import UserError
 from tiered._escalation import DefaultPolicy, EscalationPolicy
+from tiered._estimate import PlanBudget
 from tiered._events import RunEvent
 from tiered._journal import Journal
 from tiered._ledger import Budget
@@ -47,7 +48,9 @@ def _budget(budget: Budget | Decimal | float | None) -> Budget:
 class Orchestrator:
     """Runs a goal: plan, route, execute, escalate, compose, report.
 
-    Nothing is shared between runs: each gets its own ledger, limiter and state.
+    `plan_budget="refuse"` refuses a plan whose cost estimate is over the dollar budget
+    before anything runs (`PlanOverBudget`); `"fit"` routes subtasks down a rung until it
+    fits. Nothing is shared between runs: each gets its own ledger, limiter and state.
     """
 
     def __init__(
@@ -64,6 +67,7 @@ class Orchestrator:
         flagship: ModelSpec | None = None,
         answer_check: AnswerCheck | None = None,
         stats: AttemptStats | None = None,
+        plan_budget: PlanBudget | None = None,
     ) -> None:
         named: dict[str, Agent[Any, Any]] = {}
         for agent in executors:
@@ -85,6 +89,7 @@ class Orchestrator:
             verify=checks,
             answer_check=answer_check,
             stats=stats,
+            plan_budget=plan_budget,
         )
         self.budget = _budget(budget)
         self.models = None if models is None else Ladder.of(models)

@@ -14,6 +14,7 @@ from pydantic_core import to_jsonable_python
 
 from tiered._catalog import Tier
 from tiered._escalation import Attempt
+from tiered._estimate import PlanEstimate
 from tiered._ledger import TierTotals
 from tiered._plan import Plan, Subtask
 from tiered._routing import RouteDecision
@@ -105,6 +106,8 @@ class RunResult:
     plan: Plan | None
     subtasks: dict[str, SubtaskResult]
     final_answer: Any = None
+    estimate: PlanEstimate | None = None
+    """The plan's cost estimate before it ran (when a dollar budget or `plan_budget` is set)."""
     planner_attempts: list[Attempt] = field(default_factory=list)
     """The planner's own calls: planning the goal and composing the final answer."""
     error: str | None = None
@@ -149,6 +152,8 @@ class RunResult:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, PlanEstimate):
+        return value.to_dict()
     if isinstance(value, SubtaskResult):
         d = {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
         d["tier_path"] = [t.value for t in value.tier_path]
@@ -288,6 +293,17 @@ def render_report(result: RunResult) -> str:
     )
     lines.append("")
     lines.append(_totals_line(result))
+    if result.estimate is not None:
+        est = result.estimate
+        tiers = ", ".join(f"{t.value} {_usd(v)}" for t, v in est.by_tier().items())
+        line = f"plan estimate before it ran: {_usd(est.usd)} ({tiers})"
+        if est.budget_usd is not None:
+            line += f" against a budget of {_usd(est.budget_usd)}"
+        if est.downgraded:
+            line += "; routed down to fit: " + ", ".join(
+                f"{k} {v}" for k, v in est.downgraded.items()
+            )
+        lines.append(line)
     if result.final_answer is not None:
         answer = result.final_answer
         text = answer if isinstance(answer, str) else json.dumps(_plain(answer), indent=2)

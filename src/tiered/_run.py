@@ -18,6 +18,7 @@ import anyio
 from tiered._catalog import ModelSpec, default_catalog
 from tiered._errors import BudgetExceeded, PlanInvalid, TieredError, UserError
 from tiered._escalation import Attempt
+from tiered._estimate import fit_plan
 from tiered._events import ComposeFinished, ComposeStarted, PlanCreated, RunEvent, RunStarted
 from tiered._journal import Journal
 from tiered._ledger import Budget, Ledger, collect_charges
@@ -128,6 +129,10 @@ async def execute_run(
             problems = check_plan(plan, config.executors)
             if problems:
                 raise PlanInvalid(problems)
+        if config.plan_budget is not None or budget.usd is not None:
+            plan, result.estimate = fit_plan(
+                plan, config.executors, ladder, budget, ledger, config.plan_budget or "allow"
+            )
         result.plan = plan
         if the_journal is not None:
             the_journal.record_plan(goal, plan)

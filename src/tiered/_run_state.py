@@ -12,6 +12,7 @@ import anyio
 from tiered._agent import Agent
 from tiered._catalog import Tier
 from tiered._escalation import Escalate, EscalationPolicy
+from tiered._estimate import PlanBudget
 from tiered._journal import Journal
 from tiered._ledger import Ledger
 from tiered._limits import Limits
@@ -64,6 +65,7 @@ class Slots:
         else:
             self.free += 1
 
+
 AnswerCheck = Callable[[Any, Mapping[str, Any]], "str | None"]
 """`(final_answer, outputs by subtask id) -> None` to accept, or what is wrong with it."""
 
@@ -88,6 +90,7 @@ class RunConfig:
     verify: Mapping[str, Check | AgentCheck]
     answer_check: AnswerCheck | None = None
     stats: AttemptStats | None = None
+    plan_budget: PlanBudget | None = None
     escalate: Escalate = field(default_factory=Escalate)
 
 

@@ -29,6 +29,7 @@ from tiered._errors import (
     TieredError,
     UserError,
 )
+from tiered._json import UntrustedJson, parse_untrusted
 from tiered._ledger import Ledger
 from tiered._messages import (
     AssistantMessage,
@@ -361,16 +362,20 @@ class Agent(Generic[OutputT]):
             value: Any = text
         else:
             try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
+                data = parse_untrusted(text)
+            except UntrustedJson as exc:
                 raise _Repair(
-                    f"not valid JSON: {exc.msg} at character {exc.pos}",
-                    f"Your output was not valid JSON ({exc.msg} at character {exc.pos}). "
+                    str(exc),
+                    f"Your output was rejected: {exc}. "
                     "Reply with one JSON object that matches the output schema.",
                 ) from None
             try:
                 value = self._output.validate(data)
-            except (ValueError, ValidationError) as exc:
+            except ModelRetry as exc:
+                raise _Repair(exc.message, exc.message) from None
+            except TieredError:
+                raise
+            except Exception as exc:  # a ValidationError, or a field validator that broke
                 raise _Repair(
                     str(exc),
                     f"Your output does not match the required schema: {exc}. "
@@ -380,6 +385,8 @@ class Agent(Generic[OutputT]):
             return await self.validate_output(cast(OutputT, value), ctx)
         except ModelRetry as exc:
             raise _Repair(exc.message, exc.message) from None
+        except ValidationError as exc:  # the hook built a model from a hostile output
+            raise _Repair(str(exc), f"Your output was rejected: {exc}. Reply again.") from None
 
 
 class _Repair(Exception):

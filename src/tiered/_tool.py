@@ -22,6 +22,7 @@ from pydantic_core import to_jsonable_python
 
 from tiered._context import RunContext
 from tiered._errors import EscalationRequested, ModelRetry, UserError
+from tiered._json import UntrustedJson, parse_untrusted
 from tiered._messages import ToolCall, ToolDefinition, ToolResultMessage
 from tiered._schema import StrictSchema
 
@@ -297,37 +298,20 @@ class ToolSet:
                 f"There is no tool named {call.name!r} available to you. "
                 f"Tools you can call: {allowed}."
             )
-        try:
-            raw = json.loads(call.arguments) if call.arguments.strip() else {}
-        except json.JSONDecodeError as exc:
-            return error(
-                f"The arguments for {call.name!r} are not valid JSON ({exc.msg} at character "
-                f"{exc.pos}). Send one JSON object that matches the tool's parameter schema."
-            )
-        schema = t.args_schema
-        problems = schema.errors(raw)
-        if problems:
-            return error(
-                f"The arguments for {call.name!r} do not match its schema: "
-                + "; ".join(problems)
-                + ". Fix these fields and call the tool again."
-            )
-        try:
-            args = schema.validate(raw)
-        except ValueError as exc:
-            return error(f"The arguments for {call.name!r} are invalid: {exc}. Fix and retry.")
+        parsed = _parse_arguments(t, call)
+        if isinstance(parsed, _Problem):
+            return error(parsed.text)
         started = time.perf_counter()
+        timed_out = False
         try:
             if t.timeout is None:
-                value = await t.run(args, ctx)
+                value = await t.run(parsed, ctx)
             else:
-                with anyio.fail_after(t.timeout):
-                    value = await t.run(args, ctx)
-        except TimeoutError:
-            return error(
-                f"Tool {call.name!r} timed out after {t.timeout:g}s. Try simpler arguments "
-                "or a different approach."
-            )
+                # our own scope, so a TimeoutError the tool raises is the tool's failure
+                with anyio.move_on_after(t.timeout) as scope:
+                    value = await t.run(parsed, ctx)
+                timed_out = scope.cancelled_caught
+            content = "" if timed_out else _render(value)
         except ModelRetry as exc:
             return error(exc.message)
         except EscalationRequested:
@@ -337,7 +321,64 @@ class ToolSet:
                 f"Tool {call.name!r} failed: {type(exc).__name__}: {exc}. "
                 "Check the arguments or try a different approach."
             )
+        if timed_out:
+            return error(
+                f"Tool {call.name!r} timed out after {t.timeout:g}s. Try simpler arguments "
+                "or a different approach."
+            )
         ctx.log.info(
             "tool.call", tool=call.name, latency_ms=round((time.perf_counter() - started) * 1e3, 2)
         )
-        return ToolResultMessage(tool_call_id=call.id, name=call.name, content=_render(value))
+        return ToolResultMessage(tool_call_id=call.id, name=call.name, content=content)
+
+
+_JSON_KIND: dict[type, str] = {
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
+
+
+class _Problem:
+    """Why a call's arguments were refused, worded for the model."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _parse_arguments(t: Tool, call: ToolCall) -> Any:
+    """The validated arguments of `call`, or a `_Problem`; never raises for any input."""
+    try:
+        raw = parse_untrusted(call.arguments) if call.arguments.strip() else {}
+    except UntrustedJson as exc:
+        return _Problem(
+            f"The arguments for {call.name!r} are {exc}. "
+            "Send one JSON object that matches the tool's parameter schema."
+        )
+    if not isinstance(raw, dict):
+        return _Problem(
+            f"The arguments for {call.name!r} are a JSON {_JSON_KIND.get(type(raw), 'value')}, "
+            "not an object. "
+            "Send one JSON object that matches the tool's parameter schema."
+        )
+    schema = t.args_schema
+    try:
+        problems = schema.errors(raw)
+        if problems:
+            return _Problem(
+                f"The arguments for {call.name!r} do not match its schema: "
+                + "; ".join(problems)
+                + ". Fix these fields and call the tool again."
+            )
+        return schema.validate(raw)
+    except ModelRetry as exc:
+        return _Problem(exc.message)
+    except EscalationRequested:
+        raise
+    except Exception as exc:  # a ValidationError, or a field validator that broke
+        return _Problem(f"The arguments for {call.name!r} are invalid: {exc}. Fix and retry.")

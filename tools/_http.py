@@ -155,7 +155,8 @@ class HttpFetch(Tool):
             raise ModelRetry(f"{str(raw)!r} is not an absolute http(s) URL; send one")
         _, host, port = _origin(url)
         if not self.allows(host, port):
-            what = f"host {url.host!r}" if not self.allows(host) else f"port {port} of {host!r}"
+            known = host in self._exact or any(host.endswith(s) for s, _ in self._suffixes)
+            what = f"port {port} of {host!r}" if known else f"host {url.host!r}"
             raise PermissionError(
                 f"{what} is not allowed; allowed hosts: {self._allowed()}. "
                 "Do not try other hosts or ports."

@@ -142,6 +142,20 @@ async def test_hostile_arguments_become_errors_the_model_can_act_on(
     assert expected in result.content
 
 
+@pytest.mark.parametrize(
+    ("n", "expected"), [(10_000, "more characters of problems"), (30_000, "more than 20000 values")]
+)
+async def test_a_huge_wrong_array_gets_a_short_error_quickly(n: int, expected: str) -> None:
+    items = ",".join(["1"] * n)
+    arguments = f'{{"name": "a", "count": 1, "ratio": 1, "lines": [{items}], "extra": {{}}}}'
+    started = time.perf_counter()
+    result = await ToolSet([place]).run_call(call("place", arguments), _ctx())
+    assert time.perf_counter() - started < 5
+    assert result.is_error
+    assert expected in result.content
+    assert len(result.content) < 5_000
+
+
 def test_untrusted_json_is_a_value_error_with_one_type() -> None:
     with pytest.raises(UntrustedJson, match="characters; at most 10"):
         parse_untrusted('"' + "x" * 20 + '"', max_chars=10)
@@ -195,20 +209,42 @@ EXECUTORS: dict[str, Agent[Any]] = {
     "writer": Agent(name="writer"),
     "orders": Agent(name="orders", input_type=Order),
 }
-ids = st.sampled_from(["a", "b", "c", "d", "e", "", "a b"])
-leaves = st.none() | st.integers() | st.text(max_size=5) | st.lists(st.integers(), max_size=2)
-subtasks = st.builds(
-    Subtask,
-    id=ids,
-    agent=st.sampled_from(["writer", "orders", "nobody"]),
-    instructions=st.just("go"),
-    arguments=st.dictionaries(st.sampled_from(["input", "sku", "qty", "x"]), leaves, max_size=3),
-    depends_on=st.lists(ids, max_size=3).map(tuple),
-)
+IDS = ["a", "b", "c", "d", "e", "", "a b"]
+ARGUMENTS: list[dict[str, Any]] = [
+    {},
+    {"input": "x"},
+    {"input": 5},
+    {"sku": "a", "qty": 1},
+    {"sku": "a", "qty": "two"},
+    {"x": None},
+    {"sku": [1], "qty": {"a": 1}},
+    {"input": "x", "sku": "a"},
+]
+
+
+def _subtask(code: tuple[int, int, int, int]) -> Subtask:
+    """A subtask from four small numbers (few draws keep 1,000 examples fast)."""
+    sid, agent, args, deps = code
+    depends_on = tuple(IDS[d] for d in (deps % 8, deps // 8) if d < len(IDS))
+    return Subtask(
+        id=IDS[sid],
+        agent=["writer", "orders", "nobody"][agent],
+        instructions="go",
+        arguments=ARGUMENTS[args],
+        depends_on=depends_on,
+    )
+
+
+subtasks = st.tuples(
+    st.integers(0, len(IDS) - 1),
+    st.integers(0, 2),
+    st.integers(0, len(ARGUMENTS) - 1),
+    st.integers(0, 63),
+).map(_subtask)
 
 
 @FUZZ
-@given(plan=st.builds(Plan, subtasks=st.lists(subtasks, max_size=8).map(tuple)))
+@given(plan=st.builds(Plan, subtasks=st.lists(subtasks, max_size=6).map(tuple)))
 def test_check_plan_names_problems_and_never_raises(plan: Plan) -> None:
     problems = check_plan(plan, EXECUTORS)
     assert all(isinstance(p, str) and p for p in problems)

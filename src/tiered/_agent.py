@@ -29,7 +29,7 @@ from tiered._errors import (
     TieredError,
     UserError,
 )
-from tiered._json import UntrustedJson, parse_untrusted
+from tiered._json import UntrustedJson, clip, parse_untrusted
 from tiered._ledger import Ledger
 from tiered._messages import (
     AssistantMessage,
@@ -376,9 +376,10 @@ class Agent(Generic[OutputT]):
             except TieredError:
                 raise
             except Exception as exc:  # a ValidationError, or a field validator that broke
+                problem = clip(str(exc))
                 raise _Repair(
-                    str(exc),
-                    f"Your output does not match the required schema: {exc}. "
+                    problem,
+                    f"Your output does not match the required schema: {problem}. "
                     "Reply again with corrected JSON.",
                 ) from None
         try:
@@ -386,7 +387,8 @@ class Agent(Generic[OutputT]):
         except ModelRetry as exc:
             raise _Repair(exc.message, exc.message) from None
         except ValidationError as exc:  # the hook built a model from a hostile output
-            raise _Repair(str(exc), f"Your output was rejected: {exc}. Reply again.") from None
+            problem = clip(str(exc))
+            raise _Repair(problem, f"Your output was rejected: {problem}. Reply again.") from None
 
 
 class _Repair(Exception):

@@ -12,12 +12,15 @@ import math
 import re
 from typing import Any
 
-__all__ = ("MAX_CHARS", "MAX_DEPTH", "UntrustedJson", "parse_untrusted")
+__all__ = ("MAX_CHARS", "MAX_DEPTH", "MAX_VALUES", "UntrustedJson", "clip", "parse_untrusted")
 
 MAX_DEPTH = 64
 """Deepest nesting of arrays and objects accepted: far above any real schema."""
 MAX_CHARS = 4_000_000
 """Longest JSON text accepted."""
+MAX_VALUES = 20_000
+"""Most values (numbers, strings, arrays, objects...) in one text: schema errors for each
+of a million wrong items would take minutes to list."""
 _MAX_INT_DIGITS = 4_300  # Python's own limit for int(str)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -48,11 +51,15 @@ def _check_string(s: str) -> None:
         raise UntrustedJson("a string contains a lone UTF-16 surrogate escape")
 
 
-def _check_tree(value: Any, max_depth: int) -> None:
-    """Walk the parsed value without recursion: depth and strings."""
+def _check_tree(value: Any, max_depth: int, max_values: int) -> None:
+    """Walk the parsed value without recursion: depth, size and strings."""
     stack: list[tuple[Any, int]] = [(value, 1)]
+    seen = 0
     while stack:
         node, depth = stack.pop()
+        seen += 1
+        if seen > max_values:
+            raise UntrustedJson(f"the JSON holds more than {max_values} values: send less")
         if isinstance(node, str):
             _check_string(node)
             continue
@@ -68,7 +75,13 @@ def _check_tree(value: Any, max_depth: int) -> None:
             stack.extend((item, depth + 1) for item in node)
 
 
-def parse_untrusted(text: str, *, max_depth: int = MAX_DEPTH, max_chars: int = MAX_CHARS) -> Any:
+def parse_untrusted(
+    text: str,
+    *,
+    max_depth: int = MAX_DEPTH,
+    max_chars: int = MAX_CHARS,
+    max_values: int = MAX_VALUES,
+) -> Any:
     """Parse `text` as strict JSON; raises `UntrustedJson` (a `ValueError`) and nothing else."""
     if len(text) > max_chars:
         raise UntrustedJson(f"the JSON is {len(text)} characters; at most {max_chars} accepted")
@@ -82,5 +95,12 @@ def parse_untrusted(text: str, *, max_depth: int = MAX_DEPTH, max_chars: int = M
         raise UntrustedJson(f"arrays and objects are nested more than {max_depth} deep") from None
     except (ValueError, TypeError, OverflowError) as exc:
         raise UntrustedJson(f"not valid JSON: {exc}") from None
-    _check_tree(value, max_depth)
+    _check_tree(value, max_depth, max_values)
     return value
+
+
+def clip(text: str, limit: int = 4_000) -> str:
+    """`text` cut to `limit` characters: a million-item array's errors stay one screenful."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters of problems)"

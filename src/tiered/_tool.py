@@ -22,7 +22,7 @@ from pydantic_core import to_jsonable_python
 
 from tiered._context import RunContext
 from tiered._errors import EscalationRequested, ModelRetry, UserError
-from tiered._json import UntrustedJson, parse_untrusted
+from tiered._json import UntrustedJson, clip, parse_untrusted
 from tiered._messages import ToolCall, ToolDefinition, ToolResultMessage
 from tiered._schema import StrictSchema
 
@@ -372,7 +372,7 @@ def _parse_arguments(t: Tool, call: ToolCall) -> Any:
         if problems:
             return _Problem(
                 f"The arguments for {call.name!r} do not match its schema: "
-                + "; ".join(problems)
+                + clip("; ".join(problems))
                 + ". Fix these fields and call the tool again."
             )
         return schema.validate(raw)
@@ -381,4 +381,6 @@ def _parse_arguments(t: Tool, call: ToolCall) -> Any:
     except EscalationRequested:
         raise
     except Exception as exc:  # a ValidationError, or a field validator that broke
-        return _Problem(f"The arguments for {call.name!r} are invalid: {exc}. Fix and retry.")
+        return _Problem(
+            f"The arguments for {call.name!r} are invalid: {clip(str(exc))}. Fix and retry."
+        )

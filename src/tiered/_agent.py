@@ -365,9 +365,9 @@ class Agent(Generic[OutputT]):
                 data = parse_untrusted(text)
             except UntrustedJson as exc:
                 raise _Repair(
-                    str(exc),
-                    f"Your output was rejected: {exc}. "
-                    "Reply with one JSON object that matches the output schema.",
+                    exc.worded("the output"),
+                    exc.worded("Your output")
+                    + ". Reply with one JSON object that matches the output schema.",
                 ) from None
             try:
                 value = self._output.validate(data)

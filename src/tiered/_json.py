@@ -26,7 +26,20 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class UntrustedJson(ValueError):
-    """The text is not JSON we accept; the message says what to send instead."""
+    """The text is not JSON we accept; the message says what to send instead.
+
+    `syntax` is true when the text is not JSON at all, false when it is JSON we refuse.
+    """
+
+    def __init__(self, message: str, *, syntax: bool = False) -> None:
+        self.syntax = syntax
+        super().__init__(message)
+
+    def worded(self, what: str, *, plural: bool = False) -> str:
+        """`what` (e.g. "Your output") followed by why it was refused, for the model."""
+        if self.syntax:
+            return f"{what} {'are' if plural else 'is'} not valid JSON ({self})"
+        return f"{what} {'were' if plural else 'was'} refused: {self}"
 
 
 def _int(text: str) -> int:
@@ -90,11 +103,11 @@ def parse_untrusted(
     except UntrustedJson:
         raise
     except json.JSONDecodeError as exc:
-        raise UntrustedJson(f"not valid JSON: {exc.msg} at character {exc.pos}") from None
+        raise UntrustedJson(f"{exc.msg} at character {exc.pos}", syntax=True) from None
     except RecursionError:
         raise UntrustedJson(f"arrays and objects are nested more than {max_depth} deep") from None
     except (ValueError, TypeError, OverflowError) as exc:
-        raise UntrustedJson(f"not valid JSON: {exc}") from None
+        raise UntrustedJson(str(exc), syntax=True) from None
     _check_tree(value, max_depth, max_values)
     return value
 

@@ -107,7 +107,7 @@ def check_plan(plan: Plan, executors: Mapping[str, Agent[Any]]) -> list[str]:
                 problems.append(
                     f"subtask {s.id!r}: arguments do not fit agent {s.agent!r}'s input: {details}"
                 )
-            except ValueError as exc:
+            except Exception as exc:  # ValueError, or a validator of the input type that broke
                 problems.append(f"subtask {s.id!r}: arguments for agent {s.agent!r}: {exc}")
         for d in s.depends_on:
             if d not in seen:

@@ -357,8 +357,8 @@ def _parse_arguments(t: Tool, call: ToolCall) -> Any:
         raw = parse_untrusted(call.arguments) if call.arguments.strip() else {}
     except UntrustedJson as exc:
         return _Problem(
-            f"The arguments for {call.name!r} are {exc}. "
-            "Send one JSON object that matches the tool's parameter schema."
+            exc.worded(f"The arguments for {call.name!r}", plural=True)
+            + ". Send one JSON object that matches the tool's parameter schema."
         )
     if not isinstance(raw, dict):
         return _Problem(

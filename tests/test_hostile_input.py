@@ -129,8 +129,8 @@ async def test_no_tool_arguments_crash_a_call(arguments: str) -> None:
         ('{"name": "a", "count": 1, "ratio": NaN}', "NaN is not a JSON value"),
         ('{"name": "a", "count": 1, "ratio": 1e999}', "too large for a float"),
         ('{"name": "\\ud800"}', "lone UTF-16 surrogate"),
-        ("[1, 2]", "a JSON array, not an object"),
-        ("null", "a JSON null, not an object"),
+        ("[1, 2]", "refused: an array was sent, not an object"),
+        ("null", "refused: null was sent, not an object"),
         ('{"a": 1,', "not valid JSON"),
     ],
 )

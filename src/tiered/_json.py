@@ -12,7 +12,15 @@ import math
 import re
 from typing import Any
 
-__all__ = ("MAX_CHARS", "MAX_DEPTH", "MAX_VALUES", "UntrustedJson", "clip", "parse_untrusted")
+__all__ = (
+    "MAX_CHARS",
+    "MAX_DEPTH",
+    "MAX_VALUES",
+    "UntrustedJson",
+    "clip",
+    "parse_untrusted",
+    "parse_untrusted_object",
+)
 
 MAX_DEPTH = 64
 """Deepest nesting of arrays and objects accepted: far above any real schema."""
@@ -109,6 +117,20 @@ def parse_untrusted(
     except (ValueError, TypeError, OverflowError) as exc:
         raise UntrustedJson(str(exc), syntax=True) from None
     _check_tree(value, max_depth, max_values)
+    return value
+
+
+_KIND: dict[type, str] = {list: "an array", str: "a string", bool: "a boolean", int: "a number"}
+_KIND.update({float: "a number", type(None): "null"})
+
+
+def parse_untrusted_object(text: str) -> dict[str, Any]:
+    """`parse_untrusted` for a value that must be an object (blank text: `{}`)."""
+    if not text.strip():
+        return {}
+    value = parse_untrusted(text)
+    if not isinstance(value, dict):
+        raise UntrustedJson(f"{_KIND.get(type(value), 'a value')} was sent, not an object")
     return value
 
 

@@ -22,7 +22,7 @@ from pydantic_core import to_jsonable_python
 
 from tiered._context import RunContext
 from tiered._errors import EscalationRequested, ModelRetry, UserError
-from tiered._json import UntrustedJson, clip, parse_untrusted
+from tiered._json import UntrustedJson, clip, parse_untrusted_object
 from tiered._messages import ToolCall, ToolDefinition, ToolResultMessage
 from tiered._schema import StrictSchema
 
@@ -298,9 +298,9 @@ class ToolSet:
                 f"There is no tool named {call.name!r} available to you. "
                 f"Tools you can call: {allowed}."
             )
-        parsed = _parse_arguments(t, call)
-        if isinstance(parsed, _Problem):
-            return error(parsed.text)
+        parsed, problem = _parse_arguments(t, call)
+        if problem is not None:
+            return error(problem)
         started = time.perf_counter()
         timed_out = False
         try:
@@ -332,55 +332,29 @@ class ToolSet:
         return ToolResultMessage(tool_call_id=call.id, name=call.name, content=content)
 
 
-_JSON_KIND: dict[type, str] = {
-    list: "array",
-    str: "string",
-    int: "number",
-    float: "number",
-    bool: "boolean",
-    type(None): "null",
-}
-
-
-class _Problem:
-    """Why a call's arguments were refused, worded for the model."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-
-def _parse_arguments(t: Tool, call: ToolCall) -> Any:
-    """The validated arguments of `call`, or a `_Problem`; never raises for any input."""
+def _parse_arguments(t: Tool, call: ToolCall) -> tuple[Any, str | None]:
+    """The validated arguments of `call`, or why not (for the model); never raises for input."""
     try:
-        raw = parse_untrusted(call.arguments) if call.arguments.strip() else {}
+        raw = parse_untrusted_object(call.arguments)
     except UntrustedJson as exc:
-        return _Problem(
-            exc.worded(f"The arguments for {call.name!r}", plural=True)
-            + ". Send one JSON object that matches the tool's parameter schema."
-        )
-    if not isinstance(raw, dict):
-        return _Problem(
-            f"The arguments for {call.name!r} are a JSON {_JSON_KIND.get(type(raw), 'value')}, "
-            "not an object. "
-            "Send one JSON object that matches the tool's parameter schema."
-        )
+        why = exc.worded(f"The arguments for {call.name!r}", plural=True)
+        return None, f"{why}. Send one JSON object that matches the tool's parameter schema."
     schema = t.args_schema
     try:
         problems = schema.errors(raw)
         if problems:
-            return _Problem(
+            return None, (
                 f"The arguments for {call.name!r} do not match its schema: "
                 + clip("; ".join(problems))
                 + ". Fix these fields and call the tool again."
             )
-        return schema.validate(raw)
+        return schema.validate(raw), None
     except ModelRetry as exc:
-        return _Problem(exc.message)
+        return None, exc.message
     except EscalationRequested:
         raise
     except Exception as exc:  # a ValidationError, or a field validator that broke
-        return _Problem(
-            f"The arguments for {call.name!r} are invalid: {clip(str(exc))}. Fix and retry."
+        return (
+            None,
+            f"The arguments for {call.name!r} are invalid: {clip(str(exc))}. Fix and retry.",
         )

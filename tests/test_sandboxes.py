@@ -119,6 +119,34 @@ def test_a_symlink_race_on_an_intermediate_directory_never_escapes(
     assert refused > 0
 
 
+@pytest.mark.parametrize("path", ["d/f.txt", "d/../d/f.txt", "./d//f.txt", "d/./f.txt"])
+async def test_paths_are_normalized_the_same_by_both_resolvers(
+    box: Path, resolver: str, ctx: RunContext[Any], path: str
+) -> None:
+    reader, _, lister = _tools(box, resolver)
+    content = await reader.run(ReadFile.Args(path=path), ctx)
+    assert (content.text, content.path) == ("inside", "d/f.txt")
+    for top, expected in [(".", ["d", "d/f.txt"]), ("d/..", ["d", "d/f.txt"]), ("d/", ["d/f.txt"])]:
+        listing = await lister.run(ListFiles.Args(path=top, recursive=True), ctx)
+        assert [e.path for e in listing.entries] == expected
+
+
+async def test_missing_and_misplaced_paths_name_only_the_relative_path(
+    box: Path, resolver: str, ctx: RunContext[Any]
+) -> None:
+    reader, writer, lister = _tools(box, resolver)
+    with pytest.raises(FileNotFoundError, match=r"'nope/f\.txt' does not exist") as missing:
+        await reader.run(ReadFile.Args(path="nope/f.txt"), ctx)
+    with pytest.raises(NotADirectoryError) as misplaced:
+        await reader.run(ReadFile.Args(path="d/f.txt/deeper"), ctx)
+    with pytest.raises(IsADirectoryError, match="give a file path"):
+        await writer.run(WriteFile.Args(path="d", content="x"), ctx)
+    with pytest.raises(NotADirectoryError, match="not an existing directory"):
+        await lister.run(ListFiles.Args(path="d/f.txt"), ctx)
+    for info in (missing, misplaced):
+        assert str(box) not in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("link", "path", "text"),
     [

@@ -128,7 +128,10 @@ class Sandbox:
         that does not exist, and the `OSError` the open gave otherwise.
         """
         self.check(path)
-        root_fd = os.open(self.root, _DIR_FLAGS)
+        try:
+            root_fd = os.open(self.root, _DIR_FLAGS)
+        except OSError as exc:
+            raise FileNotFoundError(exc.errno, "the sandbox folder itself is gone") from None
         try:
             if self.use_openat2:
                 try:

@@ -28,6 +28,7 @@ _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _DIR_FLAGS = os.O_RDONLY | _DIRECTORY | _CLOEXEC
+_NOCTTY = getattr(os, "O_NOCTTY", 0)  # a terminal device inside the root never becomes ours
 PATH_ONLY = getattr(os, "O_PATH", os.O_RDONLY | os.O_NONBLOCK)
 """Flags that open without reading (for `fstat`): `O_PATH` on Linux."""
 _MAX_LINKS = 40  # as the kernel's own limit
@@ -128,6 +129,8 @@ class Sandbox:
         that does not exist, and the `OSError` the open gave otherwise.
         """
         self.check(path)
+        if flags != PATH_ONLY:  # openat2 takes nothing else beside O_PATH
+            flags |= _NOCTTY
         try:
             root_fd = os.open(self.root, _DIR_FLAGS)
         except OSError as exc:

@@ -1,12 +1,15 @@
 """`ReadFile`, `ListFiles`, `WriteFile`: file access confined to one directory.
 
-Every path the model sends is resolved (following symlinks) and must stay under the
-sandbox root; `..`, absolute paths and symlinks that lead out are refused. The final
-open uses `O_NOFOLLOW`, so a symlink swapped in after the check is refused too.
+Every path is opened beneath the sandbox root by `_sandbox.Sandbox`, which checks it
+while opening (no check-then-use race): `..`, absolute paths and symlinks that lead out
+are refused, symlinks that stay inside work. Only regular files are read or written
+(a FIFO or a device is refused, opened without blocking), and the work runs in a thread
+the run abandons on cancel or timeout, so a hung mount cannot hold the run.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -15,51 +18,20 @@ from typing import Any, Literal
 import anyio.to_thread
 from pydantic import BaseModel, Field
 
-from tiered import RunContext, Tool, UserError
+from tiered import RunContext, Tool
+
+from ._sandbox import PATH_ONLY, Sandbox
 
 __all__ = ("FileContent", "FileEntry", "FileListing", "ListFiles", "ReadFile", "WriteFile")
 
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
-class _Sandbox:
-    """Maps the model's relative paths into `root` and refuses any that lead out."""
-
-    __slots__ = ("root",)
-
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        resolved = Path(root).expanduser().resolve()
-        if not resolved.is_dir():
-            raise UserError(f"sandbox root {str(root)!r} is not an existing directory")
-        self.root = resolved
-
-    def resolve(self, path: str) -> Path:
-        """The real path `path` names inside the root; `PermissionError` if it leads out."""
-        if "\x00" in path:
-            raise PermissionError("the path contains a NUL character")
-        if Path(path).is_absolute() or path.startswith(("/", "\\")):
-            raise PermissionError(
-                f"{path!r} is an absolute path: give a path relative to the sandbox root, "
-                "like 'notes/todo.txt'"
-            )
-        try:
-            target = (self.root / path).resolve()
-        except (OSError, RuntimeError) as exc:  # a symlink loop
-            raise PermissionError(f"{path!r} cannot be resolved: {exc}") from None
-        if not target.is_relative_to(self.root):
-            raise PermissionError(
-                f"{path!r} leads outside the sandbox (through '..' or a symlink): "
-                "only paths inside it can be used"
-            )
-        return target
-
-    def relative(self, target: Path) -> str:
-        """`target` as the model should write it: relative to the root, '/'-separated."""
-        return target.relative_to(self.root).as_posix() or "."
-
-    def contains(self, target: Path) -> bool:
-        """Whether `target`, with symlinks resolved, is inside the root."""
-        return target.resolve().is_relative_to(self.root)
+async def _in_thread(fn: Any, *args: Any) -> Any:
+    """Run blocking file work in a thread the run abandons when cancelled."""
+    return await anyio.to_thread.run_sync(fn, *args, abandon_on_cancel=True)
 
 
 def _complete_utf8(chunk: bytes) -> int:
@@ -93,7 +65,7 @@ class ReadFile(Tool):
     """
 
     def __init__(self, root: str | os.PathLike[str], *, max_bytes: int = 64_000) -> None:
-        self._sandbox = _Sandbox(root)
+        self._sandbox = Sandbox(root)
         self.max_bytes = max_bytes
 
     @property
@@ -107,22 +79,16 @@ class ReadFile(Tool):
 
     async def run(self, args: Args, ctx: RunContext[Any]) -> FileContent:
         """Read up to `max_bytes` of the file from `args.offset`."""
-        return await anyio.to_thread.run_sync(self._read, args.path, args.offset)
+        result: FileContent = await _in_thread(self._read, args.path, args.offset)
+        return result
 
     def _read(self, path: str, offset: int) -> FileContent:
-        target = self._sandbox.resolve(path)
-        if target.is_dir():
-            raise IsADirectoryError(f"{path!r} is a directory: use list_files to see inside it")
-        if not target.exists():
-            raise FileNotFoundError(f"{path!r} does not exist: use list_files to see what does")
-        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW)
-        with os.fdopen(fd, "rb") as f:
-            info = os.fstat(f.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise ValueError(f"{path!r} is not a regular file")
-            size = info.st_size
-            f.seek(offset)
-            chunk = f.read(self.max_bytes)
+        fd, relative = self._sandbox.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            size = _regular_size(fd, path, "read")
+            chunk = os.pread(fd, self.max_bytes, offset)
+        finally:
+            os.close(fd)
         if b"\x00" in chunk:
             raise ValueError(f"{path!r} looks like a binary file; only text files can be read")
         end = offset + len(chunk)
@@ -130,17 +96,29 @@ class ReadFile(Tool):
             chunk = chunk[: _complete_utf8(chunk)]
             end = offset + len(chunk)
         return FileContent(
-            path=self._sandbox.relative(target),
+            path=relative,
             text=chunk.decode("utf-8", errors="replace"),
             size=size,
             next_offset=end if end < size else None,
         )
 
 
-def _children(directory: Path) -> list[Path]:
-    """The entries of `directory`, sorted; none if it cannot be read."""
+def _regular_size(fd: int, path: str, verb: str) -> int:
+    """The size of the open file `fd`; refuses directories, FIFOs, devices and sockets."""
+    info = os.fstat(fd)
+    if stat.S_ISDIR(info.st_mode):
+        hint = "use list_files to see inside it" if verb == "read" else "give a file path"
+        raise IsADirectoryError(f"{path!r} is a directory: {hint}")
+    if not stat.S_ISREG(info.st_mode):
+        raise PermissionError(f"{path!r} is not a regular file; only files can be {verb}")
+    return info.st_size
+
+
+def _children(dir_fd: int) -> list[os.DirEntry[str]]:
+    """The entries of the open directory `dir_fd`, sorted by name; none if unreadable."""
     try:
-        return sorted(directory.iterdir())
+        with os.scandir(dir_fd) as it:
+            return sorted(it, key=lambda e: e.name)
     except OSError:
         return []
 
@@ -168,7 +146,7 @@ class ListFiles(Tool):
     """List the files and folders in a directory of the sandbox (paths relative to its root)."""
 
     def __init__(self, root: str | os.PathLike[str], *, max_entries: int = 500) -> None:
-        self._sandbox = _Sandbox(root)
+        self._sandbox = Sandbox(root)
         self.max_entries = max_entries
 
     @property
@@ -182,35 +160,67 @@ class ListFiles(Tool):
 
     async def run(self, args: Args, ctx: RunContext[Any]) -> FileListing:
         """List `args.path`, skipping symlinks that lead out of the sandbox."""
-        return await anyio.to_thread.run_sync(self._list, args.path, args.recursive)
+        result: FileListing = await _in_thread(self._list, args.path, args.recursive)
+        return result
 
     def _list(self, path: str, recursive: bool) -> FileListing:
-        top = self._sandbox.resolve(path)
-        if not top.is_dir():
-            raise NotADirectoryError(f"{path!r} is not an existing directory")
+        try:
+            top_fd, top = self._sandbox.open(path, os.O_RDONLY | _DIRECTORY)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotADirectoryError(f"{path!r} is not an existing directory") from None
         entries: list[FileEntry] = []
         truncated = False
-        stack = [iter(_children(top))]
-        while stack:
-            child = next(stack[-1], None)
-            if child is None:
-                stack.pop()
-                continue
-            try:
-                if not self._sandbox.contains(child):
+        prefix = "" if top == "." else top + "/"
+        stack = [(top_fd, prefix, iter(_children(top_fd)))]
+        try:
+            while stack:
+                dir_fd, where, children = stack[-1]
+                child = next(children, None)
+                if child is None:
+                    os.close(dir_fd)
+                    stack.pop()
                     continue
-                is_dir = child.is_dir()
-                size = None if is_dir else child.stat().st_size
-            except (OSError, RuntimeError):  # broken symlink, symlink loop, vanished
-                continue
-            if len(entries) == self.max_entries:
-                truncated = True
-                break
-            kind: Literal["file", "dir"] = "dir" if is_dir else "file"
-            entries.append(FileEntry(path=self._sandbox.relative(child), kind=kind, size=size))
-            if is_dir and recursive and not child.is_symlink():
-                stack.append(iter(_children(child)))
-        return FileListing(path=self._sandbox.relative(top), entries=entries, truncated=truncated)
+                found = self._entry(child, where)
+                if found is None:
+                    continue
+                if len(entries) == self.max_entries:
+                    truncated = True
+                    break
+                entries.append(found)
+                if found.kind == "dir" and recursive and not child.is_symlink():
+                    try:
+                        sub = os.open(
+                            child.name,
+                            os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC,
+                            dir_fd=dir_fd,
+                        )
+                    except OSError:  # replaced meanwhile, perhaps by a symlink: skip it
+                        continue
+                    stack.append((sub, found.path + "/", iter(_children(sub))))
+        finally:
+            for dir_fd, _, _ in stack:
+                os.close(dir_fd)
+        return FileListing(path=top, entries=entries, truncated=truncated)
+
+    def _entry(self, child: os.DirEntry[str], where: str) -> FileEntry | None:
+        """The listing entry for `child`, or None for what the tools cannot use."""
+        path = where + child.name
+        try:
+            if child.is_symlink():  # listed only when it leads to somewhere inside
+                fd, _ = self._sandbox.open(path, PATH_ONLY)
+                try:
+                    info = os.fstat(fd)
+                finally:
+                    os.close(fd)
+            else:
+                info = child.stat(follow_symlinks=False)
+        except OSError:  # leads out, broken, a loop, or vanished
+            return None
+        if stat.S_ISDIR(info.st_mode):
+            return FileEntry(path=path, kind="dir", size=None)
+        if stat.S_ISREG(info.st_mode):
+            return FileEntry(path=path, kind="file", size=info.st_size)
+        return None  # FIFOs, sockets, devices: refused by the file tools anyway
 
 
 class WriteFile(Tool):
@@ -222,7 +232,7 @@ class WriteFile(Tool):
     def __init__(
         self, root: str | os.PathLike[str], *, writable: bool = False, max_bytes: int = 1_000_000
     ) -> None:
-        self._sandbox = _Sandbox(root)
+        self._sandbox = Sandbox(root)
         self.writable = writable
         """Off by default: writes are refused unless the tool was built with `writable=True`."""
         self.max_bytes = max_bytes
@@ -247,15 +257,27 @@ class WriteFile(Tool):
         data = args.content.encode("utf-8")
         if len(data) > self.max_bytes:
             raise ValueError(f"the content is {len(data)} bytes; at most {self.max_bytes} allowed")
-        return await anyio.to_thread.run_sync(self._write, args.path, data, args.append)
+        said: str = await _in_thread(self._write, args.path, data, args.append)
+        return said
 
     def _write(self, path: str, data: bytes, append: bool) -> str:
-        target = self._sandbox.resolve(path)
-        if target == self._sandbox.root or target.is_dir():
-            raise IsADirectoryError(f"{path!r} is a directory: give a file path")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        flags = os.O_WRONLY | os.O_CREAT | _NOFOLLOW | (os.O_APPEND if append else os.O_TRUNC)
-        with os.fdopen(os.open(target, flags, 0o644), "wb") as f:
-            f.write(data)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | (os.O_APPEND if append else 0)
+        try:
+            fd, relative = self._sandbox.open(path, flags, 0o644, make_dirs=True)
+        except IsADirectoryError:
+            raise IsADirectoryError(f"{path!r} is a directory: give a file path") from None
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # a FIFO nobody reads
+                raise PermissionError(f"{path!r} is not a regular file") from None
+            raise
+        try:
+            _regular_size(fd, path, "written")
+            if not append:
+                os.ftruncate(fd, 0)  # after the check: never truncate what is not a plain file
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
         verb = "appended" if append else "wrote"
-        return f"{verb} {len(data)} bytes to {self._sandbox.relative(target)}"
+        return f"{verb} {len(data)} bytes to {relative}"

@@ -1,4 +1,8 @@
-"""`HttpFetch`: GET pages from an allow-list of hosts, checked before any connection."""
+"""`HttpFetch`: GET pages from an allow-list of host:port pairs, checked before any connection.
+
+Every redirect hop is checked again; a hop to another origin carries no `Authorization`,
+`Proxy-Authorization` or `Cookie` header.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,9 @@ __all__ = ("FetchResult", "HttpFetch")
 
 _TEXTUAL = ("text/", "application/json", "application/xml", "application/xhtml", "+json", "+xml")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_DEFAULT_PORTS = frozenset({80, 443})
+_SCHEME_PORTS = {"http": 80, "https": 443}
+_CREDENTIALS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 
 class FetchResult(BaseModel):
@@ -30,6 +37,28 @@ class FetchResult(BaseModel):
 
 def _normalize_host(host: str) -> str:
     return host.strip().lower().rstrip(".")
+
+
+def _split_entry(entry: str) -> tuple[str, frozenset[int]]:
+    """`host`, `host:port`, `[v6]` or `[v6]:port` -> (host, ports); a bare host: 80 and 443."""
+    text = entry.strip()
+    host, port = text, ""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            raise ValueError(entry)
+        port = rest[1:]
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    if not port:
+        return _normalize_host(host), _DEFAULT_PORTS
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(entry)
+    return _normalize_host(host), frozenset({int(port)})
+
+
+def _origin(url: httpx2.URL) -> tuple[str, str, int]:
+    return (url.scheme, _normalize_host(url.host), url.port or _SCHEME_PORTS[url.scheme])
 
 
 class HttpFetch(Tool):
@@ -52,21 +81,28 @@ class HttpFetch(Tool):
     ) -> None:
         """`allowed_hosts` holds exact hosts (`api.example.com`) or `*.example.com`.
 
-        `*.example.com` allows every subdomain of example.com but not example.com itself.
+        A bare entry allows ports 80 and 443 only; `host:8443` (or `[::1]:8080`) allows
+        that one port. `*.example.com` allows every subdomain of example.com but not
+        example.com itself. `headers` (an `Authorization`, say) go to the first URL's
+        origin only: a redirect to another origin drops credentials and cookies.
         Pass `client` to share a connection pool (its own redirect setting is ignored:
         every redirect is checked against the allow-list), or `transport` for tests.
         """
-        self._exact: set[str] = set()
-        self._suffixes: list[str] = []
+        self._exact: dict[str, frozenset[int]] = {}
+        self._suffixes: list[tuple[str, frozenset[int]]] = []
         for entry in allowed_hosts:
-            host = _normalize_host(entry)
-            if host.startswith("*."):
-                self._suffixes.append(host[1:])
+            try:
+                host, ports = _split_entry(entry)
+            except ValueError:
+                host, ports = "", _DEFAULT_PORTS
+            if host.startswith("*.") and "*" not in host[1:] and "/" not in host:
+                self._suffixes.append((host[1:], ports))
             elif host and "*" not in host and "/" not in host:
-                self._exact.add(host)
+                self._exact[host] = self._exact.get(host, frozenset()) | ports
             else:
                 raise UserError(
-                    f"allowed host {entry!r}: use an exact host or '*.suffix', no scheme or path"
+                    f"allowed host {entry!r}: use an exact host or '*.suffix', optionally with "
+                    "':port' (else ports 80 and 443), no scheme or path"
                 )
         if not self._exact and not self._suffixes:
             raise UserError("HttpFetch needs at least one allowed host")
@@ -79,13 +115,23 @@ class HttpFetch(Tool):
         self._client = client
         self._transport = transport
 
-    def allows(self, host: str) -> bool:
-        """Whether a request to `host` is allowed."""
+    def allows(self, host: str, port: int = 443) -> bool:
+        """Whether a request to `host` on `port` is allowed."""
         host = _normalize_host(host)
-        return host in self._exact or any(host.endswith(s) for s in self._suffixes)
+        if port in self._exact.get(host, ()):
+            return True
+        return any(host.endswith(s) and port in ports for s, ports in self._suffixes)
 
     def _allowed(self) -> str:
-        return ", ".join(sorted([*self._exact, *("*" + s for s in self._suffixes)]))
+        def shown(host: str, ports: frozenset[int]) -> list[str]:
+            if ports == _DEFAULT_PORTS:
+                return [host]
+            host = f"[{host}]" if ":" in host else host
+            return [f"{host}:{p}" for p in sorted(ports)]
+
+        names = [n for h, p in self._exact.items() for n in shown(h, p)]
+        names += [n for s, p in self._suffixes for n in shown("*" + s, p)]
+        return ", ".join(sorted(names))
 
     class Args(BaseModel):
         url: str = Field(description="Absolute http(s) URL on an allowed host")
@@ -94,9 +140,9 @@ class HttpFetch(Tool):
         """GET `args.url`, following redirects only to allowed hosts."""
         url = self._checked(args.url)
         if self._client is not None:
-            return await self._fetch(self._client, url)
+            return await self._fetch(self._client, url, owned=False)
         async with httpx2.AsyncClient(transport=self._transport) as client:
-            return await self._fetch(client, url)
+            return await self._fetch(client, url, owned=True)
 
     def _checked(self, raw: str | httpx2.URL) -> httpx2.URL:
         try:
@@ -107,21 +153,33 @@ class HttpFetch(Tool):
             ) from None
         if url.scheme not in ("http", "https") or not url.host:
             raise ModelRetry(f"{str(raw)!r} is not an absolute http(s) URL; send one")
-        if not self.allows(url.host):
+        _, host, port = _origin(url)
+        if not self.allows(host, port):
+            known = host in self._exact or any(host.endswith(s) for s, _ in self._suffixes)
+            what = f"port {port} of {host!r}" if known else f"host {url.host!r}"
             raise PermissionError(
-                f"host {url.host!r} is not allowed; allowed hosts: {self._allowed()}. "
-                "Do not try other hosts."
+                f"{what} is not allowed; allowed hosts: {self._allowed()}. "
+                "Do not try other hosts or ports."
             )
         return url
 
-    async def _fetch(self, client: httpx2.AsyncClient, url: httpx2.URL) -> FetchResult:
+    async def _fetch(
+        self, client: httpx2.AsyncClient, url: httpx2.URL, *, owned: bool
+    ) -> FetchResult:
+        """GET with redirects checked by hand; `owned`: the client is ours, its jar too."""
+        headers = dict(self._headers)
+        origin = _origin(url)
         for _ in range(self.max_redirects + 1):
             async with client.stream(
-                "GET", url, headers=self._headers, follow_redirects=False
+                "GET", url, headers=headers, follow_redirects=False
             ) as response:
                 location = response.headers.get("location")
                 if response.status_code in _REDIRECTS and location:
                     url = self._checked(url.join(location))
+                    if _origin(url) != origin:  # credentials stay with the origin given them
+                        headers = {
+                            k: v for k, v in headers.items() if k.lower() not in _CREDENTIALS
+                        }
                     continue
                 body = bytearray()
                 async for chunk in response.aiter_bytes():

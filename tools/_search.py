@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+import anyio.to_thread
 from pydantic import BaseModel, Field
 
 from tiered import RunContext, Tool, UserError
@@ -73,8 +74,15 @@ class TextSearch(Tool):
         top_k: int = Field(5, ge=1, description="How many results to return at most")
 
     async def run(self, args: Args, ctx: RunContext[Any]) -> SearchResult:
-        """Rank every document against `args.query` and return the top ones."""
-        return self.search(args.query, min(args.top_k, self.max_results))
+        """Rank every document against `args.query` and return the top ones.
+
+        In a worker thread the run abandons on cancel: a large corpus never holds it.
+        """
+        top_k = min(args.top_k, self.max_results)
+        result: SearchResult = await anyio.to_thread.run_sync(
+            self.search, args.query, top_k, abandon_on_cancel=True
+        )
+        return result
 
     def search(self, query: str, top_k: int) -> SearchResult:
         """The `top_k` best documents for `query` (also usable without a model)."""

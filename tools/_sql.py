@@ -4,6 +4,11 @@ A statement allow-list (one SELECT, WITH or EXPLAIN), an authorizer that denies 
 action but reading, and a read-only connection (`mode=ro` for a path, `PRAGMA
 query_only` always). The query runs in a worker thread; a progress handler stops it
 when the call is cancelled or times out.
+
+Results are bounded inside SQLite, before Python sees them: the query is wrapped so
+each text cell comes back cut to `max_cell_chars` (a blob as its length only) and at
+most `max_rows + 1` rows are produced; rows are fetched one at a time until
+`max_result_chars` is reached. A 1 MB cell never becomes a 1 MB Python string.
 """
 
 from __future__ import annotations
@@ -64,6 +69,7 @@ class SqlQuery(Tool):
         *,
         max_rows: int = 200,
         max_cell_chars: int = 2_000,
+        max_result_chars: int = 100_000,
     ) -> None:
         """`database` is a file path (opened read-only per call) or an open connection.
 
@@ -81,6 +87,8 @@ class SqlQuery(Tool):
         self._lock = threading.Lock()
         self.max_rows = max_rows
         self.max_cell_chars = max_cell_chars
+        self.max_result_chars = max_result_chars
+        """Rows stop (and `truncated` is set) once the cells hold this many characters."""
 
     class Args(BaseModel):
         sql: str = Field(description="One SELECT, WITH ... SELECT or EXPLAIN statement")
@@ -122,19 +130,32 @@ class SqlQuery(Tool):
                     f"SqlQuery cannot use this connection ({exc}); open it with "
                     "sqlite3.connect(..., check_same_thread=False)"
                 ) from None
+            length = conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, _MAX_VALUE_BYTES)
             try:
                 return self._guarded(conn, sql, stop)
             finally:
+                conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, length)
                 conn.execute(f"PRAGMA query_only = {int(was_query_only)}")
 
     def _guarded(self, conn: sqlite3.Connection, sql: str, stop: threading.Event) -> QueryResult:
         conn.set_authorizer(_authorize)
         conn.set_progress_handler(lambda: int(stop.is_set()), 10_000)
         try:
-            cursor = conn.execute(sql)
+            cursor = conn.execute(sql)  # runs to the first row; no cell reaches Python yet
+            columns = [d[0] for d in cursor.description or ()]
+            cursor.close()
+            bounded = bool(columns) and _first_keyword(sql) != "EXPLAIN"
+            if bounded:
+                try:
+                    cursor = conn.execute(self._bounded(sql, len(columns)))
+                except sqlite3.OperationalError as exc:
+                    if "syntax error" not in str(exc):
+                        raise
+                    bounded = False  # a form the wrapper cannot hold: rows are still cut one by one
+            if not bounded:
+                cursor = conn.execute(sql)
             try:
-                rows = cursor.fetchmany(self.max_rows + 1)
-                columns = [d[0] for d in cursor.description or ()]
+                rows, truncated = self._fetch(cursor, bounded)
             finally:
                 cursor.close()
         except sqlite3.ProgrammingError as exc:
@@ -155,11 +176,49 @@ class SqlQuery(Tool):
         finally:
             conn.set_authorizer(None)
             conn.set_progress_handler(None, 0)
-        return QueryResult(
-            columns=columns,
-            rows=[[self._cell(v) for v in row] for row in rows[: self.max_rows]],
-            truncated=len(rows) > self.max_rows,
+        return QueryResult(columns=columns, rows=rows, truncated=truncated)
+
+    def _bounded(self, sql: str, width: int) -> str:
+        """`sql` wrapped so SQLite itself cuts every cell and stops after `max_rows + 1` rows.
+
+        Each column becomes two: the value (text cut to one character more than allowed,
+        so a cut shows; NULL for a blob) and the blob's length (else NULL).
+        """
+        names = [f"_c{i}" for i in range(width)]
+        cut = self.max_cell_chars + 1
+        cells = []
+        for c in names:
+            cells.append(
+                f"CASE typeof({c}) WHEN 'blob' THEN NULL WHEN 'text' THEN substr({c}, 1, {cut}) "
+                f"ELSE {c} END"
+            )
+            cells.append(f"CASE typeof({c}) WHEN 'blob' THEN length({c}) END")
+        return (
+            f"WITH _tiered_q({', '.join(names)}) AS (\n{sql.rstrip().rstrip(';')}\n) "
+            f"SELECT {', '.join(cells)} FROM _tiered_q LIMIT {self.max_rows + 1}"
         )
+
+    def _fetch(self, cursor: sqlite3.Cursor, bounded: bool) -> tuple[list[list[Cell]], bool]:
+        """Rows one at a time, until `max_rows` or `max_result_chars`; and whether cut."""
+        rows: list[list[Cell]] = []
+        size = 0
+        while (row := cursor.fetchone()) is not None:
+            if len(rows) == self.max_rows:
+                return rows, True
+            if bounded:
+                cells = [
+                    f"<blob of {row[i + 1]} bytes>"
+                    if row[i + 1] is not None
+                    else self._cell(row[i])
+                    for i in range(0, len(row), 2)
+                ]
+            else:
+                cells = [self._cell(v) for v in row]
+            size += sum(len(c) if isinstance(c, str) else 8 for c in cells)
+            if size > self.max_result_chars:
+                return rows, True
+            rows.append(cells)
+        return rows, False
 
     def _cell(self, value: object) -> Cell:
         if isinstance(value, bytes):

@@ -29,6 +29,7 @@ from tiered._errors import (
     TieredError,
     UserError,
 )
+from tiered._json import UntrustedJson, clip, parse_untrusted
 from tiered._ledger import Ledger
 from tiered._messages import (
     AssistantMessage,
@@ -394,25 +395,33 @@ class Agent(Generic[OutputT, DepsT]):
             value: Any = text
         else:
             try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
+                data = parse_untrusted(text)
+            except UntrustedJson as exc:
                 raise _Repair(
-                    f"not valid JSON: {exc.msg} at character {exc.pos}",
-                    f"Your output was not valid JSON ({exc.msg} at character {exc.pos}). "
-                    "Reply with one JSON object that matches the output schema.",
+                    exc.worded("the output"),
+                    exc.worded("Your output")
+                    + ". Reply with one JSON object that matches the output schema.",
                 ) from None
             try:
                 value = self._output.validate(data)
-            except (ValueError, ValidationError) as exc:
+            except ModelRetry as exc:
+                raise _Repair(exc.message, exc.message) from None
+            except TieredError:
+                raise
+            except Exception as exc:  # a ValidationError, or a field validator that broke
+                problem = clip(str(exc))
                 raise _Repair(
-                    str(exc),
-                    f"Your output does not match the required schema: {exc}. "
+                    problem,
+                    f"Your output does not match the required schema: {problem}. "
                     "Reply again with corrected JSON.",
                 ) from None
         try:
             return await self.validate_output(cast(OutputT, value), ctx)
         except ModelRetry as exc:
             raise _Repair(exc.message, exc.message) from None
+        except ValidationError as exc:  # the hook built a model from a hostile output
+            problem = clip(str(exc))
+            raise _Repair(problem, f"Your output was rejected: {problem}. Reply again.") from None
 
 
 async def _run_tools(

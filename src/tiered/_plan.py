@@ -8,6 +8,7 @@ them in one turn.
 from __future__ import annotations
 
 import enum
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -59,10 +60,6 @@ class Plan(BaseModel):
         default="", description="What the final answer must contain, built from the outputs."
     )
 
-    def by_id(self) -> dict[str, Subtask]:
-        """Subtasks keyed by id."""
-        return {s.id: s for s in self.subtasks}
-
     def dependents(self) -> dict[str, list[str]]:
         """For each subtask id, the ids that depend on it."""
         out: dict[str, list[str]] = {s.id: [] for s in self.subtasks}
@@ -110,7 +107,7 @@ def check_plan(plan: Plan, executors: Mapping[str, Agent[Any]]) -> list[str]:
                 problems.append(
                     f"subtask {s.id!r}: arguments do not fit agent {s.agent!r}'s input: {details}"
                 )
-            except ValueError as exc:
+            except Exception as exc:  # ValueError, or a validator of the input type that broke
                 problems.append(f"subtask {s.id!r}: arguments for agent {s.agent!r}: {exc}")
         for d in s.depends_on:
             if d not in seen:
@@ -126,32 +123,34 @@ def check_plan(plan: Plan, executors: Mapping[str, Agent[Any]]) -> list[str]:
 
 
 def _find_cycle(subtasks: Sequence[Subtask]) -> list[str] | None:
-    graph = {s.id: [d for d in s.depends_on if d != s.id] for s in subtasks}
-    white, grey, black = 0, 1, 2
-    color = dict.fromkeys(graph, white)
-    stack: list[str] = []
+    """One dependency cycle as a path of ids, found by an iterative depth-first search.
 
-    def visit(node: str) -> list[str] | None:
-        color[node] = grey
-        stack.append(node)
-        for nxt in graph.get(node, ()):
-            if nxt not in color:
-                continue
-            if color[nxt] == grey:
-                return [*stack[stack.index(nxt) :], nxt]
-            if color[nxt] == white:
-                found = visit(nxt)
-                if found:
-                    return found
-        stack.pop()
-        color[node] = black
-        return None
-
-    for node in graph:
-        if color[node] == white:
-            found = visit(node)
-            if found:
-                return found
+    Iterative so that a chain of any length (even listed dependents-first) costs linear
+    time and no recursion.
+    """
+    graph: dict[str, list[str]] = {}
+    for s in subtasks:
+        graph.setdefault(s.id, []).extend(d for d in s.depends_on if d != s.id)
+    done: set[str] = set()
+    for root in graph:
+        if root in done:
+            continue
+        path: list[str] = [root]
+        on_path: dict[str, int] = {root: 0}
+        edges = [iter(graph[root])]
+        while edges:
+            nxt = next(edges[-1], None)
+            if nxt is None:
+                edges.pop()
+                node = path.pop()
+                del on_path[node]
+                done.add(node)
+            elif nxt in on_path:
+                return [*path[on_path[nxt] :], nxt]
+            elif nxt in graph and nxt not in done:
+                on_path[nxt] = len(path)
+                path.append(nxt)
+                edges.append(iter(graph[nxt]))
     return None
 
 
@@ -159,10 +158,10 @@ def topological_order(plan: Plan) -> list[str]:
     """Subtask ids with every dependency before its dependents (plan must be acyclic)."""
     remaining = {s.id: set(s.depends_on) for s in plan.subtasks}
     order: list[str] = []
-    ready = [i for i, deps in remaining.items() if not deps]
+    ready = deque(i for i, deps in remaining.items() if not deps)
     dependents = plan.dependents()
     while ready:
-        node = ready.pop(0)
+        node = ready.popleft()
         order.append(node)
         for nxt in dependents.get(node, ()):
             remaining[nxt].discard(node)

@@ -22,6 +22,7 @@ from pydantic_core import to_jsonable_python
 from tiered._context import DepsT, RunContext
 from tiered._docstring import parse_docstring
 from tiered._errors import EscalationRequested, ModelRetry, UserError
+from tiered._json import UntrustedJson, clip, parse_untrusted_object
 from tiered._messages import ToolCall, ToolDefinition, ToolResultMessage
 from tiered._names import check_name, snake_case
 from tiered._schema import StrictSchema
@@ -272,37 +273,20 @@ class ToolSet:
                 f"There is no tool named {call.name!r} available to you. "
                 f"Tools you can call: {allowed}."
             )
-        try:
-            raw = json.loads(call.arguments) if call.arguments.strip() else {}
-        except json.JSONDecodeError as exc:
-            return error(
-                f"The arguments for {call.name!r} are not valid JSON ({exc.msg} at character "
-                f"{exc.pos}). Send one JSON object that matches the tool's parameter schema."
-            )
-        schema = t.args_schema
-        problems = schema.errors(raw)
-        if problems:
-            return error(
-                f"The arguments for {call.name!r} do not match its schema: "
-                + "; ".join(problems)
-                + ". Fix these fields and call the tool again."
-            )
-        try:
-            args = schema.validate(raw)
-        except ValueError as exc:
-            return error(f"The arguments for {call.name!r} are invalid: {exc}. Fix and retry.")
+        parsed, problem = _parse_arguments(t, call)
+        if problem is not None:
+            return error(problem)
         started = time.perf_counter()
+        timed_out = False
         try:
             if t.timeout is None:
-                value = await t.run(args, ctx)
+                value = await t.run(parsed, ctx)
             else:
-                with anyio.fail_after(t.timeout):
-                    value = await t.run(args, ctx)
-        except TimeoutError:
-            return error(
-                f"Tool {call.name!r} timed out after {t.timeout:g}s. Try simpler arguments "
-                "or a different approach."
-            )
+                # our own scope, so a TimeoutError the tool raises is the tool's failure
+                with anyio.move_on_after(t.timeout) as scope:
+                    value = await t.run(parsed, ctx)
+                timed_out = scope.cancelled_caught
+            content = "" if timed_out else _render(value)
         except ModelRetry as exc:
             return error(exc.message)
         except EscalationRequested:
@@ -312,7 +296,40 @@ class ToolSet:
                 f"Tool {call.name!r} failed: {type(exc).__name__}: {exc}. "
                 "Check the arguments or try a different approach."
             )
+        if timed_out:
+            return error(
+                f"Tool {call.name!r} timed out after {t.timeout:g}s. Try simpler arguments "
+                "or a different approach."
+            )
         ctx.log.info(
             "tool.call", tool=call.name, latency_ms=round((time.perf_counter() - started) * 1e3, 2)
         )
-        return ToolResultMessage(tool_call_id=call.id, name=call.name, content=_render(value))
+        return ToolResultMessage(tool_call_id=call.id, name=call.name, content=content)
+
+
+def _parse_arguments(t: Tool, call: ToolCall) -> tuple[Any, str | None]:
+    """The validated arguments of `call`, or why not (for the model); never raises for input."""
+    try:
+        raw = parse_untrusted_object(call.arguments)
+    except UntrustedJson as exc:
+        why = exc.worded(f"The arguments for {call.name!r}", plural=True)
+        return None, f"{why}. Send one JSON object that matches the tool's parameter schema."
+    schema = t.args_schema
+    try:
+        problems = schema.errors(raw)
+        if problems:
+            return None, (
+                f"The arguments for {call.name!r} do not match its schema: "
+                + clip("; ".join(problems))
+                + ". Fix these fields and call the tool again."
+            )
+        return schema.validate(raw), None
+    except ModelRetry as exc:
+        return None, exc.message
+    except EscalationRequested:
+        raise
+    except Exception as exc:  # a ValidationError, or a field validator that broke
+        return (
+            None,
+            f"The arguments for {call.name!r} are invalid: {clip(str(exc))}. Fix and retry.",
+        )

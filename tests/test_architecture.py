@@ -41,6 +41,7 @@ LAYERS: dict[str, float] = {
     "tiered._strict": 4,
     "tiered._docstring": 4,
     "tiered._context": 4,
+    "tiered._effects": 4,
     # 5. agent
     "tiered._agent": 5,
     # 6. plan, planner, routing, escalation
@@ -71,6 +72,7 @@ LAYERS: dict[str, float] = {
     # 8. the command line and the public surface
     "tiered._cli": 8,
     "tiered._cli_run": 8,
+    "tiered._cli_runs": 8,
     "tiered._progress": 8,
     "tiered.__main__": 8,
     "tiered": 8,

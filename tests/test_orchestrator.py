@@ -406,7 +406,7 @@ class Crash(BaseException):
 async def test_journal_resumes_a_crashed_run_without_redoing_finished_work(
     tmp_path: Path,
 ) -> None:
-    journal = tmp_path / "run.jsonl"
+    journal = tmp_path / "run"
     calls: list[str] = []
     crash = True
 
@@ -440,7 +440,7 @@ async def test_journal_resumes_a_crashed_run_without_redoing_finished_work(
 
 
 async def test_journal_of_another_goal_is_refused(tmp_path: Path) -> None:
-    journal = tmp_path / "run.jsonl"
+    journal = tmp_path / "run"
     orch = Orchestrator([Echo()], models=ladder(lambda r: {"text": "x"}))
     await orch.run(
         "first goal", plan=Plan(subtasks=(subtask("a"),)), compose=False, journal=journal

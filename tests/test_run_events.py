@@ -126,7 +126,7 @@ async def test_leaving_the_stream_early_cancels_the_runs_model_calls() -> None:
 
 
 async def test_the_stream_takes_a_journal_like_run(tmp_path: Path) -> None:
-    journal = tmp_path / "run.jsonl"
+    journal = tmp_path / "run"
     plan = Plan(subtasks=(subtask("a"),))
     orch = Orchestrator([Echo()], models=ladder(lambda r: {"text": "ok"}))
     async with orch.stream("go", plan=plan, compose=False, journal=journal) as events:

@@ -255,6 +255,7 @@ class Agent(Generic[OutputT, DepsT]):
         context: str | None = None,
         dependencies: Mapping[str, Any] | None = None,
         tool_observer: ToolObserver | None = None,
+        effects: Any = None,
     ) -> AgentResult[OutputT]:
         """Run the agent on `input` until it produces a valid typed output.
 
@@ -280,6 +281,7 @@ class Agent(Generic[OutputT, DepsT]):
             subtask_id=subtask_id,
             dependencies=dependencies or {},
             input=typed_input,
+            effects=effects,
         )
         messages: list[Message] = [SystemMessage(content=self.instructions)]
         if history:

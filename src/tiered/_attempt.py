@@ -18,6 +18,7 @@ import anyio
 
 from tiered._agent import Agent
 from tiered._catalog import Tier
+from tiered._effects import EffectLog
 from tiered._errors import BudgetExceeded
 from tiered._escalation import (
     Action,
@@ -70,6 +71,10 @@ class SubtaskJob:
     typed_input: Any
     inputs: Mapping[str, Any]
     depth: int
+    identity: str = ""
+    """Hash of what the output depends on (set when the run keeps a journal)."""
+    effects: EffectLog | None = None
+    """Idempotency keys for side-effecting tool calls (with a journal)."""
     pending_charges: list[Charge] = field(default_factory=list)
     """Charges made before the first attempt (a classifier router's call), booked with it."""
 
@@ -189,6 +194,7 @@ async def _execute(run: RunState, job: SubtaskJob, attempt: Try, model: Model) -
         context=attempt.context,
         dependencies=job.inputs,
         tool_observer=run.recorder.tools(job.sid, job.agent.name),
+        effects=job.effects,
     )
     check = cfg.verify.get(job.agent.name)
     if check is not None:

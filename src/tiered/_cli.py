@@ -19,6 +19,7 @@ from typing import Any
 from tiered import __version__
 from tiered._catalog import Catalog, ModelSpec, Pricing, Tier, default_catalog
 from tiered._cli_run import add_run_command
+from tiered._cli_runs import add_resume_command, add_runs_command
 from tiered._errors import TieredError, UserError
 from tiered._usage import Usage
 from tiered.models import parse_model_map
@@ -234,5 +235,11 @@ def _tokens(n: int) -> str:
     return f"{n:,}"
 
 
-_COMMANDS: tuple[Callable[[_Subparsers], None], ...] = (add_run_command, _add_models, _add_cost)
+_COMMANDS: tuple[Callable[[_Subparsers], None], ...] = (
+    add_run_command,
+    add_resume_command,
+    add_runs_command,
+    _add_models,
+    _add_cost,
+)
 """Every subcommand, in the order `tiered --help` lists them."""

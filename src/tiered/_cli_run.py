@@ -6,11 +6,13 @@ import argparse
 import inspect
 import sys
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 import anyio
 
 from tiered._errors import TieredError, UserError
+from tiered._journal import Journal
 from tiered._orchestrator import Limits, Orchestrator
 from tiered._plan import Subtask
 from tiered._progress import Progress
@@ -19,7 +21,13 @@ from tiered._verify import AgentCheck, Check
 from tiered._workflow import Workflow, load_workflow
 from tiered.models import models_from_env, parse_model_map
 
-__all__ = ("add_run_command",)
+__all__ = ("RUN_PARSER", "add_run_command", "run_command")
+
+RUN_PARSER: list[argparse.ArgumentParser] = []
+"""The `run` subcommand's parser once registered (`tiered resume` reuses it)."""
+
+_RESUMED = ("file", "goal", "budget", "concurrency", "base_url", "models", "deadline")
+"""The `run` arguments a journal keeps, so `tiered resume` can start the same run again."""
 
 
 def add_run_command(sub: Any) -> None:
@@ -49,11 +57,13 @@ def add_run_command(sub: Any) -> None:
     )
     p.add_argument(
         "--journal",
-        help="append the plan and finished outputs to this JSONL file; rerunning the same "
-        "goal with it resumes where an interrupted run stopped",
+        metavar="RUN_DIR",
+        help="keep a run journal (SQLite) in this folder: plan, charges, outputs and "
+        "side-effecting tool calls; `tiered resume RUN_DIR` continues a crashed run",
     )
     p.add_argument("--quiet", action="store_true", help="no live progress lines")
     p.set_defaults(handler=run_command)
+    RUN_PARSER.append(p)
 
 
 def _budget(text: str | None) -> Decimal | None:
@@ -122,6 +132,13 @@ def run_command(args: argparse.Namespace) -> int:
     print(f"tiered: goal: {goal}", file=sys.stderr, flush=True)
     progress = None if args.quiet else Progress(sys.stderr)
 
+    journal = None
+    if args.journal:
+        kept = {k: getattr(args, k) for k in _RESUMED}
+        kept["file"] = str(Path(args.file).resolve())
+        kept["goal"] = goal
+        journal = Journal(args.journal, meta=kept)
+
     async def main() -> RunResult:
         try:
             return await orchestrator.run(
@@ -129,7 +146,7 @@ def run_command(args: argparse.Namespace) -> int:
                 deps=workflow.deps,
                 output_type=workflow.output_type,
                 on_event=progress,
-                journal=args.journal,
+                journal=journal,
             )
         finally:
             await ladder.aclose()

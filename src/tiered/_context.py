@@ -37,6 +37,11 @@ class RunContext(Generic[DepsT]):
     """Typed outputs of the subtasks this one depends on, by subtask id."""
     input: Any = None
     """The run's validated input (what `validate_output` checks the output against)."""
+    idempotency_key: str | None = None
+    """For a tool with `side_effects=True` under a journal: a key stable across a crash
+    and resume; pass it to an API that deduplicates."""
+    effects: Any = None
+    """Internal: the journal's log of side-effecting calls for this subtask."""
     _log: Any = field(default=None, repr=False)
 
     @property

@@ -123,6 +123,6 @@ async def decompose(run: RunState, job: SubtaskJob, failure: Failure, run_plan: 
         charges.extend(composed)
     book(charges, outcome, message)
     if message is None:
-        recorder.succeeded(record, sid, planner.tier_on(run.ladder), output)
+        recorder.succeeded(record, sid, planner.tier_on(run.ladder), output, identity=job.identity)
     else:
         recorder.failed(record, sid, message)

@@ -12,7 +12,7 @@ up front (`Ledger.require_prices`) instead of silently never running out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -90,7 +90,15 @@ class TierTotals:
 class Ledger:
     """Records charges and enforces a `Budget`. One per run; share it across agents."""
 
-    __slots__ = ("_by_tier", "_equivalents", "_flagship", "budget", "charges", "usage")
+    __slots__ = (
+        "_by_tier",
+        "_equivalents",
+        "_flagship",
+        "budget",
+        "charges",
+        "listener",
+        "usage",
+    )
 
     def __init__(
         self,
@@ -108,6 +116,8 @@ class Ledger:
         self.charges: list[Charge] = []
         self.usage = Usage()
         self._by_tier: dict[Tier, TierTotals] = {}
+        self.listener: Callable[[Charge], None] | None = None
+        """Told of every charge as it is booked (the run journal writes it to disk)."""
 
     @property
     def cost(self) -> Decimal:
@@ -197,16 +207,27 @@ class Ledger:
             flagship_cost=self._flagship.cost(usage),
             priced=self.priced(spec),
         )
-        self.charges.append(charge)
+        self._book(charge)
         collector = _collector.get()
         if collector is not None:
             collector.append(charge)
-        self.usage = self.usage + usage
-        totals = self._by_tier.get(spec.tier)
-        if totals is None:
-            totals = self._by_tier[spec.tier] = TierTotals()
-        totals.usage = totals.usage + usage
-        totals.cost += cost
-        totals.equivalent_cost += equivalent
-        totals.unpriced_requests += 0 if charge.priced else 1
+        if self.listener is not None:
+            self.listener(charge)
         return charge
+
+    def restore(self, charges: Iterable[Charge]) -> None:
+        """Book charges of an earlier session of this run (a resume): they count again."""
+        for charge in charges:
+            self._book(charge)
+
+    def _book(self, charge: Charge) -> None:
+        self.charges.append(charge)
+        usage = charge.usage
+        self.usage = self.usage + usage
+        totals = self._by_tier.get(charge.tier)
+        if totals is None:
+            totals = self._by_tier[charge.tier] = TierTotals()
+        totals.usage = totals.usage + usage
+        totals.cost += charge.cost
+        totals.equivalent_cost += charge.equivalent_cost
+        totals.unpriced_requests += 0 if charge.priced else 1

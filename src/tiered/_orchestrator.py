@@ -123,14 +123,38 @@ class Orchestrator:
     ) -> RunResult:
         """Run `goal` to a `RunResult`; partial failure, budget and deadline keep results.
 
-        Pass `plan` to skip planning. With `journal` (a file path), the plan and every
-        finished output are appended to it as they happen, and a rerun of the same goal
-        with the same journal picks up where a crashed run stopped. Raises `PlanInvalid`
+        Pass `plan` to skip planning. With `journal` (a run directory, or a `Journal`), the
+        plan, every charge, attempt and finished output, and every side-effecting tool
+        call are written as they happen; `resume()` (or a rerun of the same goal with the
+        same directory) picks up where a crashed run stopped. Raises `PlanInvalid`
         if no valid plan could be made, `BudgetExceeded` if the budget ran out before a
         plan existed, and a `UserError` (or the user code's own exception) for misuse,
         each carrying the result so far as `.result` when it is a `TieredError`.
         """
         return await self._execute(goal, deps, plan, output_type, compose, on_event, None, journal)
+
+    async def resume(
+        self,
+        run_dir: str | os.PathLike[str] | Journal,
+        *,
+        deps: Any = None,
+        output_type: Any = str,
+        compose: bool = True,
+        on_event: Callable[[RunEvent], None] | None = None,
+    ) -> RunResult:
+        """Continue the journaled run in `run_dir`: its goal and plan, its spend so far,
+        every finished output whose inputs are unchanged, every side effect already done."""
+        journal = run_dir if isinstance(run_dir, Journal) else Journal(run_dir)
+        if journal.goal is None:
+            raise UserError(f"{str(journal.dir)!r} holds no run to resume: start one with run()")
+        return await self.run(
+            journal.goal,
+            deps=deps,
+            output_type=output_type,
+            compose=compose,
+            on_event=on_event,
+            journal=journal,
+        )
 
     def run_sync(self, goal: str, **kwargs: Any) -> RunResult:
         """`run` for scripts and notebooks: blocks until the result (takes `run`'s keywords)."""

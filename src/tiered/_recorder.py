@@ -146,14 +146,22 @@ class RunRecorder:
         )
 
     def succeeded(
-        self, record: SubtaskResult, sid: str, tier: Tier, output: Any, *, restored: bool = False
+        self,
+        record: SubtaskResult,
+        sid: str,
+        tier: Tier,
+        output: Any,
+        *,
+        restored: bool = False,
+        identity: str = "",
     ) -> None:
-        """Record the output, journal it unless it came from the journal, tell."""
+        """Record the output, journal it (with its attempts) unless it came from there, tell."""
         record.output = output
         record.status = SubtaskStatus.SUCCEEDED
         record.restored = restored
         if self.journal is not None and not restored:
-            self.journal.record_output(sid, output)
+            self.journal.record_attempts(sid, record.attempts)
+            self.journal.record_output(sid, identity, output)
         if not self.listening:
             return
         self.emit(
@@ -232,6 +240,8 @@ class RunRecorder:
         result.status = status
         if error is not None:
             result.error = error
+        if self.journal is not None:
+            self.journal.record_status(status.value)
         self.emit(
             RunFinished(
                 **self._base(),

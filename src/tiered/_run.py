@@ -88,9 +88,11 @@ async def execute_run(
     the_journal = None
     if journal is not None:
         the_journal = journal if isinstance(journal, Journal) else Journal(journal)
-        the_journal.load(goal)
+        the_journal.begin(goal, run_id)
         if plan is None:
             plan = the_journal.plan
+        ledger.restore(the_journal.charges())  # what earlier sessions spent counts again
+        ledger.listener = the_journal.record_charge
     recorder = RunRecorder(run_id=run_id, ledger=ledger, sink=sink, journal=the_journal)
     run = RunState(
         config=config,
@@ -135,7 +137,7 @@ async def execute_run(
             )
         result.plan = plan
         if the_journal is not None:
-            the_journal.record_plan(goal, plan)
+            the_journal.record_plan(plan)
         recorder.emit(
             PlanCreated(
                 run_id=run_id,

@@ -25,6 +25,7 @@ from tiered._attempt import (
 )
 from tiered._decompose import PlanRunner, decompose
 from tiered._errors import BudgetExceeded
+from tiered._journal import subtask_identity
 from tiered._ledger import collect_charges
 from tiered._plan import Subtask, agent_input
 from tiered._planner import render_outputs
@@ -57,12 +58,16 @@ async def start_subtask(
         recorder.skipped(record, sid, run.stop_reason)
         return
     agent = run.config.executors[subtask.agent]
+    inputs = {d: results[d].output for d in subtask.depends_on}
+    identity, effects = "", None
     if run.journal is not None:
-        found, output = run.journal.restore(sid, agent.output_type)
+        identity = subtask_identity(subtask, inputs)
+        found, output = run.journal.restore(sid, identity, agent.output_type)
         if found:
+            record.attempts = run.journal.attempts(sid)
             recorder.succeeded(record, sid, agent.tier, output, restored=True)
             return
-    inputs = {d: results[d].output for d in subtask.depends_on}
+        effects = run.journal.effects_for(sid, identity)
     job = SubtaskJob(
         subtask=subtask,
         sid=sid,
@@ -71,6 +76,8 @@ async def start_subtask(
         typed_input=agent_input(agent, subtask.arguments),
         inputs=inputs,
         depth=depth,
+        identity=identity,
+        effects=effects,
     )
     try:
         await _drive(run, job, run_plan)
@@ -118,7 +125,7 @@ async def _drive(run: RunState, job: SubtaskJob, run_plan: PlanRunner) -> None:
         step = await run_attempt(run, job, step.next)
     recorder = run.recorder
     if isinstance(step, Succeeded):
-        recorder.succeeded(job.record, job.sid, step.tier, step.output)
+        recorder.succeeded(job.record, job.sid, step.tier, step.output, identity=job.identity)
     elif isinstance(step, Stopped):
         _end_stopped(run, job, step.reason)
     elif isinstance(step, Decompose):

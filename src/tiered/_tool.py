@@ -21,6 +21,7 @@ from pydantic_core import to_jsonable_python
 
 from tiered._context import DepsT, RunContext
 from tiered._docstring import parse_docstring
+from tiered._effects import run_once
 from tiered._errors import EscalationRequested, ModelRetry, UserError
 from tiered._json import UntrustedJson, clip, parse_untrusted_object
 from tiered._messages import ToolCall, ToolDefinition, ToolResultMessage
@@ -44,6 +45,10 @@ class Tool(Generic[DepsT]):
     Args: ClassVar[type[BaseModel]]
     timeout: float | None = 30.0
     """Seconds one call may take before the model is told it timed out; None: no limit."""
+    side_effects: bool = False
+    """True when a call changes the world (a payment, an email): under a run journal it
+    runs once per idempotency key (`ctx.idempotency_key`), and a resumed run gets the
+    journaled result instead of running it again."""
     strict: bool = True
     """Send the arguments schema in OpenAI strict mode; False sends pydantic's schema
     non-strict (for `dict[str, X]`, `Any` and other types strict mode cannot express)."""
@@ -169,6 +174,7 @@ def tool(
     timeout: float | None = 30.0,
     in_thread: bool = True,
     strict: bool = True,
+    side_effects: bool = False,
 ) -> Callable[[Callable[..., Any]], Tool[Any]]: ...
 def tool(
     fn: Callable[..., Any] | None = None,
@@ -179,6 +185,7 @@ def tool(
     timeout: float | None = 30.0,
     in_thread: bool = True,
     strict: bool = True,
+    side_effects: bool = False,
 ) -> Tool[Any] | Callable[[Callable[..., Any]], Tool[Any]]:
     """Turn a typed function (sync or async) into a `Tool`.
 
@@ -187,10 +194,11 @@ def tool(
     in a worker thread unless `in_thread=False` (cheaper for quick, pure functions).
     `Annotated[...]` constraints are enforced; `strict=False` sends a non-strict
     schema, for parameter types OpenAI strict mode cannot express (`dict[str, X]`, `Any`).
+    `side_effects=True` runs the call once per idempotency key under a run journal.
     """
 
     def make(f: Callable[..., Any]) -> Tool[Any]:
-        return _FunctionTool(
+        made = _FunctionTool(
             f,
             name=name,
             description=description,
@@ -198,6 +206,8 @@ def tool(
             in_thread=in_thread,
             strict=strict,
         )
+        made.side_effects = side_effects
+        return made
 
     return make(fn) if fn is not None else make
 
@@ -276,6 +286,20 @@ class ToolSet:
         parsed, problem = _parse_arguments(t, call)
         if problem is not None:
             return error(problem)
+        if t.side_effects and ctx.effects is not None:  # exactly once under a journal
+            return await run_once(
+                ctx.effects, call, ctx, lambda c: self._invoke(t, call, parsed, c, error)
+            )
+        return await self._invoke(t, call, parsed, ctx, error)
+
+    async def _invoke(
+        self,
+        t: Tool[Any],
+        call: ToolCall,
+        parsed: Any,
+        ctx: RunContext[Any],
+        error: Callable[[str], ToolResultMessage],
+    ) -> ToolResultMessage:
         started = time.perf_counter()
         timed_out = False
         try:

@@ -53,6 +53,7 @@ TIERED_ALL = (
     "ModelRetry",
     "ModelSpec",
     "ModelTimeout",
+    "ModelUnavailable",
     "Orchestrator",
     "OutputInvalid",
     "OutputSchema",
@@ -64,8 +65,12 @@ TIERED_ALL = (
     "PriceBreak",
     "Pricing",
     "ProviderError",
+    "ProviderUnreachable",
+    "RateLimitInfo",
     "RateLimited",
+    "RateLimits",
     "Refused",
+    "Reservation",
     "RouteDecision",
     "RouteRequest",
     "Router",
@@ -110,11 +115,14 @@ TIERED_ALL = (
 )
 
 MODELS_ALL = (
+    "CircuitBreaker",
     "Ladder",
     "LocalModel",
     "LocalWeights",
     "Model",
     "OpenAIModel",
+    "PacedModel",
+    "RateLimits",
     "RetryingModel",
     "ScriptStep",
     "ScriptedModel",
@@ -122,6 +130,7 @@ MODELS_ALL = (
     "call",
     "local_ladder",
     "models_from_env",
+    "pace_ladder",
     "parse_model_map",
 )
 

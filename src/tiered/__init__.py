@@ -15,9 +15,11 @@ from tiered._errors import (
     ModelError,
     ModelRetry,
     ModelTimeout,
+    ModelUnavailable,
     OutputInvalid,
     PlanInvalid,
     ProviderError,
+    ProviderUnreachable,
     RateLimited,
     Refused,
     RunError,
@@ -51,7 +53,7 @@ from tiered._events import (
     SubtaskStarted,
 )
 from tiered._journal import Journal
-from tiered._ledger import Budget, Charge, Ledger, TierTotals
+from tiered._ledger import Budget, Charge, Ledger, Reservation, TierTotals
 from tiered._logging import redact_secrets
 from tiered._messages import (
     AssistantMessage,
@@ -68,13 +70,14 @@ from tiered._messages import (
 from tiered._orchestrator import Limits, Orchestrator
 from tiered._plan import Plan, Stakes, Subtask, check_plan
 from tiered._planner import Planner
+from tiered._ratelimit import RateLimitInfo
 from tiered._result import RunResult, RunStatus, SubtaskResult, SubtaskStatus
 from tiered._routing import ClassifierRouter, RouteDecision, Router, RouteRequest, RuleRouter
 from tiered._tool import Tool, tool
 from tiered._usage import Usage
 from tiered._verify import AgentCheck, Check
 from tiered._workflow import Workflow
-from tiered.models import Model, ScriptedModel
+from tiered.models import Model, RateLimits, ScriptedModel
 
 __version__ = "0.1.0"
 
@@ -116,6 +119,7 @@ __all__ = (
     "ModelRetry",
     "ModelSpec",
     "ModelTimeout",
+    "ModelUnavailable",
     "Orchestrator",
     "OutputInvalid",
     "OutputSchema",
@@ -127,8 +131,12 @@ __all__ = (
     "PriceBreak",
     "Pricing",
     "ProviderError",
+    "ProviderUnreachable",
+    "RateLimitInfo",
     "RateLimited",
+    "RateLimits",
     "Refused",
+    "Reservation",
     "RouteDecision",
     "RouteRequest",
     "Router",

@@ -1,4 +1,11 @@
-"""The run ledger: every model call's usage and dollars, checked against a budget."""
+"""The run ledger: every model call's usage and dollars, checked against a budget.
+
+Before a call the caller reserves its worst case (`Ledger.reserve`); the reservation is
+settled to the real charge when the answer comes, released if the call never happened,
+or booked as "possibly billed" at the worst case when the call was abandoned after the
+provider may have billed it. Check and hold happen with no await between them, so no
+number of concurrent callers on one event loop can spend past the `Budget`.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ from tiered._catalog import ModelSpec, Tier, default_catalog
 from tiered._errors import BudgetExceeded
 from tiered._usage import Usage
 
-__all__ = ("Budget", "Charge", "Ledger", "TierTotals")
+__all__ = ("Budget", "Charge", "Ledger", "Reservation", "TierTotals")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,6 +48,9 @@ class Charge:
     """What the same tokens cost on the OpenAI model this one stands in for."""
     flagship_cost: Decimal
     """What the same tokens would have cost on the flagship (the counterfactual)."""
+    possibly_billed: bool = False
+    """No usage came back but the provider may have billed the call (a timeout or cancel
+    after the request was sent): `usage` and the dollars are the reserved worst case."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -55,7 +65,17 @@ class TierTotals:
 class Ledger:
     """Records charges and enforces a `Budget`. One per run; share it across agents."""
 
-    __slots__ = ("_by_tier", "_equivalents", "_flagship", "budget", "charges", "usage")
+    __slots__ = (
+        "_billed",
+        "_by_tier",
+        "_equivalents",
+        "_flagship",
+        "_held",
+        "_spent",
+        "budget",
+        "charges",
+        "usage",
+    )
 
     def __init__(
         self,
@@ -70,7 +90,11 @@ class Ledger:
         self._equivalents = equivalents if equivalents is not None else dict(cat)
         self.charges: list[Charge] = []
         self.usage = Usage()
+        """Usage the providers reported (possibly billed estimates are kept apart)."""
         self._by_tier: dict[Tier, TierTotals] = {}
+        self._billed = _Totals()  # possibly billed worst cases
+        self._spent = _Totals()  # everything the budget counts: reported + possibly billed
+        self._held = _Totals()  # open reservations
 
     @property
     def cost(self) -> Decimal:
@@ -93,21 +117,72 @@ class Ledger:
 
     def check(self) -> None:
         """Raise `BudgetExceeded` if any limit is already reached; call before each request."""
-        b = self.budget
-        if b.requests is not None and self.usage.requests >= b.requests:
-            raise BudgetExceeded("requests", limit=b.requests, spent=self.usage.requests)
-        if b.tokens is not None and self.usage.total_tokens >= b.tokens:
-            raise BudgetExceeded("tokens", limit=b.tokens, spent=self.usage.total_tokens)
-        if b.usd is not None:
-            spent = self.budget_dollars
-            if spent >= b.usd:
-                raise BudgetExceeded("dollars", limit=b.usd, spent=spent)
+        b, spent = self.budget, self._spent
+        if b.requests is not None and spent.requests >= b.requests:
+            raise BudgetExceeded("requests", limit=b.requests, spent=spent.requests)
+        if b.tokens is not None and spent.tokens >= b.tokens:
+            raise BudgetExceeded("tokens", limit=b.tokens, spent=spent.tokens)
+        if b.usd is not None and spent.dollars >= b.usd:
+            raise BudgetExceeded("dollars", limit=b.usd, spent=spent.dollars)
 
     @property
     def budget_dollars(self) -> Decimal:
-        """Dollars counted against the budget: real cost, or the equivalent when it is $0."""
-        real = self.cost
-        return real if real > 0 else self.equivalent_cost
+        """Dollars counted against the budget: each call's real cost, or its OpenAI
+        equivalent when it cost $0 (a local model), possibly billed calls included."""
+        return self._spent.dollars
+
+    @property
+    def possibly_billed(self) -> Usage:
+        """Worst-case usage of calls abandoned after the provider may have billed them."""
+        return Usage(
+            input_tokens=self._billed.input_tokens,
+            output_tokens=self._billed.tokens - self._billed.input_tokens,
+            requests=self._billed.requests,
+        )
+
+    @property
+    def possibly_billed_cost(self) -> Decimal:
+        """Budget dollars of the possibly billed calls (counted against the budget)."""
+        return self._billed.dollars
+
+    @property
+    def held_dollars(self) -> Decimal:
+        """Budget dollars reserved by calls in flight."""
+        return self._held.dollars
+
+    def reserve(
+        self, spec: ModelSpec, estimated_input_tokens: int, max_output_tokens: int
+    ) -> Reservation:
+        """Hold one call's worst case or raise `BudgetExceeded`; the call may start only
+        once this returns. Settle, release or abandon the reservation when it ends."""
+        worst = Usage(
+            input_tokens=max(estimated_input_tokens, 0),
+            output_tokens=max(max_output_tokens, 0),
+            requests=1,
+        )
+        dollars = self._budget_cost(spec, worst)
+        b, spent, held = self.budget, self._spent, self._held
+        if b.requests is not None and spent.requests + held.requests + 1 > b.requests:
+            raise BudgetExceeded(
+                "requests", limit=b.requests, spent=spent.requests + held.requests, needed=1
+            )
+        if b.tokens is not None and spent.tokens + held.tokens + worst.total_tokens > b.tokens:
+            raise BudgetExceeded(
+                "tokens",
+                limit=b.tokens,
+                spent=spent.tokens + held.tokens,
+                needed=worst.total_tokens,
+            )
+        if b.usd is not None and spent.dollars + held.dollars + dollars > b.usd:
+            raise BudgetExceeded(
+                "dollars", limit=b.usd, spent=spent.dollars + held.dollars, needed=dollars
+            )
+        held.add(worst, dollars)
+        return Reservation(self, spec, worst, dollars)
+
+    def _budget_cost(self, spec: ModelSpec, usage: Usage) -> Decimal:
+        cost, equivalent = self.quote(spec, usage)
+        return cost if cost > 0 else equivalent
 
     def quote(self, spec: ModelSpec, usage: Usage) -> tuple[Decimal, Decimal]:
         """(cost, OpenAI-equivalent cost) of `usage` on `spec`, without recording it."""
@@ -115,8 +190,11 @@ class Ledger:
         eq_spec = self._equivalents.get(spec.equivalent) if spec.equivalent else None
         return cost, (eq_spec.cost(usage) if eq_spec is not None else cost)
 
-    def record(self, spec: ModelSpec, usage: Usage) -> Charge:
-        """Book one call's usage at `spec`'s prices and return the charge."""
+    def record(self, spec: ModelSpec, usage: Usage, *, possibly_billed: bool = False) -> Charge:
+        """Book one call's usage at `spec`'s prices and return the charge.
+
+        A `possibly_billed` charge (a worst-case estimate) counts against the budget and
+        in `possibly_billed`, but not in `usage`, `cost` or the per-tier totals."""
         cost, equivalent = self.quote(spec, usage)
         charge = Charge(
             model=spec.name,
@@ -125,8 +203,14 @@ class Ledger:
             cost=cost,
             equivalent_cost=equivalent,
             flagship_cost=self._flagship.cost(usage),
+            possibly_billed=possibly_billed,
         )
         self.charges.append(charge)
+        dollars = cost if cost > 0 else equivalent
+        self._spent.add(usage, dollars)
+        if possibly_billed:
+            self._billed.add(usage, dollars)
+            return charge
         self.usage = self.usage + usage
         totals = self._by_tier.get(spec.tier)
         if totals is None:
@@ -135,3 +219,54 @@ class Ledger:
         totals.cost += cost
         totals.equivalent_cost += equivalent
         return charge
+
+
+@dataclass(slots=True)
+class _Totals:
+    """Requests, tokens and budget dollars, summed."""
+
+    requests: int = 0
+    tokens: int = 0
+    input_tokens: int = 0
+    dollars: Decimal = Decimal(0)
+
+    def add(self, usage: Usage, dollars: Decimal, sign: int = 1) -> None:
+        self.requests += sign * usage.requests
+        self.tokens += sign * usage.total_tokens
+        self.input_tokens += sign * usage.input_tokens
+        self.dollars += sign * dollars
+
+
+class Reservation:
+    """One call's worst case held against the budget until it is settled or released."""
+
+    __slots__ = ("_ledger", "dollars", "open", "spec", "worst")
+
+    def __init__(self, ledger: Ledger, spec: ModelSpec, worst: Usage, dollars: Decimal) -> None:
+        self._ledger = ledger
+        self.spec = spec
+        self.worst = worst
+        """The usage held: estimated input plus the maximum output, one request."""
+        self.dollars = dollars
+        """Budget dollars held."""
+        self.open = True
+
+    def _close(self) -> None:
+        if not self.open:
+            raise RuntimeError("this reservation was already settled or released")
+        self.open = False
+        self._ledger._held.add(self.worst, self.dollars, -1)
+
+    def settle(self, usage: Usage) -> Charge:
+        """Book the call's real usage and release the hold."""
+        self._close()
+        return self._ledger.record(self.spec, usage)
+
+    def release(self) -> None:
+        """Release the hold of a call that never reached the provider."""
+        self._close()
+
+    def abandon(self) -> Charge:
+        """Book the worst case as "possibly billed": the call was sent, no usage came back."""
+        self._close()
+        return self._ledger.record(self.spec, self.worst, possibly_billed=True)

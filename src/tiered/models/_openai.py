@@ -342,8 +342,8 @@ class OpenAIModel:
         refused (never sent), connect timeout (never sent), read timeout or dropped
         mid-answer (sent: possibly billed)."""
         name, where = self._name, self._base_url
-        kind = failure_kind(exc)
-        what = self._scrub(f"{type(exc).__name__}: {exc}")[:300]
+        kind, cause = failure_kind(exc)
+        what = self._scrub(f"{type(cause).__name__}: {cause}")[:300]
         if kind == "unreachable":
             return ProviderUnreachable(
                 f"could not connect to {where} for model {name!r} ({what}): check the server "

@@ -13,7 +13,6 @@ reported remaining count lowers the local level (another process may share the k
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Mapping
@@ -35,33 +34,64 @@ __all__ = ("PacedModel", "RateLimits", "pace_ladder")
 
 @dataclass(slots=True)
 class _Bucket:
-    capacity: float
+    """`limit` per `period`, refilled continuously. The burst is the limit less what
+    `headroom` seconds refill, so requests the network delays cannot pile up at a
+    provider whose own bucket sat full meanwhile.
+
+    FIFO by marks: `issued` counts every token handed out, `supply` every token that
+    ever became available; the caller holding mark M may go once supply reaches M.
+    """
+
+    limit: float
     period: float
-    level: float = field(default=math.nan)
+    headroom: float
+    capacity: float = 0.0
+    supply: float = 0.0
+    issued: float = 0.0
     stamp: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
-        if math.isnan(self.level):
-            self.level = self.capacity
+        self.capacity = self._capacity(self.limit)
+        self.supply = self.capacity
+
+    def _capacity(self, limit: float) -> float:
+        return max(limit - limit / self.period * self.headroom, min(limit, 1.0))
 
     @property
     def rate(self) -> float:
-        return self.capacity / self.period
+        return self.limit / self.period
+
+    @property
+    def level(self) -> float:
+        """Tokens available now; negative while callers queue."""
+        return self.supply - self.issued
 
     def refill(self, now: float) -> None:
-        self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+        self.supply = min(self.supply + (now - self.stamp) * self.rate, self.issued + self.capacity)
         self.stamp = now
 
     def take(self, amount: float, now: float) -> float:
-        """Deduct `amount` (going negative means queued); seconds until it is covered."""
+        """Hand out `amount` tokens; the mark to wait for."""
         self.refill(now)
-        self.level -= min(amount, self.capacity)
-        return 0.0 if self.level >= 0 else -self.level / self.rate
+        self.issued += min(amount, self.capacity)
+        return self.issued
 
-    def resize(self, capacity: float) -> None:
-        if capacity > 0 and capacity != self.capacity:
-            self.level = min(self.level, capacity)
-            self.capacity = capacity
+    def wait_for(self, mark: float, now: float) -> float:
+        """Seconds until `mark` is covered at the refill rate (0 when it is)."""
+        self.refill(now)
+        return max(mark - self.supply, 0.0) / self.rate
+
+    def give_back(self, amount: float) -> None:
+        self.supply = min(self.supply + amount, self.issued + self.capacity)
+
+    def lower_to(self, level: float) -> None:
+        self.supply = min(self.supply, self.issued + level)
+
+    def resize(self, limit: float) -> None:
+        if limit > 0 and limit != self.limit:
+            self.limit = limit
+            self.capacity = self._capacity(limit)
+            self.lower_to(self.capacity)
 
 
 @dataclass(slots=True)
@@ -71,6 +101,13 @@ class _Pace:
     requests: _Bucket | None
     tokens: _Bucket | None
     blocked_until: float = 0.0
+    changed: anyio.Event | None = None
+    """Set (and replaced) when tokens come back, so queued callers look again."""
+
+    def notify(self) -> None:
+        if self.changed is not None:
+            self.changed.set()
+            self.changed = None
 
 
 class RateLimits:
@@ -79,7 +116,8 @@ class RateLimits:
     `rpm` and `tpm` apply to every model; `models` overrides them by name, e.g.
     `{"gpt-5.4": {"rpm": 500, "tpm": 500_000}}`. A model with no configured limit is
     paced from the provider's headers once it has sent them (with `adapt`, the default).
-    `period` is the window the limits are counted over (60 s: per minute).
+    `period` is the window the limits are counted over (60 s: per minute). `headroom`
+    (seconds) trims the initial burst by what that long refills, for network delay.
     """
 
     def __init__(
@@ -89,6 +127,7 @@ class RateLimits:
         tpm: int | None = None,
         models: Mapping[str, Mapping[str, int]] | None = None,
         period: float = 60.0,
+        headroom: float = 1.0,
         adapt: bool = True,
     ) -> None:
         for value in (rpm, tpm):
@@ -100,6 +139,7 @@ class RateLimits:
         self.tpm = tpm
         self.models = {k: dict(v) for k, v in (models or {}).items()}
         self.period = period
+        self.headroom = headroom
         self.adapt = adapt
         self._paces: dict[str, _Pace] = {}
         self._lock = threading.Lock()
@@ -115,8 +155,8 @@ class RateLimits:
             pace = self._paces[model] = _Pace(
                 rpm=rpm,
                 tpm=tpm,
-                requests=_Bucket(rpm, self.period) if rpm else None,
-                tokens=_Bucket(tpm, self.period) if tpm else None,
+                requests=_Bucket(rpm, self.period, self.headroom) if rpm else None,
+                tokens=_Bucket(tpm, self.period, self.headroom) if tpm else None,
             )
         return pace
 
@@ -125,17 +165,26 @@ class RateLimits:
         with self._lock:
             pace = self._pace(model)
             now = time.monotonic()
-            wait = max(
-                pace.requests.take(1, now) if pace.requests else 0.0,
-                pace.tokens.take(tokens, now) if pace.tokens else 0.0,
-                pace.blocked_until - now,
-            )
+            rmark = pace.requests.take(1, now) if pace.requests else 0.0
+            tmark = pace.tokens.take(tokens, now) if pace.tokens else 0.0
         permit = _Permit(self, pace, tokens)
         done = False
         try:
-            while wait > 0:
-                await anyio.sleep(wait)
-                wait = pace.blocked_until - time.monotonic()
+            while True:
+                with self._lock:
+                    now = time.monotonic()
+                    wait = max(
+                        pace.requests.wait_for(rmark, now) if pace.requests else 0.0,
+                        pace.tokens.wait_for(tmark, now) if pace.tokens else 0.0,
+                        pace.blocked_until - now,
+                    )
+                    if wait <= 0:
+                        break
+                    if pace.changed is None:
+                        pace.changed = anyio.Event()
+                    changed = pace.changed
+                with anyio.move_on_after(wait):
+                    await changed.wait()
             done = True
         finally:
             if not done:  # cancelled while queued: give the slot back
@@ -167,13 +216,13 @@ class RateLimits:
         if limit is not None and limit > 0:
             wanted = float(limit if configured is None else min(limit, configured))
             if bucket is None:
-                bucket = _Bucket(wanted, self.period, stamp=now)
+                bucket = _Bucket(wanted, self.period, self.headroom, stamp=now)
             else:
                 bucket.refill(now)
                 bucket.resize(wanted)
         if bucket is not None and remaining is not None:
             bucket.refill(now)
-            bucket.level = min(bucket.level, float(remaining))
+            bucket.lower_to(float(remaining))
         return bucket
 
     def pause(self, model: str, seconds: float) -> None:
@@ -187,8 +236,8 @@ class RateLimits:
         with self._lock:
             pace = self._pace(model)
             return (
-                pace.requests.capacity if pace.requests else None,
-                pace.tokens.capacity if pace.tokens else None,
+                pace.requests.limit if pace.requests else None,
+                pace.tokens.limit if pace.tokens else None,
             )
 
 
@@ -211,16 +260,18 @@ class _Permit:
             return
         self.open = False
         with self._limits._lock:
-            if self._pace.tokens is not None:
-                bucket = self._pace.tokens
+            pace = self._pace
+            if pace.tokens is not None:
+                bucket = pace.tokens
                 bucket.refill(time.monotonic())
-                bucket.level = min(
-                    bucket.capacity, bucket.level + min(self.tokens, bucket.capacity)
-                )
-                bucket.level -= min(actual_tokens, bucket.capacity)
-            if requests and self._pace.requests is not None:
-                r = self._pace.requests
-                r.level = min(r.capacity, r.level + 1)
+                refund = min(self.tokens, bucket.capacity) - min(actual_tokens, bucket.capacity)
+                if refund >= 0:
+                    bucket.give_back(refund)
+                else:  # used more than estimated: the queue waits for it
+                    bucket.supply += refund
+            if requests and pace.requests is not None:
+                pace.requests.give_back(1)
+            pace.notify()
 
 
 class PacedModel:

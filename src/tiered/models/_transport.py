@@ -40,6 +40,8 @@ def _failure_classes() -> list[tuple[type[BaseException], _FailureKind]]:
         (ConnectionRefusedError, "unreachable"),
         (socket.gaierror, "unreachable"),
         (httpx2.ConnectError, "unreachable"),
+        (httpx2.RemoteProtocolError, "dropped"),
+        (httpx2.ReadError, "dropped"),
         (httpx2.ConnectTimeout, "connect_timeout"),
         (httpx2.PoolTimeout, "connect_timeout"),
         (httpx2.WriteTimeout, "connect_timeout"),
@@ -53,8 +55,9 @@ def _failure_classes() -> list[tuple[type[BaseException], _FailureKind]]:
 _FAILURE_CLASSES: Final = _failure_classes()
 
 
-def failure_kind(exc: BaseException) -> _FailureKind:
-    """What a transport failure was, from the deepest recognised exception in its chain."""
+def failure_kind(exc: BaseException) -> tuple[_FailureKind, BaseException]:
+    """What a transport failure was, and the exception that says so: the deepest
+    recognised one in its chain."""
     chain: list[BaseException] = []
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -65,8 +68,8 @@ def failure_kind(exc: BaseException) -> _FailureKind:
     for link in reversed(chain):
         for cls, kind in _FAILURE_CLASSES:
             if isinstance(link, cls):
-                return kind
-    return "dropped"
+                return kind, link
+    return "dropped", exc
 
 
 def metadata_headers(metadata: dict[str, str]) -> dict[str, str]:

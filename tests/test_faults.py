@@ -224,3 +224,19 @@ async def test_the_subtask_is_sent_as_a_header(server: FaultServer) -> None:
     await model.request(request("sub-1"))
     assert server.stats()["calls"] == {"sub-1": 2}
     await model.aclose()
+
+
+def test_cli_rpm_and_tpm_pace_the_ladder(
+    server: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tiered._cli import main
+
+    server.configure(rpm=100)
+    models = "nano=gpt-5.4-nano,mini=gpt-5.4-mini,flagship=gpt-5.4"
+    argv = ["run", str(_ROOT / "examples" / "triage.py"), "--base-url", server.base_url]
+    main([*argv, "--models", models, "--rpm", "100", "--tpm", "1_000_000", "--quiet"])
+    err = capsys.readouterr().err
+    assert "paced at RateLimits(rpm=100, tpm=1000000" in err
+    assert server.stats()["requests"] >= 1  # the planner's calls went out through the pacer
+    assert server.stats()["enforced_429"] == 0
+    assert main(["run", "x.py", "--rpm", "0"]) == 2

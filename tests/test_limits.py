@@ -335,3 +335,11 @@ def test_rate_limit_headers_parse_openai_durations() -> None:
     )
     assert RateLimitInfo.from_headers({}) is None
     assert RateLimitInfo.from_headers({"x-ratelimit-reset-tokens": "soon"}) is None
+
+
+def test_without_retry_after_the_exhausted_buckets_reset_is_the_wait() -> None:
+    limited = RateLimited(model="m")
+    limited.rate_limit = RateLimitInfo(
+        remaining_requests=0, reset_requests=0.25, remaining_tokens=900, reset_tokens=9.0
+    )
+    assert RetryingModel(ScriptedModel(["x"]))._delay(1, limited) == 0.25

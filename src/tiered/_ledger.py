@@ -160,8 +160,9 @@ class Ledger:
             output_tokens=max(max_output_tokens, 0),
             requests=1,
         )
-        dollars = self._budget_cost(spec, worst)
         b, spent, held = self.budget, self._spent, self._held
+        # Dollars are priced only when a dollar limit needs them (the hot path without one).
+        dollars = self._budget_cost(spec, worst) if b.usd is not None else Decimal(0)
         if b.requests is not None and spent.requests + held.requests + 1 > b.requests:
             raise BudgetExceeded(
                 "requests", limit=b.requests, spent=spent.requests + held.requests, needed=1
@@ -181,8 +182,8 @@ class Ledger:
         return Reservation(self, spec, worst, dollars)
 
     def _budget_cost(self, spec: ModelSpec, usage: Usage) -> Decimal:
-        cost, equivalent = self.quote(spec, usage)
-        return cost if cost > 0 else equivalent
+        cost = spec.cost(usage)
+        return cost if cost > 0 else self.quote(spec, usage)[1]
 
     def quote(self, spec: ModelSpec, usage: Usage) -> tuple[Decimal, Decimal]:
         """(cost, OpenAI-equivalent cost) of `usage` on `spec`, without recording it."""

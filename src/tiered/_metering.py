@@ -76,19 +76,24 @@ class _Attempts:
 _current: ContextVar[_Attempts | None] = ContextVar("tiered_attempts", default=None)
 
 
-@contextmanager
-def metered_call(
-    ledger: Ledger, spec: ModelSpec, input_tokens: int, max_output_tokens: int
-) -> Iterator[_Attempts]:
+class metered_call:  # lower case: used like a function, `with metered_call(...) as a:`
     """Reserve a model call (raises `BudgetExceeded`) and let retrying wrappers under it
     book and re-reserve each attempt; whatever is still open at exit is abandoned."""
-    attempts = _Attempts(ledger, spec, input_tokens, max_output_tokens)
-    token = _current.set(attempts)
-    try:
-        yield attempts
-    finally:
-        _current.reset(token)
-        attempts.close()
+
+    __slots__ = ("_attempts", "_token")
+
+    def __init__(
+        self, ledger: Ledger, spec: ModelSpec, input_tokens: int, max_output_tokens: int
+    ) -> None:
+        self._attempts = _Attempts(ledger, spec, input_tokens, max_output_tokens)
+
+    def __enter__(self) -> _Attempts:
+        self._token = _current.set(self._attempts)
+        return self._attempts
+
+    def __exit__(self, *exc_info: object) -> None:
+        _current.reset(self._token)
+        self._attempts.close()
 
 
 def attempt_failed(exc: BaseException) -> None:

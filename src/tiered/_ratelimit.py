@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from tiered._messages import ModelRequest
+from tiered._messages import ModelRequest, OutputSchema, ToolDefinition
 
 __all__ = ("DEFAULT_OUTPUT_CAP", "RateLimitInfo", "estimate_input_tokens")
 
@@ -93,27 +93,49 @@ def estimate_input_tokens(request: ModelRequest, *, upper_bound: bool = False) -
     With `upper_bound` the count is one token per UTF-8 byte: no byte-level tokenizer
     makes more tokens than bytes, so a budget reservation made from it cannot be short.
     """
-    size = 0
-    parts: list[str] = []
+    size = _PER_MESSAGE * len(request.messages)
+    chars = _definitions_chars(request.tools, request.output_schema)
     for m in request.messages:
         content = getattr(m, "content", None)
         if content:
-            parts.append(content)
+            chars += _size(content, upper_bound)
         for tc in getattr(m, "tool_calls", ()):
-            parts.append(tc.id)
-            parts.append(tc.name)
-            parts.append(tc.arguments)
-        size += _PER_MESSAGE
-    for t in request.tools:
-        parts.append(t.name)
-        parts.append(t.description)
-        parts.append(json.dumps(t.parameters, separators=(",", ":")))
-        size += _PER_TOOL
-    if request.output_schema is not None:
-        parts.append(json.dumps(request.output_schema.schema, separators=(",", ":")))
-        size += _PER_TOOL
-    text = "".join(parts)
+            chars += len(tc.id) + _size(tc.name, upper_bound) + _size(tc.arguments, upper_bound)
+    size += _PER_TOOL * (len(request.tools) + (request.output_schema is not None))
     if upper_bound:
-        return size + len(text.encode("utf-8", "surrogatepass")) + 3
+        return size + chars + 3
     # Tools and schemas are sent wrapped in JSON; allow for it in the typical estimate.
-    return size + -(-len(text) // 4) + 16 * len(request.tools) + 3
+    return size + -(-chars // 4) + 16 * len(request.tools) + 3
+
+
+def _size(text: str, upper_bound: bool) -> int:
+    if not upper_bound or text.isascii():
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+_DEFINITIONS: dict[tuple[int, int], tuple[object, object, int]] = {}
+
+
+def _definitions_chars(tools: tuple[ToolDefinition, ...], schema: OutputSchema | None) -> int:
+    """Characters (ASCII JSON, so bytes too) of the tool definitions and output schema.
+
+    Cached by identity, holding the objects so an id cannot be reused while cached: an
+    agent sends the same definitions on every turn, and serialising them each time would
+    cost more than the rest of the request's framework work."""
+    if not tools and schema is None:
+        return 0
+    key = (id(tools), id(schema))
+    hit = _DEFINITIONS.get(key)
+    if hit is not None and hit[0] is tools and hit[1] is schema:
+        return hit[2]
+    chars = 0
+    for t in tools:
+        chars += len(json.dumps(t.parameters, separators=(",", ":")))
+        chars += len(t.name.encode()) + len(t.description.encode())
+    if schema is not None:
+        chars += len(json.dumps(schema.schema, separators=(",", ":")))
+    if len(_DEFINITIONS) >= 512:
+        _DEFINITIONS.clear()
+    _DEFINITIONS[key] = (tools, schema, chars)
+    return chars

@@ -159,10 +159,10 @@ class OpenAIModel:
             client = self._connect()
         body = self._body(request)
         read_timeout = self._timeout_for(request)
-        options: Any = {
-            "headers": metadata_headers(request.metadata),
-            "timeout": httpx2.Timeout(read_timeout, connect=CONNECT_TIMEOUT_S),
-        }
+        options: Any = {"timeout": _timeout(read_timeout)}
+        headers = metadata_headers(request.metadata)
+        if headers:
+            options["headers"] = headers
         error: ModelError | None = None
         try:
             response = await client.post(
@@ -176,7 +176,7 @@ class OpenAIModel:
             # Raised outside the handler, so neither __cause__ nor __context__ holds the
             # SDK's exception (its request carries the API key).
             raise error
-        info = RateLimitInfo.from_headers(response.headers)
+        info = _rate_limit_info(response.headers)
         try:
             result = self._read(response)
         except ModelError as exc:
@@ -382,7 +382,7 @@ class OpenAIModel:
                 model=name,
             )
         error = self._status_error(exc)
-        error.rate_limit = RateLimitInfo.from_headers(exc.response.headers)
+        error.rate_limit = _rate_limit_info(exc.response.headers)
         return error
 
     def _status_error(self, exc: openai.APIStatusError) -> ModelError:
@@ -439,6 +439,28 @@ class OpenAIModel:
             model=name,
             status=status,
         )
+
+
+_TIMEOUTS: dict[float, httpx2.Timeout] = {}
+
+
+def _timeout(read: float) -> httpx2.Timeout:
+    """The SDK timeout for a read timeout of `read` seconds (built once per value)."""
+    timeout = _TIMEOUTS.get(read)
+    if timeout is None:
+        if len(_TIMEOUTS) > 256:
+            _TIMEOUTS.clear()
+        timeout = _TIMEOUTS[read] = httpx2.Timeout(read, connect=CONNECT_TIMEOUT_S)
+    return timeout
+
+
+def _rate_limit_info(headers: httpx2.Headers) -> RateLimitInfo | None:
+    """`x-ratelimit-*` headers, looked up only when one is there (one pass over the raw
+    list; most self-hosted servers send none)."""
+    for key, _ in headers.raw:
+        if key[:12].lower() == b"x-ratelimit-":
+            return RateLimitInfo.from_headers(headers)
+    return None
 
 
 def _resolve_spec(

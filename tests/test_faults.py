@@ -185,18 +185,19 @@ async def test_under_faults_the_ledger_equals_the_reported_usage(server: FaultSe
             outcomes[f"t{i}"] = type(exc).__name__
 
     async with anyio.create_task_group() as tg:
-        for i in range(60):
+        for i in range(200):
             tg.start_soon(one, i)
     stats = server.stats()
-    assert len(outcomes) == 60
+    assert len(outcomes) == 200
     assert sum(stats["faults"].values()) > 0
-    assert list(outcomes.values()).count("succeeded") >= 50
+    assert list(outcomes.values()).count("succeeded") >= 180
     reported = stats["reported"]
     assert ledger.usage.input_tokens == reported["prompt_tokens"]
     assert ledger.usage.output_tokens == reported["completion_tokens"]
     assert ledger.usage.requests == reported["requests"]
     unread = sum(stats["faults"].get(k, 0) for k in ("drop", "badjson", "slow"))
     assert ledger.possibly_billed.requests == unread
+    assert unread > 0
     await model.aclose()
 
 

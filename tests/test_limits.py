@@ -343,3 +343,19 @@ def test_without_retry_after_the_exhausted_buckets_reset_is_the_wait() -> None:
         remaining_requests=0, reset_requests=0.25, remaining_tokens=900, reset_tokens=9.0
     )
     assert RetryingModel(ScriptedModel(["x"]))._delay(1, limited) == 0.25
+
+
+async def test_a_cancelled_probe_does_not_leave_the_circuit_half_open() -> None:
+    async def hang(request: ModelRequest) -> ScriptStep:
+        await anyio.sleep(60)
+        return "never"
+
+    breaker = CircuitBreaker(threshold=1, cooldown=0.05)
+    name = "scripted"
+    breaker.failure(name)  # open
+    await anyio.sleep(0.06)
+    model = RetryingModel(ScriptedModel(hang), breaker=breaker)
+    with anyio.move_on_after(0.05):
+        await model.request(HELLO)  # the probe, cancelled
+    assert not breaker.is_open(name)  # the next call may probe again
+    assert breaker.before(name) is True

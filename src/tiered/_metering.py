@@ -16,6 +16,7 @@ from contextvars import ContextVar
 from tiered._catalog import ModelSpec
 from tiered._errors import ModelError
 from tiered._ledger import Charge, Ledger, Reservation
+from tiered._logging import get_logger
 from tiered._usage import Usage
 
 __all__ = ("attempt_again", "attempt_failed", "attempt_not_sent", "metered_call")
@@ -45,9 +46,21 @@ class _Attempts:
         if usage is not None and (usage.total_tokens or usage.requests):
             self.charges.append(r.settle(usage))
         elif isinstance(exc, ModelError) and exc.possibly_billed:
-            self.charges.append(r.abandon())
+            self.charges.append(self._abandon(r, type(exc).__name__))
         else:
             r.release()
+
+    def _abandon(self, r: Reservation, why: str) -> Charge:
+        charge = r.abandon()
+        get_logger().warning(
+            "model.possibly_billed",
+            model=self.spec.name,
+            reason=why,
+            input_tokens=charge.usage.input_tokens,
+            output_tokens=charge.usage.output_tokens,
+            cost_usd=str(charge.cost),
+        )
+        return charge
 
     def again(self) -> None:
         """Reserve the next attempt (raises `BudgetExceeded` when it no longer fits)."""
@@ -68,7 +81,7 @@ class _Attempts:
         r, self.current = self.current, None
         if r is not None:
             if self.sent:
-                self.charges.append(r.abandon())
+                self.charges.append(self._abandon(r, "cancelled"))
             else:
                 r.release()
 

@@ -61,12 +61,13 @@ class CircuitBreaker:
         c = self._circuits.get(model)
         return c is not None and (time.monotonic() < c.open_until or c.probing)
 
-    def before(self, model: str) -> None:
-        """Raise `ModelUnavailable` while `model` cools down; else let the call through
-        (as the one probe, when the cooldown has just ended)."""
+    def before(self, model: str) -> bool:
+        """Raise `ModelUnavailable` while `model` cools down; else let the call through.
+        True when it goes as the one probe after a cooldown: record its outcome (or
+        `neutral`), or the circuit stays half-open."""
         c = self._circuits.get(model)
         if c is None or c.open_until == 0.0:
-            return
+            return False
         now = time.monotonic()
         if now < c.open_until or c.probing:
             wait = max(c.open_until - now, 0.0)
@@ -78,6 +79,7 @@ class CircuitBreaker:
                 retry_in=wait,
             )
         c.probing = True
+        return True
 
     def success(self, model: str) -> None:
         """The model answered: close its circuit."""
@@ -147,10 +149,12 @@ class RetryingModel:
         waited_on_limits = 0.0
         while True:
             attempt += 1
-            self.breaker.before(name)
+            probe = self.breaker.before(name)
+            settled = False
             try:
                 response = await self.wrapped.request(request)
             except ModelError as exc:
+                settled = True
                 if exc.rate_limited or not exc.retryable:
                     self.breaker.neutral(name)
                     if not exc.retryable:
@@ -188,8 +192,13 @@ class RetryingModel:
                 await anyio.sleep(delay)
                 attempt_again()
                 continue
-            self.breaker.success(name)
-            return response
+            else:
+                settled = True
+                self.breaker.success(name)
+                return response
+            finally:
+                if probe and not settled:  # cancelled or a foreign error: probe again later
+                    self.breaker.neutral(name)
 
     def _delay(self, failures: int, exc: ModelError) -> float:
         """Retry-After (or the rate-limit reset) when given, else full-jitter backoff."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from tiered._catalog import Tier, default_catalog
 from tiered._errors import UserError
 from tiered.models._base import Model
-from tiered.models._retry import RetryingModel
+from tiered.models._retry import CircuitBreaker, RetryingModel
 
 __all__ = ("Ladder", "models_from_env", "parse_model_map")
 
@@ -93,6 +93,7 @@ def _build(
     from tiered.models._openai import OpenAIModel
 
     names = dict(model_map or parse_model_map(map_text))
+    breaker = CircuitBreaker()  # one per ladder: tiers that share a model share its state
     if base_url:
         catalog = default_catalog()
         missing = [t.value for t in Tier if t not in names]
@@ -109,7 +110,8 @@ def _build(
                     api_key=api_key or "not-needed",
                     tier=tier,
                     catalog=catalog,
-                )
+                ),
+                breaker=breaker,
             )
             for tier in Tier
         }
@@ -119,7 +121,8 @@ def _build(
         catalog = default_catalog()
         models = {
             tier: RetryingModel(
-                OpenAIModel(names.get(tier) or catalog.for_tier(tier).name, api_key=api_key)
+                OpenAIModel(names.get(tier) or catalog.for_tier(tier).name, api_key=api_key),
+                breaker=breaker,
             )
             for tier in Tier
         }

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 from pydantic import BaseModel
 
@@ -23,6 +24,7 @@ from tiered import (
     Ledger,
     ModelRequest,
     ModelResponse,
+    ProviderError,
     ProviderUnreachable,
     TieredError,
     UserMessage,
@@ -245,3 +247,20 @@ def test_cli_rpm_and_tpm_pace_the_ladder(
     assert server.stats()["requests"] >= 1  # the planner's calls went out through the pacer
     assert server.stats()["enforced_429"] == 0
     assert main(["run", "x.py", "--rpm", "0"]) == 2
+
+
+async def test_default_timeouts_are_sized_from_the_output_cap() -> None:
+    seen: list[dict[str, float]] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request.extensions["timeout"])
+        return httpx2.Response(500, json={"error": {"message": "x"}})
+
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as http:
+        model = OpenAIModel("gpt-5.4-nano", api_key="sk-test", http_client=http)
+        for cap in (4_096, 128_000):
+            with pytest.raises(ProviderError):
+                await model.request(request(max_output_tokens=cap))
+    assert seen[0]["connect"] == 10.0
+    assert seen[0]["read"] == pytest.approx(30 + 4_096 / 50)
+    assert seen[1]["read"] == 600.0  # capped

@@ -159,7 +159,9 @@ class OpenAIModel:
             client = self._connect()
         body = self._body(request)
         read_timeout = self._timeout_for(request)
-        options: Any = {"timeout": _timeout(read_timeout)}
+        options: Any = {}
+        if self._owns_client or self._read_timeout is not None:  # else the client's own
+            options["timeout"] = _timeout(read_timeout)
         headers = metadata_headers(request.metadata)
         if headers:
             options["headers"] = headers

@@ -155,31 +155,28 @@ class Ledger:
     ) -> Reservation:
         """Hold one call's worst case or raise `BudgetExceeded`; the call may start only
         once this returns. Settle, release or abandon the reservation when it ends."""
-        worst = Usage(
-            input_tokens=max(estimated_input_tokens, 0),
-            output_tokens=max(max_output_tokens, 0),
-            requests=1,
-        )
+        inp, out = max(estimated_input_tokens, 0), max(max_output_tokens, 0)
         b, spent, held = self.budget, self._spent, self._held
         # Dollars are priced only when a dollar limit needs them (the hot path without one).
-        dollars = self._budget_cost(spec, worst) if b.usd is not None else Decimal(0)
+        dollars = (
+            self._budget_cost(spec, Usage(input_tokens=inp, output_tokens=out, requests=1))
+            if b.usd is not None
+            else Decimal(0)
+        )
         if b.requests is not None and spent.requests + held.requests + 1 > b.requests:
             raise BudgetExceeded(
                 "requests", limit=b.requests, spent=spent.requests + held.requests, needed=1
             )
-        if b.tokens is not None and spent.tokens + held.tokens + worst.total_tokens > b.tokens:
+        if b.tokens is not None and spent.tokens + held.tokens + inp + out > b.tokens:
             raise BudgetExceeded(
-                "tokens",
-                limit=b.tokens,
-                spent=spent.tokens + held.tokens,
-                needed=worst.total_tokens,
+                "tokens", limit=b.tokens, spent=spent.tokens + held.tokens, needed=inp + out
             )
         if b.usd is not None and spent.dollars + held.dollars + dollars > b.usd:
             raise BudgetExceeded(
                 "dollars", limit=b.usd, spent=spent.dollars + held.dollars, needed=dollars
             )
-        held.add(worst, dollars)
-        return Reservation(self, spec, worst, dollars)
+        held.add_raw(1, inp + out, inp, dollars)
+        return Reservation(self, spec, inp, out, dollars)
 
     def _budget_cost(self, spec: ModelSpec, usage: Usage) -> Decimal:
         cost = spec.cost(usage)
@@ -231,32 +228,43 @@ class _Totals:
     input_tokens: int = 0
     dollars: Decimal = Decimal(0)
 
-    def add(self, usage: Usage, dollars: Decimal, sign: int = 1) -> None:
-        self.requests += sign * usage.requests
-        self.tokens += sign * usage.total_tokens
-        self.input_tokens += sign * usage.input_tokens
-        self.dollars += sign * dollars
+    def add(self, usage: Usage, dollars: Decimal) -> None:
+        self.add_raw(usage.requests, usage.total_tokens, usage.input_tokens, dollars)
+
+    def add_raw(self, requests: int, tokens: int, input_tokens: int, dollars: Decimal) -> None:
+        self.requests += requests
+        self.tokens += tokens
+        self.input_tokens += input_tokens
+        if dollars:
+            self.dollars += dollars
 
 
 class Reservation:
     """One call's worst case held against the budget until it is settled or released."""
 
-    __slots__ = ("_ledger", "dollars", "open", "spec", "worst")
+    __slots__ = ("_input", "_ledger", "_output", "dollars", "open", "spec")
 
-    def __init__(self, ledger: Ledger, spec: ModelSpec, worst: Usage, dollars: Decimal) -> None:
+    def __init__(
+        self, ledger: Ledger, spec: ModelSpec, input_tokens: int, output: int, dollars: Decimal
+    ) -> None:
         self._ledger = ledger
         self.spec = spec
-        self.worst = worst
-        """The usage held: estimated input plus the maximum output, one request."""
+        self._input = input_tokens
+        self._output = output
         self.dollars = dollars
         """Budget dollars held."""
         self.open = True
+
+    @property
+    def worst(self) -> Usage:
+        """The usage held: estimated input plus the maximum output, one request."""
+        return Usage(input_tokens=self._input, output_tokens=self._output, requests=1)
 
     def _close(self) -> None:
         if not self.open:
             raise RuntimeError("this reservation was already settled or released")
         self.open = False
-        self._ledger._held.add(self.worst, self.dollars, -1)
+        self._ledger._held.add_raw(-1, -(self._input + self._output), -self._input, -self.dollars)
 
     def settle(self, usage: Usage) -> Charge:
         """Book the call's real usage and release the hold."""

@@ -94,18 +94,24 @@ def estimate_input_tokens(request: ModelRequest, *, upper_bound: bool = False) -
     makes more tokens than bytes, so a budget reservation made from it cannot be short.
     """
     size = _PER_MESSAGE * len(request.messages)
-    chars = _definitions_chars(request.tools, request.output_schema)
+    tools, schema = request.tools, request.output_schema
+    chars = _definitions_chars(tools, schema) if tools or schema is not None else 0
     for m in request.messages:
-        content = getattr(m, "content", None)
+        content = m.content  # every message kind has one (None for a tools-only turn)
         if content:
-            chars += _size(content, upper_bound)
-        for tc in getattr(m, "tool_calls", ()):
-            chars += len(tc.id) + _size(tc.name, upper_bound) + _size(tc.arguments, upper_bound)
-    size += _PER_TOOL * (len(request.tools) + (request.output_schema is not None))
+            chars += (
+                len(content)
+                if not upper_bound or content.isascii()
+                else len(content.encode("utf-8", "surrogatepass"))
+            )
+        if m.role == "assistant":
+            for tc in m.tool_calls:
+                chars += len(tc.id) + _size(tc.name, upper_bound) + _size(tc.arguments, upper_bound)
+    size += _PER_TOOL * (len(tools) + (schema is not None))
     if upper_bound:
         return size + chars + 3
     # Tools and schemas are sent wrapped in JSON; allow for it in the typical estimate.
-    return size + -(-chars // 4) + 16 * len(request.tools) + 3
+    return size + -(-chars // 4) + 16 * len(tools) + 3
 
 
 def _size(text: str, upper_bound: bool) -> int:

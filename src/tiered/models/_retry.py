@@ -145,6 +145,7 @@ class RetryingModel:
         """Send `request`, waiting out and retrying transient failures."""
         name = self.spec.name
         failures = 0
+        limited = 0  # rate limits so far: their backoff grows on its own count
         attempt = 0
         waited_on_limits = 0.0
         while True:
@@ -172,7 +173,9 @@ class RetryingModel:
                         ) from exc
                     if failures >= self.max_attempts:
                         raise
-                delay = self._delay(failures, exc)
+                if exc.rate_limited:
+                    limited += 1
+                delay = self._delay(limited if exc.rate_limited else failures, exc)
                 if exc.rate_limited:
                     if waited_on_limits + delay > self.rate_limit_patience:
                         raise

@@ -26,6 +26,7 @@ from tiered import (
     Tier,
     Tool,
     ToolResultMessage,
+    Usage,
     UserMessage,
     default_catalog,
     tool,
@@ -297,11 +298,27 @@ async def test_budget_stops_the_second_model_call() -> None:
 
 
 async def test_dollar_budget() -> None:
-    ledger = Ledger(Budget(usd=Decimal("0.000001")))
-    model = ScriptedModel([call("echo", {"text": "a" * 400}), "never sent"], spec=NANO)
-    with pytest.raises(BudgetExceeded, match="dollars"):
-        await Agent(name="b", tools=[Echo()]).run("go", deps=Deps(), model=model, ledger=ledger)
+    # A call starts only when its worst case (input bound + output cap) fits: this budget
+    # holds the first call's worst case but not a second one on top of what it spent.
+    agent = Agent(name="b", tools=[Echo()], max_output_tokens=2_000)
+    first = NANO.cost(Usage(input_tokens=2_000, output_tokens=2_000))
+    ledger = Ledger(Budget(usd=first))
+    model = ScriptedModel([call("echo", {"text": "a" * 4000}), "never sent"], spec=NANO)
+    with pytest.raises(BudgetExceeded, match="dollars") as info:
+        await agent.run("go", deps=Deps(), model=model, ledger=ledger)
     assert len(model.requests) == 1
+    assert info.value.needed is not None
+    assert ledger.budget_dollars <= first
+    assert ledger.held_dollars == 0
+
+
+async def test_a_call_whose_worst_case_does_not_fit_never_starts() -> None:
+    ledger = Ledger(Budget(usd=Decimal("0.000001")))
+    model = ScriptedModel(["never sent"], spec=NANO)
+    with pytest.raises(BudgetExceeded, match="may cost up to"):
+        await Agent(name="b").run("go", model=model, ledger=ledger)
+    assert model.requests == []
+    assert ledger.usage.requests == 0
 
 
 # --- the request --------------------------------------------------------------------

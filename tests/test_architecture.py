@@ -33,6 +33,8 @@ LAYERS: dict[str, float] = {
     "tiered._usage": 2,
     "tiered._ledger": 2,
     "tiered._json": 2,
+    "tiered._metering": 2,
+    "tiered._ratelimit": 2,
     # 3. the seam to providers (the package and everything under it)
     "tiered.models": 3,
     # 4. tools

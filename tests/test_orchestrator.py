@@ -240,11 +240,13 @@ async def test_budget_stops_the_run_mid_flight_and_keeps_finished_results() -> N
 
 
 async def test_dollar_budget_counts_against_the_published_prices() -> None:
+    # Each call reserves its worst case (input bound + 50 output tokens) before it starts,
+    # so the budget covers a few calls, not all ten.
     orch = Orchestrator(
-        [Echo()],
+        [Echo(max_output_tokens=50)],
         models=ladder(lambda r: {"text": "ok"}),
         limits=Limits(concurrency=1),
-        budget=Decimal("0.00005"),
+        budget=Decimal("0.0004"),
     )
     plan = Plan(subtasks=tuple(subtask(f"s{i}") for i in range(10)))
     result = await orch.run("costly", plan=plan, compose=False)

@@ -59,6 +59,7 @@ TIERED_ALL = (
     "ModelRetry",
     "ModelSpec",
     "ModelTimeout",
+    "ModelUnavailable",
     "Orchestrator",
     "OutputInvalid",
     "OutputSchema",
@@ -72,8 +73,12 @@ TIERED_ALL = (
     "PriceBreak",
     "Pricing",
     "ProviderError",
+    "ProviderUnreachable",
+    "RateLimitInfo",
     "RateLimited",
+    "RateLimits",
     "Refused",
+    "Reservation",
     "RouteDecision",
     "RouteRequest",
     "Router",
@@ -123,11 +128,14 @@ TIERED_ALL = (
 )
 
 MODELS_ALL = (
+    "CircuitBreaker",
     "Ladder",
     "LocalModel",
     "LocalWeights",
     "Model",
     "OpenAIModel",
+    "PacedModel",
+    "RateLimits",
     "RetryingModel",
     "ScriptStep",
     "ScriptedModel",
@@ -135,6 +143,7 @@ MODELS_ALL = (
     "call",
     "local_ladder",
     "models_from_env",
+    "pace_ladder",
     "parse_model_map",
 )
 

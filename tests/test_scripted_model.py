@@ -201,10 +201,14 @@ async def test_retries_rate_limits_honouring_retry_after(
     assert model.spec is inner.spec
 
 
-async def test_retry_after_is_capped_by_max_delay(logs: list[MutableMapping[str, Any]]) -> None:
-    inner = ScriptedModel([RateLimited(model="m", retry_after=3600), "ok"])
-    await RetryingModel(inner, max_delay=0.01).request(_request())
-    assert [e["delay_s"] for e in logs if e["event"] == "model.retry"] == [0.01]
+async def test_retry_after_beyond_the_patience_is_raised_at_once(
+    logs: list[MutableMapping[str, Any]],
+) -> None:
+    inner = ScriptedModel([RateLimited(model="m", retry_after=3600), "never"])
+    with pytest.raises(RateLimited):
+        await RetryingModel(inner, max_delay=0.01, rate_limit_patience=60).request(_request())
+    assert len(inner.requests) == 1
+    assert [e for e in logs if e["event"] == "model.retry"] == []
 
 
 async def test_backoff_without_retry_after(logs: list[MutableMapping[str, Any]]) -> None:
@@ -217,12 +221,20 @@ async def test_backoff_without_retry_after(logs: list[MutableMapping[str, Any]])
 
 
 async def test_gives_up_after_max_attempts() -> None:
-    last = RateLimited(model="m", retry_after=0.001)
-    inner = ScriptedModel([RateLimited(model="m", retry_after=0.001), last, "never"])
-    with pytest.raises(RateLimited) as info:
-        await RetryingModel(inner, max_attempts=2).request(_request())
+    last = ModelTimeout("slow again")
+    inner = ScriptedModel([ModelTimeout("slow"), last, "never"])
+    with pytest.raises(ModelTimeout) as info:
+        await RetryingModel(inner, max_attempts=2, base_delay=0.001).request(_request())
     assert info.value is last
     assert len(inner.requests) == 2
+
+
+async def test_rate_limits_do_not_use_up_the_attempts() -> None:
+    storm = [RateLimited(model="m", retry_after=0.001) for _ in range(6)]
+    inner = ScriptedModel([*storm, "after the storm"])
+    response = await RetryingModel(inner, max_attempts=2).request(_request())
+    assert response.message.content == "after the storm"
+    assert len(inner.requests) == 7
 
 
 async def test_does_not_retry_non_retryable_errors() -> None:

@@ -24,10 +24,12 @@ from tiered._errors import (
     ModelError,
     ModelRetry,
     ModelTimeout,
+    ModelUnavailable,
     OutputInvalid,
     PlanInvalid,
     PlanOverBudget,
     ProviderError,
+    ProviderUnreachable,
     RateLimited,
     Refused,
     RunError,
@@ -67,7 +69,7 @@ from tiered._events import (
     ToolReturned,
 )
 from tiered._journal import Journal
-from tiered._ledger import Budget, Charge, Ledger, TierTotals
+from tiered._ledger import Budget, Charge, Ledger, Reservation, TierTotals
 from tiered._limits import Limits
 from tiered._logging import redact_secrets
 from tiered._messages import (
@@ -85,6 +87,7 @@ from tiered._messages import (
 from tiered._orchestrator import Orchestrator
 from tiered._plan import Plan, Stakes, Subtask, check_plan
 from tiered._planner import Planner
+from tiered._ratelimit import RateLimitInfo
 from tiered._result import RunResult, RunStatus, SubtaskResult, SubtaskStatus
 from tiered._routing import ClassifierRouter, RouteDecision, Router, RouteRequest, RuleRouter
 from tiered._stream import EventStream
@@ -92,7 +95,7 @@ from tiered._tool import Tool, tool
 from tiered._usage import Usage
 from tiered._verify import AgentCheck, Check
 from tiered._workflow import Workflow, load_workflow
-from tiered.models import Ladder, Model, ScriptedModel
+from tiered.models import Ladder, Model, RateLimits, ScriptedModel
 
 __version__ = "0.1.0"
 
@@ -140,6 +143,7 @@ __all__ = (
     "ModelRetry",
     "ModelSpec",
     "ModelTimeout",
+    "ModelUnavailable",
     "Orchestrator",
     "OutputInvalid",
     "OutputSchema",
@@ -153,8 +157,12 @@ __all__ = (
     "PriceBreak",
     "Pricing",
     "ProviderError",
+    "ProviderUnreachable",
+    "RateLimitInfo",
     "RateLimited",
+    "RateLimits",
     "Refused",
+    "Reservation",
     "RouteDecision",
     "RouteRequest",
     "Router",

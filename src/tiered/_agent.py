@@ -24,6 +24,7 @@ from tiered._context import DepsT, RunContext
 from tiered._errors import (
     EscalationRequested,
     MaxTurnsExceeded,
+    ModelError,
     ModelRetry,
     OutputInvalid,
     TieredError,
@@ -42,7 +43,9 @@ from tiered._messages import (
     ToolResultMessage,
     UserMessage,
 )
+from tiered._metering import metered_call
 from tiered._names import legal_name
+from tiered._ratelimit import DEFAULT_OUTPUT_CAP, estimate_input_tokens
 from tiered._schema import StrictSchema
 from tiered._tool import Tool, ToolSet
 from tiered._usage import Usage
@@ -125,6 +128,8 @@ class Agent(Generic[OutputT, DepsT]):
     reasoning_effort: ReasoningEffort | None = None
     temperature: float | None = None
     max_output_tokens: int | None = None
+    """Output cap per request; unset, min(the model's max output, 4,096) is sent. Each
+    request reserves its worst case (input plus this cap) against the run's budget."""
     tool_choice: str = "auto"
     """First turn's tool choice: 'auto', 'required' (must call a tool first) or a tool
     name; later turns are 'auto' so the agent can finish."""
@@ -307,10 +312,10 @@ class Agent(Generic[OutputT, DepsT]):
         equivalent = Decimal(0)
         repairs = 0
         log = ctx.log
+        cap = self.max_output_tokens or min(spec.max_output_tokens, DEFAULT_OUTPUT_CAP)
         try:
             for turn in range(1, self.max_turns + 1):
                 ctx.turn = turn
-                ledger.check()
                 request = ModelRequest(
                     messages=tuple(messages),
                     tools=toolset.definitions,
@@ -318,17 +323,33 @@ class Agent(Generic[OutputT, DepsT]):
                     output_schema=output_schema,
                     reasoning_effort=self.reasoning_effort,
                     temperature=self.temperature,
-                    max_output_tokens=self.max_output_tokens,
+                    max_output_tokens=cap,
                     metadata={"agent": self.name, "subtask_id": subtask_id or ""},
                 )
                 log.debug("model.request", model=spec.name, turn=turn, messages=len(messages))
                 started = time.perf_counter()
-                response = await m.request(request)
-                charge = ledger.record(spec, response.usage)
-                usage = usage + response.usage
+                # Reserve the worst case (raises BudgetExceeded before anything is sent);
+                # every attempt's usage is metered, parsed or not.
+                worst_input = estimate_input_tokens(request, upper_bound=True)
+                with metered_call(ledger, spec, worst_input, cap) as attempts:
+                    try:
+                        response = await m.request(request)
+                    except Exception as exc:
+                        attempts.failed(exc)  # its usage booked, or possibly billed, or released
+                        for c in attempts.charges:
+                            if not c.possibly_billed:
+                                usage = usage + c.usage
+                        ctx.usage = usage
+                        if isinstance(exc, ModelError):
+                            exc.usage = usage
+                        raise
+                    charge = attempts.succeeded(response.usage)
+                for c in attempts.charges:
+                    if not c.possibly_billed:
+                        usage = usage + c.usage
+                        cost += c.cost
+                        equivalent += c.equivalent_cost
                 ctx.usage = usage
-                cost += charge.cost
-                equivalent += charge.equivalent_cost
                 log.info(
                     "model.response",
                     model=spec.name,

@@ -254,7 +254,8 @@ async def run_attempt(run: RunState, job: SubtaskJob, attempt: Try) -> Step:
         _learn(run, job, tier, True)
         return Succeeded(tier, output)
     elif isinstance(error, BudgetExceeded):
-        book("budget_exceeded", str(error))
+        if booked:  # something was spent before the budget said no: that is an attempt
+            book("budget_exceeded", str(error))
         run.stop(RunStatus.BUDGET_EXCEEDED, str(error))
         return Stopped(str(error))
     elif isinstance(error, _Rejected):

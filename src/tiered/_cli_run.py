@@ -19,7 +19,7 @@ from tiered._progress import Progress
 from tiered._result import RunResult, RunStatus
 from tiered._verify import AgentCheck, Check
 from tiered._workflow import Workflow, load_workflow
-from tiered.models import models_from_env, parse_model_map
+from tiered.models import RateLimits, models_from_env, pace_ladder, parse_model_map
 
 __all__ = ("RUN_PARSER", "add_run_command", "run_command")
 
@@ -49,6 +49,10 @@ def add_run_command(sub: Any) -> None:
         "--models", help="tier-to-model map for --base-url: nano=NAME,mini=NAME,flagship=NAME"
     )
     p.add_argument("--threads", type=int, help="CPU threads for the local models")
+    p.add_argument(
+        "--rpm", type=_positive, help="pace every model to this many requests per minute"
+    )
+    p.add_argument("--tpm", type=_positive, help="pace every model to this many tokens per minute")
     p.add_argument("--deadline", type=float, help="stop the run after this many seconds")
     p.add_argument(
         "--force-escalation",
@@ -64,6 +68,16 @@ def add_run_command(sub: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="no live progress lines")
     p.set_defaults(handler=run_command)
     RUN_PARSER.append(p)
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {n}")
+    return n
 
 
 def _budget(text: str | None) -> Decimal | None:
@@ -118,6 +132,8 @@ def run_command(args: argparse.Namespace) -> int:
     workflow = load_workflow(args.file)
     model_map = parse_model_map(args.models) if args.models else None
     ladder = models_from_env(base_url=args.base_url, model_map=model_map, threads=args.threads)
+    if args.rpm or args.tpm:
+        ladder = pace_ladder(ladder, RateLimits(rpm=args.rpm, tpm=args.tpm))
     print(f"tiered: models: {ladder.source}", file=sys.stderr, flush=True)
     verify = _forced(workflow) if args.force_escalation else dict(workflow.verify)
     orchestrator = Orchestrator(

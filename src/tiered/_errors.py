@@ -12,13 +12,15 @@ kept apart because callers handle them differently::
     │   └── EscalationRequested   "this subtask is beyond this tier / plan-shaped"
     └── RunError                  a run (or one call in it) failed
         ├── ModelError            the provider call failed
-        │   ├── RateLimited       (retryable, carries retry_after)
+        │   ├── RateLimited       (retryable, rate_limited, carries retry_after)
         │   ├── ModelTimeout      (retryable)
         │   ├── ProviderError     5xx / connection (retryable)
+        │   │   └── ProviderUnreachable  connection refused / no such host
+        │   ├── ModelUnavailable  the circuit breaker cooled the model down (not retryable)
         │   ├── ContextTooLong
         │   ├── AuthenticationFailed
         │   ├── Refused
-        │   └── BadModelResponse
+        │   └── BadModelResponse  (retryable: a corrupt 200 body)
         ├── OutputInvalid         still invalid after the repair turns
         ├── MaxTurnsExceeded      carries the transcript so far
         ├── BudgetExceeded
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tiered._messages import Message
+    from tiered._ratelimit import RateLimitInfo
     from tiered._usage import Usage
 
 __all__ = (
@@ -49,10 +52,12 @@ __all__ = (
     "ModelError",
     "ModelRetry",
     "ModelTimeout",
+    "ModelUnavailable",
     "OutputInvalid",
     "PlanInvalid",
     "PlanOverBudget",
     "ProviderError",
+    "ProviderUnreachable",
     "RateLimited",
     "Refused",
     "RunError",
@@ -130,6 +135,13 @@ class ModelError(RunError):
     """The model provider call failed. `retryable` says whether trying again may help."""
 
     retryable: bool = False
+    rate_limited: bool = False
+    """True for a rate limit: wait and retry on the same tier, never escalate because of it."""
+    possibly_billed: bool = False
+    """True when the request reached the provider and may have been billed though no usage
+    came back (a read timeout, a connection dropped mid-answer, an unreadable 200 body)."""
+    rate_limit: RateLimitInfo | None = None
+    """The provider's `x-ratelimit-*` headers on the failed reply, when it sent them."""
 
     def __init__(self, message: str, *, model: str | None = None, status: int | None = None):
         self.model = model
@@ -141,6 +153,7 @@ class RateLimited(ModelError):
     """HTTP 429: slow down. `retry_after` is the provider's hint in seconds, if any."""
 
     retryable = True
+    rate_limited = True
 
     def __init__(self, *, model: str | None = None, retry_after: float | None = None) -> None:
         self.retry_after = retry_after
@@ -165,6 +178,23 @@ class ProviderError(ModelError):
     retryable = True
 
 
+class ProviderUnreachable(ProviderError):
+    """No connection could be made (refused, no such host): the server is down or the
+    base_url is wrong. Retried with backoff; repeated, it opens the circuit breaker."""
+
+
+class ModelUnavailable(ModelError):
+    """The model failed repeatedly and is cooling down (its circuit breaker is open).
+
+    Not retryable on this model until `retry_in` seconds have passed: this is the signal
+    that lets an escalation policy move the work elsewhere.
+    """
+
+    def __init__(self, message: str, *, model: str | None = None, retry_in: float = 0.0):
+        self.retry_in = retry_in
+        super().__init__(message, model=model)
+
+
 class ContextTooLong(ModelError):
     """The request does not fit the model's context window: shorten it or use a larger tier."""
 
@@ -182,7 +212,12 @@ class Refused(ModelError):
 
 
 class BadModelResponse(ModelError):
-    """The provider answered with something we cannot read (no choices, bad JSON body)."""
+    """The provider answered with something we cannot read (no choices, bad JSON body).
+
+    Retryable: a corrupt body is usually transient, so it is retried on the same model.
+    """
+
+    retryable = True
 
 
 class OutputInvalid(RunError):
@@ -209,14 +244,27 @@ class MaxTurnsExceeded(RunError):
 class BudgetExceeded(RunError):
     """A run budget (dollars, tokens or requests) would be exceeded; no new work starts."""
 
-    def __init__(self, what: str, *, limit: Decimal | int, spent: Decimal | int) -> None:
+    def __init__(
+        self,
+        what: str,
+        *,
+        limit: Decimal | int,
+        spent: Decimal | int,
+        needed: Decimal | int | None = None,
+    ) -> None:
         self.what = what
         self.limit = limit
         self.spent = spent
-        super().__init__(
-            f"budget exceeded: {what} spent {spent} of {limit}; raise the budget or "
-            "narrow the goal (finished results are kept)"
-        )
+        self.needed = needed
+        """The worst case of the call that could not be reserved, when one was refused."""
+        if needed is None:
+            head = f"budget exceeded: {what} spent {spent} of {limit}"
+        else:
+            head = (
+                f"budget exceeded: the next call may cost up to {needed} {what} and "
+                f"{spent} of {limit} is spent or held"
+            )
+        super().__init__(f"{head}; raise the budget or narrow the goal (finished results are kept)")
 
 
 class PlanOverBudget(BudgetExceeded):

@@ -3,10 +3,12 @@
 After planning and before any subtask runs, each subtask is routed by the rules and
 priced at its start tier: the first request's input (instructions, task, arguments,
 tool schemas, plus an allowance per dependency output) and an expected output, times
-the calls its shape suggests (one, or three with tools: call, result, answer). It is an
-estimate, not a bound (the reservation before each call is the bound); it exists so a
-plan that cannot fit the budget is refused, or routed down until it fits, before money
-is spent on half of it.
+the output cap each call reserves (the agent's `max_output_tokens`, else the default
+cap), times the calls its shape suggests (one, or three with tools: call, result,
+answer). It is an estimate, not a bound (the reservation before each call is the
+bound), but it prices output as the reservations do, so a plan that fits is not then
+refused call by call; it exists so a plan that cannot fit the budget is refused, or
+routed down until it fits, before money is spent on half of it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from tiered._catalog import Tier
 from tiered._errors import PlanOverBudget
 from tiered._ledger import Budget, Ledger
 from tiered._plan import Plan, Stakes, Subtask
+from tiered._ratelimit import DEFAULT_OUTPUT_CAP
 from tiered._routing import RouteRequest, RuleRouter, estimate_tokens
 from tiered._usage import Usage
 from tiered.models import Ladder
@@ -34,8 +37,6 @@ the per-call reservations still hold the budget)."""
 
 DEPENDENCY_TOKENS = 200
 """Allowance for one dependency's output in a subtask's prompt."""
-OUTPUT_TOKENS = 400
-"""Expected output of one call when the agent sets no `max_output_tokens`."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,7 +99,7 @@ def _estimate_one(
     tool_tokens = sum(estimate_tokens(json.dumps(t.definition().parameters)) for t in agent.tools)
     first = estimate_tokens(prompt) + tool_tokens + DEPENDENCY_TOKENS * len(s.depends_on)
     calls = 3 if agent.tools else 1
-    out = agent.max_output_tokens or OUTPUT_TOKENS
+    out = agent.max_output_tokens or DEFAULT_OUTPUT_CAP  # what each call's reservation holds
     # each later call re-reads the prompt plus what came before
     input_tokens = sum(first + i * out for i in range(calls))
     usage = Usage(input_tokens=input_tokens, output_tokens=out * calls, requests=calls)

@@ -8,6 +8,12 @@ A call on a model with no known price (a self-hosted model that names no OpenAI 
 it stands in for) is booked at $0 but flagged (`Charge.priced`, `unpriced_requests`),
 so a report can say "no price known"; a dollar budget over such a model is refused
 up front (`Ledger.require_prices`) instead of silently never running out.
+
+Before a call the caller reserves its worst case (`Ledger.reserve`); the reservation is
+settled to the real charge when the answer comes, released if the call never happened,
+or booked as "possibly billed" at the worst case when the call was abandoned after the
+provider may have billed it. Check and hold happen with no await between them, so no
+number of concurrent callers on one event loop can spend past the `Budget`.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from tiered._catalog import STANDARD_TIERS, ModelSpec, Tier, default_catalog
 from tiered._errors import BudgetExceeded, UserError
 from tiered._usage import Usage
 
-__all__ = ("Budget", "Charge", "Ledger", "TierTotals", "collect_charges")
+__all__ = ("Budget", "Charge", "Ledger", "Reservation", "TierTotals", "collect_charges")
 
 _collector: ContextVar[list[Charge] | None] = ContextVar("tiered_charges", default=None)
 
@@ -74,6 +80,9 @@ class Charge:
     priced: bool = True
     """False when no price is known for the model (nor an equivalent): the costs above
     are $0 because nobody knows them, not because the call was free."""
+    possibly_billed: bool = False
+    """No usage came back but the provider may have billed the call (a timeout or cancel
+    after the request was sent): `usage` and the dollars are the reserved worst case."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -91,9 +100,12 @@ class Ledger:
     """Records charges and enforces a `Budget`. One per run; share it across agents."""
 
     __slots__ = (
+        "_billed",
         "_by_tier",
         "_equivalents",
         "_flagship",
+        "_held",
+        "_spent",
         "budget",
         "charges",
         "listener",
@@ -115,9 +127,13 @@ class Ledger:
             self.require_prices((flagship,))
         self.charges: list[Charge] = []
         self.usage = Usage()
+        """Usage the providers reported (possibly billed estimates are kept apart)."""
         self._by_tier: dict[Tier, TierTotals] = {}
         self.listener: Callable[[Charge], None] | None = None
         """Told of every charge as it is booked (the run journal writes it to disk)."""
+        self._billed = _Totals()  # possibly billed worst cases
+        self._spent = _Totals()  # everything the budget counts: reported + possibly billed
+        self._held = _Totals()  # open reservations
 
     @property
     def cost(self) -> Decimal:
@@ -142,21 +158,70 @@ class Ledger:
 
     def check(self) -> None:
         """Raise `BudgetExceeded` if any limit is already reached; call before each request."""
-        b = self.budget
-        if b.requests is not None and self.usage.requests >= b.requests:
-            raise BudgetExceeded("requests", limit=b.requests, spent=self.usage.requests)
-        if b.tokens is not None and self.usage.total_tokens >= b.tokens:
-            raise BudgetExceeded("tokens", limit=b.tokens, spent=self.usage.total_tokens)
-        if b.usd is not None:
-            spent = self.budget_dollars
-            if spent >= b.usd:
-                raise BudgetExceeded("dollars", limit=b.usd, spent=spent)
+        b, spent = self.budget, self._spent
+        if b.requests is not None and spent.requests >= b.requests:
+            raise BudgetExceeded("requests", limit=b.requests, spent=spent.requests)
+        if b.tokens is not None and spent.tokens >= b.tokens:
+            raise BudgetExceeded("tokens", limit=b.tokens, spent=spent.tokens)
+        if b.usd is not None and spent.dollars >= b.usd:
+            raise BudgetExceeded("dollars", limit=b.usd, spent=spent.dollars)
 
     @property
     def budget_dollars(self) -> Decimal:
-        """Dollars counted against the budget: real cost, or the equivalent when it is $0."""
-        real = self.cost
-        return real if real > 0 else self.equivalent_cost
+        """Dollars counted against the budget: each call's real cost, or its OpenAI
+        equivalent when it cost $0 (a local model), possibly billed calls included."""
+        return self._spent.dollars
+
+    @property
+    def possibly_billed(self) -> Usage:
+        """Worst-case usage of calls abandoned after the provider may have billed them."""
+        return Usage(
+            input_tokens=self._billed.input_tokens,
+            output_tokens=self._billed.tokens - self._billed.input_tokens,
+            requests=self._billed.requests,
+        )
+
+    @property
+    def possibly_billed_cost(self) -> Decimal:
+        """Budget dollars of the possibly billed calls (counted against the budget)."""
+        return self._billed.dollars
+
+    @property
+    def held_dollars(self) -> Decimal:
+        """Budget dollars reserved by calls in flight."""
+        return self._held.dollars
+
+    def reserve(
+        self, spec: ModelSpec, estimated_input_tokens: int, max_output_tokens: int
+    ) -> Reservation:
+        """Hold one call's worst case or raise `BudgetExceeded`; the call may start only
+        once this returns. Settle, release or abandon the reservation when it ends."""
+        inp, out = max(estimated_input_tokens, 0), max(max_output_tokens, 0)
+        b, spent, held = self.budget, self._spent, self._held
+        # Dollars are priced only when a dollar limit needs them (the hot path without one).
+        dollars = (
+            self._budget_cost(spec, Usage(input_tokens=inp, output_tokens=out, requests=1))
+            if b.usd is not None
+            else Decimal(0)
+        )
+        if b.requests is not None and spent.requests + held.requests + 1 > b.requests:
+            raise BudgetExceeded(
+                "requests", limit=b.requests, spent=spent.requests + held.requests, needed=1
+            )
+        if b.tokens is not None and spent.tokens + held.tokens + inp + out > b.tokens:
+            raise BudgetExceeded(
+                "tokens", limit=b.tokens, spent=spent.tokens + held.tokens, needed=inp + out
+            )
+        if b.usd is not None and spent.dollars + held.dollars + dollars > b.usd:
+            raise BudgetExceeded(
+                "dollars", limit=b.usd, spent=spent.dollars + held.dollars, needed=dollars
+            )
+        held.add_raw(1, inp + out, inp, dollars)
+        return Reservation(self, spec, inp, out, dollars)
+
+    def _budget_cost(self, spec: ModelSpec, usage: Usage) -> Decimal:
+        cost = spec.cost(usage)
+        return cost if cost > 0 else self.quote(spec, usage)[1]
 
     def quote(self, spec: ModelSpec, usage: Usage) -> tuple[Decimal, Decimal]:
         """(cost, OpenAI-equivalent cost) of `usage` on `spec`, without recording it."""
@@ -195,8 +260,11 @@ class Ledger:
                 "ModelSpec(equivalent=...), or pricing=Pricing(...)), or drop the budget"
             )
 
-    def record(self, spec: ModelSpec, usage: Usage) -> Charge:
-        """Book one call's usage at `spec`'s prices and return the charge."""
+    def record(self, spec: ModelSpec, usage: Usage, *, possibly_billed: bool = False) -> Charge:
+        """Book one call's usage at `spec`'s prices and return the charge.
+
+        A `possibly_billed` charge (a worst-case estimate) counts against the budget and
+        in `possibly_billed`, but not in `usage`, `cost` or the per-tier totals."""
         cost, equivalent = self.quote(spec, usage)
         charge = Charge(
             model=spec.name,
@@ -206,6 +274,7 @@ class Ledger:
             equivalent_cost=equivalent,
             flagship_cost=self._flagship.cost(usage),
             priced=self.priced(spec),
+            possibly_billed=possibly_billed,
         )
         self._book(charge)
         collector = _collector.get()
@@ -223,6 +292,11 @@ class Ledger:
     def _book(self, charge: Charge) -> None:
         self.charges.append(charge)
         usage = charge.usage
+        dollars = charge.cost if charge.cost > 0 else charge.equivalent_cost
+        self._spent.add(usage, dollars)
+        if charge.possibly_billed:
+            self._billed.add(usage, dollars)
+            return
         self.usage = self.usage + usage
         totals = self._by_tier.get(charge.tier)
         if totals is None:
@@ -231,3 +305,65 @@ class Ledger:
         totals.cost += charge.cost
         totals.equivalent_cost += charge.equivalent_cost
         totals.unpriced_requests += 0 if charge.priced else 1
+
+
+@dataclass(slots=True)
+class _Totals:
+    """Requests, tokens and budget dollars, summed."""
+
+    requests: int = 0
+    tokens: int = 0
+    input_tokens: int = 0
+    dollars: Decimal = Decimal(0)
+
+    def add(self, usage: Usage, dollars: Decimal) -> None:
+        self.add_raw(usage.requests, usage.total_tokens, usage.input_tokens, dollars)
+
+    def add_raw(self, requests: int, tokens: int, input_tokens: int, dollars: Decimal) -> None:
+        self.requests += requests
+        self.tokens += tokens
+        self.input_tokens += input_tokens
+        if dollars:
+            self.dollars += dollars
+
+
+class Reservation:
+    """One call's worst case held against the budget until it is settled or released."""
+
+    __slots__ = ("_input", "_ledger", "_output", "dollars", "open", "spec")
+
+    def __init__(
+        self, ledger: Ledger, spec: ModelSpec, input_tokens: int, output: int, dollars: Decimal
+    ) -> None:
+        self._ledger = ledger
+        self.spec = spec
+        self._input = input_tokens
+        self._output = output
+        self.dollars = dollars
+        """Budget dollars held."""
+        self.open = True
+
+    @property
+    def worst(self) -> Usage:
+        """The usage held: estimated input plus the maximum output, one request."""
+        return Usage(input_tokens=self._input, output_tokens=self._output, requests=1)
+
+    def _close(self) -> None:
+        if not self.open:
+            raise RuntimeError("this reservation was already settled or released")
+        self.open = False
+        self._ledger._held.add_raw(-1, -(self._input + self._output), -self._input, -self.dollars)
+
+    def settle(self, usage: Usage) -> Charge:
+        """Book the call's real usage and release the hold."""
+        self._close()
+        return self._ledger.record(self.spec, usage)
+
+    def release(self) -> None:
+        """Release the hold of a call that never reached the provider."""
+        self._close()
+
+    def abandon(self) -> Charge:
+        """Book the worst case as "possibly billed": the call was sent, no usage came back."""
+        self._close()
+        return self._ledger.record(self.spec, self.worst, possibly_billed=True)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from tiered._names import check_name
 from tiered._usage import Usage
+
+if TYPE_CHECKING:
+    from tiered._ratelimit import RateLimitInfo
 
 __all__ = (
     "AssistantMessage",
@@ -133,3 +136,6 @@ class ModelResponse:
     usage: Usage
     model_name: str
     finish_reason: str | None = None
+    rate_limit: RateLimitInfo | None = None
+    """The provider's `x-ratelimit-*` headers on this reply, when it sent them (pacing
+    adapts to them)."""

@@ -5,17 +5,21 @@ from tiered.models._guard import allow_remote_requests
 from tiered.models._ladder import Ladder
 from tiered.models._local import LocalModel, local_ladder
 from tiered.models._openai import OpenAIModel
-from tiered.models._retry import RetryingModel
+from tiered.models._pacing import PacedModel, RateLimits, pace_ladder
+from tiered.models._retry import CircuitBreaker, RetryingModel
 from tiered.models._scripted import ScriptedModel, ScriptStep, call
 from tiered.models._select import models_from_env, parse_model_map
 from tiered.models._weights import LocalWeights
 
 __all__ = (
+    "CircuitBreaker",
     "Ladder",
     "LocalModel",
     "LocalWeights",
     "Model",
     "OpenAIModel",
+    "PacedModel",
+    "RateLimits",
     "RetryingModel",
     "ScriptStep",
     "ScriptedModel",
@@ -23,5 +27,6 @@ __all__ = (
     "call",
     "local_ladder",
     "models_from_env",
+    "pace_ladder",
     "parse_model_map",
 )

@@ -31,6 +31,7 @@ from tiered._errors import (
     ModelError,
     ModelTimeout,
     ProviderError,
+    ProviderUnreachable,
     RateLimited,
     Refused,
     UnknownModel,
@@ -46,8 +47,10 @@ from tiered._messages import (
     ToolResultMessage,
     UserMessage,
 )
+from tiered._ratelimit import RateLimitInfo
 from tiered._usage import Usage
 from tiered.models._guard import remote_requests_allowed
+from tiered.models._transport import CONNECT_TIMEOUT_S, failure_kind, metadata_headers
 
 __all__ = ("OpenAIModel",)
 
@@ -58,6 +61,9 @@ _SELF_HOSTED_MAX_OUTPUT: Final = 8_192
 _NO_KEY: Final = "no-key"
 """Sent as the bearer token to a self-hosted server when no key is configured."""
 _EMPTY: Final[dict[str, Any]] = {}
+_READ_BASE_S: Final = 30.0
+_READ_TOKENS_PER_S: Final = 50.0
+_READ_MAX_S: Final = 600.0
 
 
 class _Secret:
@@ -75,9 +81,12 @@ class _Secret:
 class OpenAIModel:
     """A model served through the OpenAI chat completions API, at any `base_url`.
 
-    Retries are off in the SDK (`max_retries=0`) because they belong to `RetryingModel`;
-    timeouts belong to the caller (`anyio.fail_after`). Call `aclose()` (or use
-    `async with`) to release the HTTP client this model created.
+    Retries are off in the SDK (`max_retries=0`) because they belong to `RetryingModel`.
+    Each request has a connect timeout (10 s) and a read timeout sized from its output
+    cap (30 s plus 50 tokens a second, at most 600 s) unless `read_timeout` is given; a
+    caller's deadline is its own (`anyio.fail_after`). Call `aclose()` (or use
+    `async with`) to release the HTTP client this model created. The request's
+    `metadata` labels go out as `x-tiered-agent` / `x-tiered-subtask` headers.
     """
 
     def __init__(
@@ -93,6 +102,7 @@ class OpenAIModel:
         max_retries: int = 0,
         catalog: Catalog | None = None,
         transport: Literal["auto", "aiohttp", "httpx2"] = "auto",
+        read_timeout: float | None = None,
     ) -> None:
         if client is not None and (
             base_url is not None or api_key is not None or http_client is not None
@@ -109,6 +119,7 @@ class OpenAIModel:
         self._transport = transport
         self._client_loop: object = None
         self._max_retries = max_retries
+        self._read_timeout = read_timeout
         self._api_key = _Secret(api_key) if api_key is not None else None
         if client is not None:
             self._base_url = str(client.base_url)
@@ -147,23 +158,42 @@ class OpenAIModel:
         if client is None or (self._owns_client and self._client_loop != _loop_token()):
             client = self._connect()
         body = self._body(request)
+        read_timeout = self._timeout_for(request)
+        options: Any = {}
+        if self._owns_client or self._read_timeout is not None:  # else the client's own
+            options["timeout"] = _timeout(read_timeout)
+        headers = metadata_headers(request.metadata)
+        if headers:
+            options["headers"] = headers
+        error: ModelError | None = None
         try:
-            response = await client.post("/chat/completions", cast_to=httpx2.Response, body=body)
+            response = await client.post(
+                "/chat/completions", cast_to=httpx2.Response, body=body, options=options
+            )
         except openai.OpenAIError as exc:
-            raise self._convert(exc) from exc
-        except TimeoutError as exc:  # the aiohttp transport's own timeout
-            raise ModelTimeout(
-                f"model {self._name!r} at {self._base_url} did not answer in time: retry, "
-                "or raise the client's timeout",
-                model=self._name,
-            ) from exc
-        except _TRANSPORT_ERRORS as exc:  # aiohttp connection failures
-            raise ProviderError(
-                f"could not reach model {self._name!r} at {self._base_url} "
-                f"({type(exc).__name__}: {exc}): check the server is up and the base_url",
-                model=self._name,
-            ) from exc
-        return self._read(response)
+            error = self._convert(exc, read_timeout)
+        except _TIMEOUT_OR_TRANSPORT as exc:  # aiohttp's own, unconverted
+            error = self._transport_failure(exc, read_timeout)
+        if error is not None:
+            # Raised outside the handler, so neither __cause__ nor __context__ holds the
+            # SDK's exception (its request carries the API key).
+            raise error
+        info = _rate_limit_info(response.headers)
+        try:
+            result = self._read(response)
+        except ModelError as exc:
+            exc.rate_limit = info
+            if exc.usage is None:
+                exc.possibly_billed = True  # the answer arrived; the provider billed it
+            raise
+        return result if info is None else replace(result, rate_limit=info)
+
+    def _timeout_for(self, request: ModelRequest) -> float:
+        """Read timeout: given, else sized from the output cap."""
+        if self._read_timeout is not None:
+            return self._read_timeout
+        cap = request.max_output_tokens or self._spec.max_output_tokens
+        return min(_READ_BASE_S + cap / _READ_TOKENS_PER_S, _READ_MAX_S)
 
     async def aclose(self) -> None:
         """Close the HTTP client this model created (a client or transport passed in is
@@ -298,28 +328,69 @@ class OpenAIModel:
 
     # --- errors -------------------------------------------------------------------
 
-    def _convert(self, exc: openai.OpenAIError) -> ModelError:
-        """Our `ModelError` for one of openai's exceptions; the caller chains the cause."""
-        name = self._name
-        if isinstance(exc, openai.APITimeoutError):
+    def _scrub(self, text: str) -> str:
+        """`text` without the API key (some servers echo the key they rejected)."""
+        for key in (
+            self._client.api_key if self._client is not None else "",
+            self._api_key.value if self._api_key is not None else "",
+            os.environ.get("OPENAI_API_KEY", ""),
+        ):
+            if key and key != _NO_KEY and key in text:
+                text = text.replace(key, "[redacted]")
+        return text
+
+    def _transport_failure(self, exc: BaseException, read_timeout: float) -> ModelError:
+        """Our `ModelError` for a connection failure or timeout, by what the chain says:
+        refused (never sent), connect timeout (never sent), read timeout or dropped
+        mid-answer (sent: possibly billed)."""
+        name, where = self._name, self._base_url
+        kind, cause = failure_kind(exc)
+        what = self._scrub(f"{type(cause).__name__}: {cause}")[:300]
+        if kind == "unreachable":
+            return ProviderUnreachable(
+                f"could not connect to {where} for model {name!r} ({what}): check the server "
+                "is up and the base_url",
+                model=name,
+            )
+        if kind == "connect_timeout":
             return ModelTimeout(
-                f"model {name!r} at {self._base_url} did not answer in time: retry (wrap it in "
-                "RetryingModel), shorten the request, or allow a longer deadline",
+                f"no connection to {where} for model {name!r} within {CONNECT_TIMEOUT_S:g}s: "
+                "check the network and the base_url",
                 model=name,
             )
-        if isinstance(exc, openai.APIConnectionError):
-            return ProviderError(
-                f"could not reach {self._base_url} for model {name!r} ({exc.message}): check "
-                "base_url and the network; retrying may help",
+        if kind == "read_timeout":
+            error: ModelError = ModelTimeout(
+                f"model {name!r} at {where} did not answer within {read_timeout:g}s: lower "
+                "max_output_tokens, raise `read_timeout=`, or check the server",
                 model=name,
             )
+        else:
+            error = ProviderError(
+                f"the connection to {where} for model {name!r} failed mid-request ({what}): "
+                "usually transient",
+                model=name,
+            )
+        error.possibly_billed = True
+        return error
+
+    def _convert(self, exc: openai.OpenAIError, read_timeout: float) -> ModelError:
+        """Our `ModelError` for one of openai's exceptions (the key scrubbed from it)."""
+        name = self._name
+        if isinstance(exc, openai.APIConnectionError):  # APITimeoutError included
+            return self._transport_failure(exc, read_timeout)
         if not isinstance(exc, openai.APIStatusError):
-            return ModelError(f"the OpenAI client failed for model {name!r}: {exc}", model=name)
+            return ModelError(
+                f"the OpenAI client failed for model {name!r}: {self._scrub(str(exc))}",
+                model=name,
+            )
+        error = self._status_error(exc)
+        error.rate_limit = _rate_limit_info(exc.response.headers)
+        return error
+
+    def _status_error(self, exc: openai.APIStatusError) -> ModelError:
+        name = self._name
         status = exc.status_code
-        detail = _provider_message(exc)
-        key = self._client.api_key if self._client is not None else ""
-        if key and key in detail:  # some servers echo the key they rejected
-            detail = detail.replace(key, "[redacted]")
+        detail = self._scrub(_provider_message(exc))
         if isinstance(exc, openai.RateLimitError):
             if exc.code == "insufficient_quota":
                 return ModelError(
@@ -353,7 +424,7 @@ class OpenAIModel:
         if status >= 500:
             return ProviderError(
                 f"the provider failed with {status} for model {name!r} ({detail}): usually "
-                "transient; retry (RetryingModel) or try again later",
+                "transient",
                 model=name,
                 status=status,
             )
@@ -370,6 +441,28 @@ class OpenAIModel:
             model=name,
             status=status,
         )
+
+
+_TIMEOUTS: dict[float, httpx2.Timeout] = {}
+
+
+def _timeout(read: float) -> httpx2.Timeout:
+    """The SDK timeout for a read timeout of `read` seconds (built once per value)."""
+    timeout = _TIMEOUTS.get(read)
+    if timeout is None:
+        if len(_TIMEOUTS) > 256:
+            _TIMEOUTS.clear()
+        timeout = _TIMEOUTS[read] = httpx2.Timeout(read, connect=CONNECT_TIMEOUT_S)
+    return timeout
+
+
+def _rate_limit_info(headers: httpx2.Headers) -> RateLimitInfo | None:
+    """`x-ratelimit-*` headers, looked up only when one is there (one pass over the raw
+    list; most self-hosted servers send none)."""
+    for key, _ in headers.raw:
+        if key[:12].lower() == b"x-ratelimit-":
+            return RateLimitInfo.from_headers(headers)
+    return None
 
 
 def _resolve_spec(
@@ -527,6 +620,7 @@ def _transport_errors() -> tuple[type[Exception], ...]:
 
 
 _TRANSPORT_ERRORS: tuple[type[Exception], ...] = (OSError, *_transport_errors())
+_TIMEOUT_OR_TRANSPORT: tuple[type[Exception], ...] = (TimeoutError, *_TRANSPORT_ERRORS)
 
 
 def _use_aiohttp(transport: str) -> bool:

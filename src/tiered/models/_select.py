@@ -19,7 +19,7 @@ from tiered._catalog import Catalog, ModelSpec, Tier, default_catalog, self_host
 from tiered._errors import UserError
 from tiered.models._base import Model
 from tiered.models._ladder import Ladder
-from tiered.models._retry import RetryingModel
+from tiered.models._retry import CircuitBreaker, RetryingModel
 
 __all__ = ("Ladder", "ladder_specs", "models_from_env", "parse_model_map", "split_equivalent")
 
@@ -116,6 +116,7 @@ def _build(
     from tiered.models._openai import OpenAIModel
 
     names = dict(model_map or parse_model_map(map_text))
+    breaker = CircuitBreaker()  # one per ladder: tiers that share a model share its state
     if base_url:
         catalog = default_catalog()
         missing = [t.value for t in Tier if t not in names]
@@ -134,7 +135,8 @@ def _build(
                     api_key=api_key or "not-needed",
                     tier=tier,
                     catalog=catalog,
-                )
+                ),
+                breaker=breaker,
             )
             for tier in Tier
         }
@@ -147,7 +149,8 @@ def _build(
                 OpenAIModel(
                     split_equivalent(names.get(tier) or catalog.for_tier(tier).name)[0],
                     api_key=api_key,
-                )
+                ),
+                breaker=breaker,
             )
             for tier in Tier
         }

@@ -1,0 +1,135 @@
+"""Metering one model call across the attempts a retrying wrapper makes.
+
+The agent opens `metered_call` around `model.request(...)`: it reserves the first attempt's
+worst case. A wrapper under it (`RetryingModel`, `PacedModel`) reports each failed attempt
+(`attempt_failed`: its usage is booked, or the worst case as possibly billed, or the hold
+is released) and reserves the next (`attempt_again`) through a context variable, so the
+budget holds across retries without the models knowing the ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from tiered._catalog import ModelSpec
+from tiered._errors import ModelError
+from tiered._ledger import Charge, Ledger, Reservation
+from tiered._logging import get_logger
+from tiered._usage import Usage
+
+__all__ = ("attempt_again", "attempt_failed", "attempt_not_sent", "metered_call")
+
+
+class _Attempts:
+    """An agent's model call: the reservation of the attempt under way, and the charges
+    of attempts a retrying wrapper already finished (through `_attempts`)."""
+
+    __slots__ = ("charges", "current", "ledger", "max_output_tokens", "sent", "spec", "tokens")
+
+    def __init__(self, ledger: Ledger, spec: ModelSpec, tokens: int, max_output: int) -> None:
+        self.ledger = ledger
+        self.spec = spec
+        self.tokens = tokens
+        self.max_output_tokens = max_output
+        self.charges: list[Charge] = []
+        self.sent = True  # unless a pacer says it is still waiting
+        self.current: Reservation | None = ledger.reserve(spec, tokens, max_output)
+
+    def failed(self, exc: BaseException) -> None:
+        """Book the attempt that raised `exc`: its usage, possibly billed, or nothing."""
+        r, self.current = self.current, None
+        if r is None:
+            return
+        usage = exc.usage if isinstance(exc, ModelError) else None
+        if usage is not None and (usage.total_tokens or usage.requests):
+            self.charges.append(r.settle(usage))
+        elif isinstance(exc, ModelError) and exc.possibly_billed:
+            self.charges.append(self._abandon(r, type(exc).__name__))
+        else:
+            r.release()
+
+    def _abandon(self, r: Reservation, why: str) -> Charge:
+        charge = r.abandon()
+        get_logger().warning(
+            "model.possibly_billed",
+            model=self.spec.name,
+            reason=why,
+            input_tokens=charge.usage.input_tokens,
+            output_tokens=charge.usage.output_tokens,
+            cost_usd=str(charge.cost),
+        )
+        return charge
+
+    def again(self) -> None:
+        """Reserve the next attempt (raises `BudgetExceeded` when it no longer fits)."""
+        if self.current is None:
+            self.sent = True
+            self.current = self.ledger.reserve(self.spec, self.tokens, self.max_output_tokens)
+
+    def succeeded(self, usage: Usage) -> Charge:
+        """Settle the last attempt to the usage its response reported."""
+        r, self.current = self.current, None
+        # no open reservation means a wrapper already booked it: book directly
+        charge = self.ledger.record(self.spec, usage) if r is None else r.settle(usage)
+        self.charges.append(charge)
+        return charge
+
+    def close(self) -> None:
+        """End of the call: an attempt still open was abandoned (cancelled)."""
+        r, self.current = self.current, None
+        if r is not None:
+            if self.sent:
+                self.charges.append(self._abandon(r, "cancelled"))
+            else:
+                r.release()
+
+
+_current: ContextVar[_Attempts | None] = ContextVar("tiered_attempts", default=None)
+
+
+class metered_call:  # lower case: used like a function, `with metered_call(...) as a:`
+    """Reserve a model call (raises `BudgetExceeded`) and let retrying wrappers under it
+    book and re-reserve each attempt; whatever is still open at exit is abandoned."""
+
+    __slots__ = ("_attempts", "_token")
+
+    def __init__(
+        self, ledger: Ledger, spec: ModelSpec, input_tokens: int, max_output_tokens: int
+    ) -> None:
+        self._attempts = _Attempts(ledger, spec, input_tokens, max_output_tokens)
+
+    def __enter__(self) -> _Attempts:
+        self._token = _current.set(self._attempts)
+        return self._attempts
+
+    def __exit__(self, *exc_info: object) -> None:
+        _current.reset(self._token)
+        self._attempts.close()
+
+
+def attempt_failed(exc: BaseException) -> None:
+    """For a retrying wrapper: the attempt under way failed with `exc`; book it."""
+    attempts = _current.get()
+    if attempts is not None:
+        attempts.failed(exc)
+
+
+def attempt_again() -> None:
+    """For a retrying wrapper: reserve the next attempt; raises `BudgetExceeded`."""
+    attempts = _current.get()
+    if attempts is not None:
+        attempts.again()
+
+
+@contextmanager
+def attempt_not_sent() -> Iterator[None]:
+    """For a pacer: the attempt waits here unsent, so a cancel releases its hold."""
+    attempts = _current.get()
+    if attempts is None:
+        yield
+        return
+    attempts.sent = False
+    yield
+    attempts.sent = True

@@ -11,14 +11,16 @@ from __future__ import annotations
 import inspect
 import json
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Generic, cast
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from typing_extensions import TypeVar
 
+from tiered._agent_support import AgentStream, open_stream, retry_cap
 from tiered._catalog import Tier
 from tiered._context import RunContext
 from tiered._errors import (
@@ -26,12 +28,14 @@ from tiered._errors import (
     MaxTurnsExceeded,
     ModelRetry,
     OutputInvalid,
+    OutputTruncated,
     TieredError,
     UserError,
 )
 from tiered._ledger import Ledger
 from tiered._messages import (
     AssistantMessage,
+    DeltaCallback,
     Message,
     ModelRequest,
     OutputSchema,
@@ -236,6 +240,7 @@ class Agent(Generic[OutputT]):
         subtask_id: str | None = None,
         context: str | None = None,
         dependencies: Mapping[str, Any] | None = None,
+        on_delta: DeltaCallback | None = None,
     ) -> AgentResult[OutputT]:
         """Run the agent on `input` until it produces a valid typed output.
 
@@ -244,8 +249,11 @@ class Agent(Generic[OutputT]):
         (its system messages are replaced by this agent's); `followup` is appended
         to it as a user message. `context` (a task statement, earlier outputs) goes
         before the input in the user message; `dependencies` reach tools as
-        `ctx.dependencies`. Raises `MaxTurnsExceeded`, `OutputInvalid`,
-        `BudgetExceeded`, `EscalationRequested` or a `ModelError`.
+        `ctx.dependencies`. `on_delta` receives the answer's pieces as the model
+        streams them (see `run_stream`). An answer cut off at the token cap is retried
+        once with a larger cap where the model's spec allows it. Raises
+        `MaxTurnsExceeded`, `OutputInvalid`, `BudgetExceeded`, `EscalationRequested` or
+        a `ModelError` (`OutputTruncated` when the retry was cut off too).
         """
         m = self._resolve_model(model, tier, models)
         spec = m.spec
@@ -293,10 +301,22 @@ class Agent(Generic[OutputT]):
                     temperature=self.temperature,
                     max_output_tokens=self.max_output_tokens,
                     metadata={"agent": self.name, "subtask_id": subtask_id or ""},
+                    on_delta=on_delta,
                 )
                 log.debug("model.request", model=spec.name, turn=turn, messages=len(messages))
                 started = time.perf_counter()
-                response = await m.request(request)
+                try:
+                    response = await m.request(request)
+                except OutputTruncated as exc:
+                    cap = retry_cap(exc, request, spec)
+                    if cap is None:
+                        raise
+                    if exc.usage is not None:  # the cut-off answer was billed
+                        charge = ledger.record(spec, exc.usage)
+                        usage, cost = usage + exc.usage, cost + charge.cost
+                        equivalent += charge.equivalent_cost
+                    log.info("output.truncated", turn=turn, retry_max_output_tokens=cap)
+                    response = await m.request(replace(request, max_output_tokens=cap))
                 charge = ledger.record(spec, response.usage)
                 usage = usage + response.usage
                 ctx.usage = usage
@@ -352,6 +372,16 @@ class Agent(Generic[OutputT]):
             if isinstance(exc, EscalationRequested):  # from a tool or from validate_output
                 exc.messages = tuple(messages)
             raise
+
+    @asynccontextmanager
+    async def run_stream(
+        self, input: Any, **options: Any
+    ) -> AsyncIterator[AgentStream[AgentResult[OutputT]]]:
+        """`run` (same keywords), streamed: iterate the stream for each `TextDelta` /
+        `ToolCallDelta` as the model sends it; the last item is the `AgentResult`.
+        Leaving the block before the end cancels the run."""
+        async with open_stream(lambda on_delta: self.run(input, on_delta=on_delta, **options)) as s:
+            yield s
 
     async def _final_output(self, reply: AssistantMessage, ctx: RunContext[Any]) -> OutputT:
         text = reply.content or ""

@@ -19,6 +19,7 @@ import openai
 import pytest
 import structlog
 
+from openai_emulator import Emulator, Reply, Step
 from tiered._catalog import FREE, Catalog, ModelSpec, Tier
 from tiered._errors import (
     AuthenticationFailed,
@@ -45,7 +46,6 @@ from tiered._messages import (
 from tiered._usage import Usage
 from tiered.models import OpenAIModel, RetryingModel, allow_remote_requests
 from tiered.models._guard import remote_requests_allowed
-from openai_emulator import Emulator, Reply, Step
 from tiered.models._openai import _is_loopback
 
 pytestmark = pytest.mark.anyio

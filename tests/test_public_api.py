@@ -21,6 +21,7 @@ TIERED_ALL = (
     "Agent",
     "AgentCheck",
     "AgentResult",
+    "AgentStream",
     "AssistantMessage",
     "Attempt",
     "AuthenticationFailed",

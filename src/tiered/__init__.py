@@ -1,6 +1,7 @@
 """tiered: a flagship planner, cheap executors, routing, escalation and exact cost metering."""
 
 from tiered._agent import Agent, AgentResult
+from tiered._agent_support import AgentStream
 from tiered._catalog import FREE, Catalog, ModelSpec, PriceBreak, Pricing, Tier, default_catalog
 from tiered._context import RunContext
 from tiered._errors import (
@@ -89,6 +90,7 @@ __all__ = (
     "Agent",
     "AgentCheck",
     "AgentResult",
+    "AgentStream",
     "AssistantMessage",
     "Attempt",
     "AuthenticationFailed",

@@ -75,13 +75,18 @@ async def open_stream(
             else:
                 send.send_nowait(_Done(result))
 
+    failure: Exception | None = None
     with receive:
         async with anyio.create_task_group() as tg:
             tg.start_soon(drive)
             try:
                 yield stream
+            except Exception as exc:  # re-raised below as itself, not in an ExceptionGroup
+                failure = exc
             finally:
                 tg.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
 
 
 def retry_cap(exc: OutputTruncated, request: ModelRequest, spec: ModelSpec) -> int | None:

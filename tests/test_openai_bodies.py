@@ -53,7 +53,7 @@ JSONISH = st.recursive(
     max_leaves=25,
 )
 
-CHAT = {
+CHAT: dict[str, Any] = {
     "id": "c",
     "model": "m",
     "choices": [
@@ -77,7 +77,7 @@ CHAT = {
         "completion_tokens_details": {"reasoning_tokens": 1},
     },
 }
-RESPONSE = {
+RESPONSE: dict[str, Any] = {
     "id": "r",
     "model": "m",
     "status": "completed",

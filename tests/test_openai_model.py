@@ -27,6 +27,7 @@ from tiered._errors import (
     ContextTooLong,
     ModelError,
     ModelTimeout,
+    OutputTruncated,
     ProviderError,
     RateLimited,
     Refused,
@@ -378,6 +379,28 @@ async def test_refusal_raises_refused() -> None:
             await model.request(HELLO)
     assert info.value.refusal == text
     assert not info.value.retryable
+
+
+async def test_finish_reason_length_is_output_truncated_never_output() -> None:
+    """Truncated text (llama.cpp's server does this too) is not a valid answer."""
+    usage = {"prompt_tokens": 10, "completion_tokens": 64}
+    server = Server(
+        ok(completion({"content": "The refund is 34"}, finish_reason="length", usage=usage))
+    )
+    async with serve(server) as model:
+        with pytest.raises(OutputTruncated) as info:
+            await model.request(ModelRequest(messages=HELLO.messages, max_output_tokens=64))
+    assert info.value.partial == "The refund is 34"
+    assert info.value.max_output_tokens == 64
+    assert info.value.usage == Usage(input_tokens=10, output_tokens=64, requests=1)
+    assert not info.value.retryable
+
+
+async def test_finish_reason_content_filter_is_refused() -> None:
+    server = Server(ok(completion({"content": "partial"}, finish_reason="content_filter")))
+    async with serve(server) as model:
+        with pytest.raises(Refused, match="content filter"):
+            await model.request(HELLO)
 
 
 @pytest.mark.parametrize(

@@ -11,10 +11,12 @@ from tiered import (
     Agent,
     AgentResult,
     AgentStream,
+    AssistantMessage,
     Ledger,
     ModelDelta,
     ModelError,
     ModelRequest,
+    ModelResponse,
     ModelSpec,
     OutputTruncated,
     ProviderError,
@@ -172,3 +174,18 @@ def test_output_truncated_is_a_run_failure_not_retryable() -> None:
     assert isinstance(error, RunError)
     assert not error.retryable
     assert error.max_output_tokens == 10
+
+
+async def test_finish_reason_length_from_any_model_is_truncation() -> None:
+    """A model that only reports finish_reason="length" (a local one) is caught too."""
+    cut = ModelResponse(
+        message=AssistantMessage(content="The sum is"),
+        usage=Usage(output_tokens=100, requests=1),
+        model_name="scripted-mini",
+        finish_reason="length",
+    )
+    model = ScriptedModel([cut, cut], spec=SPEC)
+    with pytest.raises(OutputTruncated) as info:
+        await Agent(instructions="x", max_output_tokens=100).run("hi", model=model)
+    assert [r.max_output_tokens for r in model.requests] == [100, 200]
+    assert info.value.partial == "The sum is"

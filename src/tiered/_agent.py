@@ -20,7 +20,7 @@ from typing import Any, Generic, cast
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from typing_extensions import TypeVar
 
-from tiered._agent_support import AgentStream, open_stream, retry_cap
+from tiered._agent_support import AgentStream, ask, open_stream, retry_cap
 from tiered._catalog import Tier
 from tiered._context import RunContext
 from tiered._errors import (
@@ -306,7 +306,7 @@ class Agent(Generic[OutputT]):
                 log.debug("model.request", model=spec.name, turn=turn, messages=len(messages))
                 started = time.perf_counter()
                 try:
-                    response = await m.request(request)
+                    response = await ask(m, request)
                 except OutputTruncated as exc:
                     cap = retry_cap(exc, request, spec)
                     if cap is None:
@@ -316,7 +316,7 @@ class Agent(Generic[OutputT]):
                         usage, cost = usage + exc.usage, cost + charge.cost
                         equivalent += charge.equivalent_cost
                     log.info("output.truncated", turn=turn, retry_max_output_tokens=cap)
-                    response = await m.request(replace(request, max_output_tokens=cap))
+                    response = await ask(m, replace(request, max_output_tokens=cap))
                 charge = ledger.record(spec, response.usage)
                 usage = usage + response.usage
                 ctx.usage = usage

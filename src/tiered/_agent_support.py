@@ -6,16 +6,19 @@ import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from tiered._catalog import ModelSpec
 from tiered._errors import OutputTruncated, UserError
-from tiered._messages import DeltaCallback, ModelDelta, ModelRequest
+from tiered._messages import DeltaCallback, ModelDelta, ModelRequest, ModelResponse
 
-__all__ = ("AgentStream", "open_stream", "retry_cap")
+if TYPE_CHECKING:
+    from tiered.models import Model
+
+__all__ = ("AgentStream", "ask", "open_stream", "retry_cap")
 
 ResultT = TypeVar("ResultT")
 
@@ -97,3 +100,21 @@ def retry_cap(exc: OutputTruncated, request: ModelRequest, spec: ModelSpec) -> i
     used = max(request.max_output_tokens or 0, produced)
     cap = spec.max_output_tokens if used == 0 else min(2 * used, spec.max_output_tokens)
     return cap if cap > used else None
+
+
+async def ask(model: Model, request: ModelRequest) -> ModelResponse:
+    """`model.request`, with an answer that stopped at the token cap turned into
+    `OutputTruncated` whatever the model (a local or custom one may only report
+    `finish_reason="length"`): truncated text is never taken as an output."""
+    response = await model.request(request)
+    if response.finish_reason != "length":
+        return response
+    error = OutputTruncated(
+        f"model {response.model_name!r} stopped at its output-token cap before finishing: "
+        "raise max_output_tokens, ask for a shorter answer, or use a larger tier",
+        model=response.model_name,
+        max_output_tokens=request.max_output_tokens,
+        partial=response.message.content,
+    )
+    error.usage = response.usage
+    raise error

@@ -38,12 +38,12 @@ _EMPTY: Final[dict[str, Any]] = {}
 
 
 class Malformed(Exception):
-    """Internal: one field of a body is missing or has the wrong type."""
+    """Internal: one field of a body is missing or has the wrong type. `usage` is the
+    body's usage when that part was readable, so the call can still be metered."""
 
     def __init__(self, where: str, why: str, *, usage: Usage | None = None) -> None:
         self.where = where
         self.usage = usage
-        """The body's usage, when it was readable: the call is still metered."""
         super().__init__(f"{where}: {why}")
 
 

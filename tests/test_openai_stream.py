@@ -25,7 +25,7 @@ from tiered._messages import (
     UserMessage,
 )
 from tiered._usage import Usage
-from tiered.models import OpenAIModel
+from tiered.models import OpenAIModel, RetryingModel
 
 pytestmark = pytest.mark.anyio
 
@@ -241,3 +241,17 @@ async def test_the_same_agent_streams_on_either_api(api: Api) -> None:
     text = "".join(d.text for d in deltas if isinstance(d, TextDelta))
     assert json.loads(text) == {"order_id": "A1", "amount_cents": 3499}
     assert all(b["stream"] is True for b in emulator.bodies)
+
+
+async def test_streaming_survives_retrying_model() -> None:
+    """The callback rides on the request, so a wrapper passes it on unchanged."""
+    busy = httpx2.Response(503, json={"error": {"message": "busy", "type": "server_error",
+                                                "param": None, "code": None}})  # fmt: skip
+    emulator = script(busy, Reply(text="second time"))
+    request, deltas = streamed()
+    async with serve(emulator, "responses") as model:
+        retrying = RetryingModel(model, max_attempts=2, base_delay=0.001)
+        response = await retrying.request(request)
+    assert response.message.content == "second time"
+    assert "".join(d.text for d in deltas if isinstance(d, TextDelta)) == "second time"
+    assert len(emulator.requests) == 2

@@ -1,21 +1,20 @@
 """`tiered run --base-url`: the example through OpenAIModel and real HTTP on loopback.
 
-A small OpenAI-compatible server on 127.0.0.1 answers as each agent would, so the whole
+The OpenAI emulator serves on 127.0.0.1 and answers as each agent would, so the whole
 path a user with a key takes (planner, executors with tool calls, composition) runs
-through the openai client's real HTTP stack.
+through the openai client's real HTTP stack, and every request is validated as OpenAI
+would (SDK request types, name patterns, strict-mode schemas, parameter rules).
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
 
 import pytest
 
+from openai_emulator import Call, Emulator, Reply, Seen, Tokens
 from tiered._cli import main
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "triage.py"
@@ -54,100 +53,44 @@ PLAN = {
 }
 
 
-def _answer(body: dict[str, Any]) -> dict[str, Any]:
-    """What each agent says, keyed on its system prompt and the transcript so far."""
-    system = body["messages"][0]["content"]
-    last = body["messages"][-1]
+USAGE = Tokens(input=1200, output=40, cached=1024)
+
+
+def _answer(seen: Seen) -> Reply:
+    """What each agent says, keyed on its instructions and the transcript so far."""
+    system = seen.system
+    result = seen.tool_output
     if "You are the planner" in system:
-        return {"content": json.dumps(PLAN)}
+        return Reply(text=json.dumps(PLAN), usage=USAGE)
     if "final answer of a run" in system:
-        return {"content": "Refund 3499 cents for order A-1001."}
+        return Reply(text="Refund 3499 cents for order A-1001.", usage=USAGE)
     if "support ticket" in system:
-        return {"content": json.dumps({"category": "refund", "order_id": "A-1001"})}
+        return Reply(text=json.dumps({"category": "refund", "order_id": "A-1001"}), usage=USAGE)
     if "lookup_order" in system:
-        if last["role"] == "tool":
-            return {"content": last["content"]}
-        return {
-            "tool_calls": [
-                {
-                    "id": "c1",
-                    "type": "function",
-                    "function": {
-                        "name": "lookup_order",
-                        "arguments": json.dumps({"order_id": "A-1001"}),
-                    },
-                }
-            ]
-        }
+        if result is not None:
+            return Reply(text=result, usage=USAGE)
+        return Reply(calls=[Call("lookup_order", {"order_id": "A-1001"}, id="c1")], usage=USAGE)
     if "calculator" in system:
-        if last["role"] == "tool":
-            return {"content": json.dumps({"total_cents": 3499, "explanation": "A-1001"})}
-        return {
-            "tool_calls": [
-                {
-                    "id": "c2",
-                    "type": "function",
-                    "function": {
-                        "name": "calculator",
-                        "arguments": json.dumps({"expression": "3499"}),
-                    },
-                }
-            ]
-        }
+        if result is not None:
+            total = {"total_cents": 3499, "explanation": "A-1001"}
+            return Reply(text=json.dumps(total), usage=USAGE)
+        return Reply(calls=[Call("calculator", {"expression": "3499"}, id="c2")], usage=USAGE)
     raise AssertionError(f"unexpected request: {system[:80]}")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    seen: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.seen.append(body)
-        message = {"role": "assistant", "content": None, **_answer(body)}
-        payload = json.dumps(
-            {
-                "id": "chatcmpl-1",
-                "object": "chat.completion",
-                "created": 0,
-                "model": body["model"],
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": message,
-                        "finish_reason": "tool_calls" if "tool_calls" in message else "stop",
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": 1200,
-                    "completion_tokens": 40,
-                    "total_tokens": 1240,
-                    "prompt_tokens_details": {"cached_tokens": 1024},
-                },
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+@pytest.fixture
+def emulator() -> Emulator:
+    return Emulator(script=_answer)
 
 
 @pytest.fixture
-def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    _Handler.seen = []
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
-    httpd.server_close()
+def server(emulator: Emulator) -> Iterator[str]:
+    with emulator.serve() as base_url:
+        yield base_url
 
 
 def test_run_over_an_openai_compatible_server(
-    server: str, capsys: pytest.CaptureFixture[str]
+    server: str, emulator: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
     models = "nano=gpt-5.4-nano,mini=gpt-5.4-mini,flagship=gpt-5.4"
     code = main(["run", str(EXAMPLE), "--base-url", server, "--models", models, "--json"])
@@ -162,10 +105,12 @@ def test_run_over_an_openai_compatible_server(
     assert [a["tier"] for a in data["subtasks"]["check"]["attempts"]] == ["nano"]
     assert data["models"] == {"nano": "gpt-5.4-nano", "mini": "gpt-5.4-mini", "flagship": "gpt-5.4"}
     assert data["usage"]["cached_input_tokens"] > 0
-    planner_request = _Handler.seen[0]
+    assert not emulator.rejected, [e.message for e in emulator.rejected]
+    assert {s.api for s in emulator.requests} == {"chat"}
+    planner_request = emulator.bodies[0]
     assert planner_request["model"] == "gpt-5.4"
     assert planner_request["response_format"]["json_schema"]["strict"] is True
-    check_requests = [b for b in _Handler.seen if "lookup_order" in b["messages"][0]["content"]]
+    check_requests = [s.body for s in emulator.requests if "lookup_order" in s.system]
     assert check_requests[0]["model"] == "gpt-5.4-nano"
     assert check_requests[0]["tool_choice"] == "required"
     assert {t["function"]["name"] for t in check_requests[0]["tools"]} == {

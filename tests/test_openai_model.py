@@ -1,4 +1,6 @@
-"""OpenAIModel through the SDK's real HTTP stack, with an `httpx2.MockTransport` server."""
+"""OpenAIModel on chat completions through the SDK's real HTTP stack, against the OpenAI
+emulator (`tests/openai_emulator`) in-process: every request body is validated as the
+API would, and scripted answers (`httpx2.Response`s) come back through the SDK."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import email.utils
 import json
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -17,6 +19,7 @@ import openai
 import pytest
 import structlog
 
+from openai_emulator import Emulator, Reply, Step
 from tiered._catalog import FREE, Catalog, ModelSpec, Tier
 from tiered._errors import (
     AuthenticationFailed,
@@ -24,6 +27,7 @@ from tiered._errors import (
     ContextTooLong,
     ModelError,
     ModelTimeout,
+    OutputTruncated,
     ProviderError,
     RateLimited,
     Refused,
@@ -46,8 +50,6 @@ from tiered.models._guard import remote_requests_allowed
 from tiered.models._openai import _is_loopback
 
 pytestmark = pytest.mark.anyio
-
-Handler = Callable[[httpx2.Request], httpx2.Response]
 
 
 @pytest.fixture
@@ -116,29 +118,22 @@ def ok(body: dict[str, Any]) -> httpx2.Response:
     return httpx2.Response(200, json=body, headers={"x-request-id": "req_123"})
 
 
-class Server:
-    """Answers each request with the next scripted response and records what it got."""
+class Server(Emulator):
+    """The emulator answering with a fixed list of steps, in order."""
 
-    def __init__(self, *responses: httpx2.Response | Handler) -> None:
-        self.responses = list(responses)
-        self.requests: list[httpx2.Request] = []
-
-    def __call__(self, request: httpx2.Request) -> httpx2.Response:
-        self.requests.append(request)
-        step = self.responses.pop(0)
-        return step(request) if callable(step) else step
-
-    @property
-    def bodies(self) -> list[dict[str, Any]]:
-        return [json.loads(r.content) for r in self.requests]
+    def __init__(self, *steps: Step) -> None:
+        super().__init__(script=list(steps))
 
 
 @asynccontextmanager
 async def serve(server: Server, **kwargs: Any) -> AsyncIterator[OpenAIModel]:
-    """An OpenAIModel whose HTTP client talks to `server`; closed afterwards."""
+    """An OpenAIModel (chat completions) whose HTTP client talks to `server`; closed
+    afterwards, and no request may have been one the real API rejects."""
     kwargs.setdefault("api_key", "sk-test-key")
-    async with httpx2.AsyncClient(transport=httpx2.MockTransport(server)) as http:
+    kwargs.setdefault("api", "chat")
+    async with httpx2.AsyncClient(transport=server.transport()) as http:
         yield OpenAIModel(kwargs.pop("name", "gpt-5.4-nano"), http_client=http, **kwargs)
+    assert not server.rejected, [e.message for e in server.rejected]
 
 
 HELLO = ModelRequest(messages=(UserMessage(content="Say hello."),))
@@ -180,19 +175,17 @@ async def test_request_body_maps_every_option() -> None:
         parallel_tool_calls=False,
         output_schema=OutputSchema(name="Refund", schema=schema),
         reasoning_effort="low",
-        temperature=0.2,
         max_output_tokens=512,
         metadata={"agent": "refunds"},
     )
-    async with serve(server) as model:
+    async with serve(server, name="qwen3:8b", tier=Tier.NANO) as model:
         await model.request(request)
 
     [sent] = server.requests
-    assert sent.method == "POST"
-    assert str(sent.url) == "https://api.openai.com/v1/chat/completions"
+    assert sent.url == "https://api.openai.com/v1/chat/completions"
     assert sent.headers["authorization"] == "Bearer sk-test-key"
     assert server.bodies[0] == {
-        "model": "gpt-5.4-nano",
+        "model": "qwen3:8b",
         "messages": [
             {"role": "system", "content": "Draft refunds."},
             {"role": "user", "content": "Refund order A1."},
@@ -227,9 +220,53 @@ async def test_request_body_maps_every_option() -> None:
             "json_schema": {"name": "Refund", "schema": schema, "strict": True},
         },
         "reasoning_effort": "low",
-        "temperature": 0.2,
         "max_completion_tokens": 512,
     }
+
+
+LOOKUP = ToolDefinition(
+    name="lookup_order",
+    description="Look an order up by its id.",
+    parameters={
+        "type": "object",
+        "properties": {"order_id": {"type": "string"}},
+        "required": ["order_id"],
+        "additionalProperties": False,
+    },
+)
+
+
+async def test_gpt_5_4_on_chat_never_sends_tools_with_reasoning_effort() -> None:
+    """OpenAI rejects the pair on chat completions; the model drops the effort and says so."""
+    server = Server(ok(completion({"content": "hi"})))
+    request = ModelRequest(messages=HELLO.messages, tools=(LOOKUP,), reasoning_effort="high")
+    with structlog.testing.capture_logs() as events:
+        async with serve(server) as model:
+            await model.request(request)
+    assert "reasoning_effort" not in server.bodies[0]
+    assert server.bodies[0]["tools"][0]["function"]["name"] == "lookup_order"
+    [warning] = [e for e in events if e["event"] == "openai.reasoning_effort_dropped"]
+    assert warning["log_level"] == "warning"
+    assert 'api="responses"' in warning["reason"]
+
+
+async def test_gpt_5_4_on_chat_keeps_reasoning_effort_without_tools() -> None:
+    server = Server(ok(completion({"content": "hi"})))
+    async with serve(server) as model:
+        await model.request(ModelRequest(messages=HELLO.messages, reasoning_effort="high"))
+    assert server.bodies[0]["reasoning_effort"] == "high"
+
+
+@pytest.mark.parametrize(("effort", "sent"), [(None, True), ("none", True), ("low", False)])
+async def test_temperature_only_without_reasoning(
+    effort: Literal["none", "low"] | None, sent: bool
+) -> None:
+    """Reasoning models take sampling parameters only with effort "none" (GPT-5 guide)."""
+    server = Server(ok(completion({"content": "hi"})))
+    request = ModelRequest(messages=HELLO.messages, reasoning_effort=effort, temperature=0.2)
+    async with serve(server) as model:
+        await model.request(request)
+    assert ("temperature" in server.bodies[0]) is sent
 
 
 async def test_unset_options_are_left_out() -> None:
@@ -244,7 +281,11 @@ async def test_unset_options_are_left_out() -> None:
 
 async def test_tool_choice_by_name_forces_that_function() -> None:
     server = Server(ok(completion({"content": "hi"})))
-    tool = ToolDefinition(name="search", description="Search.", parameters={"type": "object"})
+    tool = ToolDefinition(
+        name="search",
+        description="Search.",
+        parameters={"type": "object", "properties": {}, "additionalProperties": False},
+    )
     async with serve(server) as model:
         await model.request(
             ModelRequest(messages=HELLO.messages, tools=(tool,), tool_choice="search")
@@ -338,6 +379,28 @@ async def test_refusal_raises_refused() -> None:
             await model.request(HELLO)
     assert info.value.refusal == text
     assert not info.value.retryable
+
+
+async def test_finish_reason_length_is_output_truncated_never_output() -> None:
+    """Truncated text (llama.cpp's server does this too) is not a valid answer."""
+    usage = {"prompt_tokens": 10, "completion_tokens": 64}
+    server = Server(
+        ok(completion({"content": "The refund is 34"}, finish_reason="length", usage=usage))
+    )
+    async with serve(server) as model:
+        with pytest.raises(OutputTruncated) as info:
+            await model.request(ModelRequest(messages=HELLO.messages, max_output_tokens=64))
+    assert info.value.partial == "The refund is 34"
+    assert info.value.max_output_tokens == 64
+    assert info.value.usage == Usage(input_tokens=10, output_tokens=64, requests=1)
+    assert not info.value.retryable
+
+
+async def test_finish_reason_content_filter_is_refused() -> None:
+    server = Server(ok(completion({"content": "partial"}, finish_reason="content_filter")))
+    async with serve(server) as model:
+        with pytest.raises(Refused, match="content filter"):
+            await model.request(HELLO)
 
 
 @pytest.mark.parametrize(
@@ -488,10 +551,7 @@ async def test_server_error_is_provider_error(status: int) -> None:
 
 
 async def test_timeout_is_model_timeout() -> None:
-    def hang(request: httpx2.Request) -> httpx2.Response:
-        raise httpx2.ReadTimeout("timed out", request=request)
-
-    async with serve(Server(hang)) as model:
+    async with serve(Server(httpx2.ReadTimeout("timed out"))) as model:
         with pytest.raises(ModelTimeout) as info:
             await model.request(HELLO)
     assert info.value.retryable
@@ -501,10 +561,7 @@ async def test_timeout_is_model_timeout() -> None:
 
 
 async def test_connection_failure_is_provider_error() -> None:
-    def refuse(request: httpx2.Request) -> httpx2.Response:
-        raise httpx2.ConnectError("connection refused", request=request)
-
-    async with serve(Server(refuse)) as model:
+    async with serve(Server(httpx2.ConnectError("connection refused"))) as model:
         with pytest.raises(ProviderError) as info:
             await model.request(HELLO)
     assert info.value.retryable
@@ -647,8 +704,8 @@ async def test_client_and_connection_options_are_exclusive() -> None:
 
 
 async def test_an_explicit_client_is_used_and_left_open() -> None:
-    server = Server(ok(completion({"content": "hi"})))
-    async with httpx2.AsyncClient(transport=httpx2.MockTransport(server)) as http:
+    server = Server(Reply(text="hi"))
+    async with httpx2.AsyncClient(transport=server.transport()) as http:
         client = openai.AsyncOpenAI(api_key="sk-test-key", http_client=http, max_retries=0)
         async with OpenAIModel("gpt-5.4-nano", client=client) as model:
             assert (await model.request(HELLO)).message.content == "hi"
@@ -673,7 +730,7 @@ async def test_self_hosted_server_needs_no_key(monkeypatch: pytest.MonkeyPatch) 
         server, name="qwen2.5-coder:7b", tier=Tier.NANO, api_key=None, base_url="http://gpu:8000/v1"
     ) as model:
         response = await model.request(HELLO)
-    assert str(server.requests[0].url) == "http://gpu:8000/v1/chat/completions"
+    assert server.requests[0].url == "http://gpu:8000/v1/chat/completions"
     assert server.requests[0].headers["authorization"].startswith("Bearer ")
     assert response.model_name == "qwen2.5-coder:7b"
 

@@ -11,14 +11,16 @@ from __future__ import annotations
 import inspect
 import json
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Generic, Protocol, cast
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from typing_extensions import TypeVar
 
+from tiered._agent_support import AgentStream, ask, open_stream, retry_cap
 from tiered._catalog import Tier
 from tiered._context import DepsT, RunContext
 from tiered._errors import (
@@ -27,15 +29,18 @@ from tiered._errors import (
     ModelError,
     ModelRetry,
     OutputInvalid,
+    OutputTruncated,
     TieredError,
     UserError,
 )
 from tiered._json import UntrustedJson, clip, parse_untrusted
-from tiered._ledger import Ledger
+from tiered._ledger import Charge, Ledger
 from tiered._messages import (
     AssistantMessage,
+    DeltaCallback,
     Message,
     ModelRequest,
+    ModelResponse,
     OutputSchema,
     ReasoningEffort,
     SystemMessage,
@@ -261,6 +266,7 @@ class Agent(Generic[OutputT, DepsT]):
         dependencies: Mapping[str, Any] | None = None,
         tool_observer: ToolObserver | None = None,
         effects: Any = None,
+        on_delta: DeltaCallback | None = None,
     ) -> AgentResult[OutputT]:
         """Run the agent on `input` until it produces a valid typed output.
 
@@ -269,9 +275,12 @@ class Agent(Generic[OutputT, DepsT]):
         (its system messages are replaced by this agent's); `followup` is appended
         to it as a user message. `context` (a task statement, earlier outputs) goes
         before the input in the user message; `dependencies` reach tools as
-        `ctx.dependencies`; `tool_observer` is told of every tool call. Raises
-        `MaxTurnsExceeded`, `OutputInvalid`, `BudgetExceeded`, `EscalationRequested` or a
-        `ModelError`.
+        `ctx.dependencies`; `tool_observer` is told of every tool call. `on_delta`
+        receives the answer's pieces as the model streams them (see `run_stream`). An
+        answer cut off at the token cap is retried once with a larger cap where the
+        model's spec allows it. Raises `MaxTurnsExceeded`, `OutputInvalid`,
+        `BudgetExceeded`, `EscalationRequested` or a `ModelError` (`OutputTruncated` when
+        the retry was cut off too).
         """
         m = self._resolve_model(model, tier, models)
         spec = m.spec
@@ -325,26 +334,33 @@ class Agent(Generic[OutputT, DepsT]):
                     temperature=self.temperature,
                     max_output_tokens=cap,
                     metadata={"agent": self.name, "subtask_id": subtask_id or ""},
+                    on_delta=on_delta,
                 )
                 log.debug("model.request", model=spec.name, turn=turn, messages=len(messages))
                 started = time.perf_counter()
                 # Reserve the worst case (raises BudgetExceeded before anything is sent);
-                # every attempt's usage is metered, parsed or not.
-                worst_input = estimate_input_tokens(request, upper_bound=True)
-                with metered_call(ledger, spec, worst_input, cap) as attempts:
-                    try:
-                        response = await m.request(request)
-                    except Exception as exc:
-                        attempts.failed(exc)  # its usage booked, or possibly billed, or released
-                        for c in attempts.charges:
-                            if not c.possibly_billed:
-                                usage = usage + c.usage
-                        ctx.usage = usage
-                        if isinstance(exc, ModelError):
-                            exc.usage = usage
+                # every call's usage is metered, parsed or not, truncated or not.
+                try:
+                    response, charges = await _metered_ask(m, request, ledger, cap)
+                except OutputTruncated as exc:
+                    usage = _add_charges(usage, getattr(exc, "charges", ()))
+                    bigger = retry_cap(exc, request, spec)
+                    if bigger is None:
+                        exc.usage = usage
                         raise
-                    charge = attempts.succeeded(response.usage)
-                for c in attempts.charges:
+                    log.info("output.truncated", turn=turn, retry_max_output_tokens=bigger)
+                    retry = replace(request, max_output_tokens=bigger)
+                    try:
+                        response, charges = await _metered_ask(m, retry, ledger, bigger)
+                    except ModelError as again:
+                        again.usage = _add_charges(usage, getattr(again, "charges", ()))
+                        raise
+                except ModelError as exc:
+                    exc.usage = usage = _add_charges(usage, getattr(exc, "charges", ()))
+                    ctx.usage = usage
+                    raise
+                charge = charges[-1]
+                for c in charges:
                     if not c.possibly_billed:
                         usage = usage + c.usage
                         cost += c.cost
@@ -410,6 +426,16 @@ class Agent(Generic[OutputT, DepsT]):
 
         return run_sync(self.run, input, **kwargs)
 
+    @asynccontextmanager
+    async def run_stream(
+        self, input: Any, **options: Any
+    ) -> AsyncIterator[AgentStream[AgentResult[OutputT]]]:
+        """`run` (same keywords), streamed: iterate the stream for each `TextDelta` /
+        `ToolCallDelta` as the model sends it; the last item is the `AgentResult`.
+        Leaving the block before the end cancels the run."""
+        async with open_stream(lambda on_delta: self.run(input, on_delta=on_delta, **options)) as s:
+            yield s
+
     async def _final_output(self, reply: AssistantMessage, ctx: RunContext[DepsT]) -> OutputT:
         text = reply.content or ""
         if self._output is None:
@@ -445,6 +471,30 @@ class Agent(Generic[OutputT, DepsT]):
         except ValidationError as exc:  # the hook built a model from a hostile output
             problem = clip(str(exc))
             raise _Repair(problem, f"Your output was rejected: {problem}. Reply again.") from None
+
+
+async def _metered_ask(
+    model: Model, request: ModelRequest, ledger: Ledger, cap: int
+) -> tuple[ModelResponse, list[Charge]]:
+    """One model call under a reservation of its worst case; a failure carries the charges
+    it booked (`exc.charges`) so the caller can count them."""
+    worst_input = estimate_input_tokens(request, upper_bound=True)
+    with metered_call(ledger, model.spec, worst_input, request.max_output_tokens or cap) as calls:
+        try:
+            response = await ask(model, request)
+        except Exception as exc:
+            calls.failed(exc)  # its usage booked, or possibly billed, or released
+            exc.charges = list(calls.charges)  # type: ignore[attr-defined]
+            raise
+        calls.succeeded(response.usage)
+    return response, list(calls.charges)
+
+
+def _add_charges(usage: Usage, charges: Any) -> Usage:
+    for c in charges:
+        if not c.possibly_billed:
+            usage = usage + c.usage
+    return usage
 
 
 async def _run_tools(

@@ -19,7 +19,8 @@ kept apart because callers handle them differently::
         │   ├── ModelUnavailable  the circuit breaker cooled the model down (not retryable)
         │   ├── ContextTooLong
         │   ├── AuthenticationFailed
-        │   ├── Refused
+        │   ├── Refused           safety refusal or content filter
+        │   ├── OutputTruncated   stopped at the output-token cap
         │   └── BadModelResponse  (retryable: a corrupt 200 body)
         ├── OutputInvalid         still invalid after the repair turns
         ├── MaxTurnsExceeded      carries the transcript so far
@@ -54,6 +55,7 @@ __all__ = (
     "ModelTimeout",
     "ModelUnavailable",
     "OutputInvalid",
+    "OutputTruncated",
     "PlanInvalid",
     "PlanOverBudget",
     "ProviderError",
@@ -211,10 +213,33 @@ class Refused(ModelError):
         super().__init__(f"model {model!r} refused: {refusal}", model=model)
 
 
+class OutputTruncated(ModelError):
+    """The answer stopped at the output-token cap (`finish_reason="length"`, or a Responses
+    `incomplete` answer): the partial output is never used as a result.
+
+    `max_output_tokens` is the cap the request sent (None: the model's own limit);
+    `partial` holds what arrived, for logs. `Agent` retries once with a larger cap where
+    the model's spec allows, then raises this for the escalation policy.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        max_output_tokens: int | None = None,
+        partial: str | None = None,
+    ) -> None:
+        self.max_output_tokens = max_output_tokens
+        self.partial = partial
+        super().__init__(message, model=model)
+
+
 class BadModelResponse(ModelError):
     """The provider answered with something we cannot read (no choices, bad JSON body).
 
     Retryable: a corrupt body is usually transient, so it is retried on the same model.
+    When the body did report usage, `usage` carries it so the call can still be metered.
     """
 
     retryable = True

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = (
     "ComposeFinished",
     "ComposeStarted",
-    "ModelDelta",
+    "ModelStreamed",
     "PlanCreated",
     "RunEvent",
     "RunFinished",
@@ -206,7 +206,7 @@ class ToolReturned(RunEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ModelDelta(RunEvent):
+class ModelStreamed(RunEvent):
     """Text a model is streaming (the planner while it plans, or an executor)."""
 
     name: ClassVar[str] = "model.delta"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from tiered._names import check_name
 from tiered._usage import Usage
@@ -13,13 +14,18 @@ if TYPE_CHECKING:
 
 __all__ = (
     "AssistantMessage",
+    "DeltaCallback",
     "Message",
+    "ModelDelta",
     "ModelRequest",
     "ModelResponse",
     "OutputSchema",
     "ReasoningEffort",
+    "ReasoningItem",
     "SystemMessage",
+    "TextDelta",
     "ToolCall",
+    "ToolCallDelta",
     "ToolDefinition",
     "ToolResultMessage",
     "UserMessage",
@@ -57,6 +63,23 @@ class UserMessage:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ReasoningItem:
+    """A Responses API reasoning item, kept so the next turn can send it back.
+
+    With `store=false` the provider keeps nothing between calls: the encrypted
+    reasoning travels with the transcript instead (OpenAI's "reasoning items"
+    guide, `include=["reasoning.encrypted_content"]`).
+    """
+
+    id: str
+    """The provider's item id (`rs_...`)."""
+    encrypted_content: str | None = field(default=None, repr=False)
+    """Opaque reasoning state; only the provider can read it."""
+    summary: tuple[str, ...] = ()
+    """Reasoning summary texts, when the provider sent any."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AssistantMessage:
     """What the model said: text, tool calls, or a refusal."""
 
@@ -66,6 +89,8 @@ class AssistantMessage:
     """Calls to run before the next turn."""
     refusal: str | None = None
     """A safety refusal, if the model declined."""
+    reasoning: tuple[ReasoningItem, ...] = ()
+    """Reasoning items to send back on the next turn (Responses API only)."""
     role: Literal["assistant"] = "assistant"
 
 
@@ -126,6 +151,10 @@ class ModelRequest:
     max_output_tokens: int | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     """Free-form labels (agent, subtask id) for logs and scripted models."""
+    on_delta: DeltaCallback | None = field(default=None, compare=False, repr=False)
+    """Called with each piece of the answer as it streams in. A model that can stream
+    does so when this is set; one that cannot ignores it and just answers. Wrappers
+    (`RetryingModel`) pass the request on unchanged, so streaming survives them."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,3 +168,31 @@ class ModelResponse:
     rate_limit: RateLimitInfo | None = None
     """The provider's `x-ratelimit-*` headers on this reply, when it sent them (pacing
     adapts to them)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TextDelta:
+    """A piece of the answer's text as it streams in."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCallDelta:
+    """A piece of a tool call as it streams in; `index` says which call of the turn.
+
+    The first delta of a call carries its `id` and `name`; later ones only more
+    `arguments` text. Join the pieces by `index` to get the whole call.
+    """
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+ModelDelta: TypeAlias = TextDelta | ToolCallDelta
+"""One streamed piece of a model's answer."""
+
+DeltaCallback: TypeAlias = Callable[[ModelDelta], None]
+"""Receives each `ModelDelta`; it must not block (put it on a queue or an event)."""

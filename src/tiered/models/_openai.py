@@ -1,18 +1,18 @@
-"""`OpenAIModel`: chat completions on any OpenAI-compatible server (OpenAI, vLLM, Ollama,
-llama.cpp server).
+"""`OpenAIModel`: the Responses API on OpenAI, chat completions on any OpenAI-compatible
+server (vLLM, Ollama, llama.cpp server), streamed or not.
 
-This is the one module that imports `openai`; every exception it raises is turned into a
-`ModelError` subclass here. Request bodies are plain dicts built in one pass and responses
-are read straight from the JSON body, so the framework adds little CPU on top of the SDK.
+This is the facade: the client, the guard and error conversion live here (every exception
+the SDK raises becomes a `ModelError` subclass); each API's bodies and stream events are
+built and read in its own module (`_chat`, `_responses`), through `_wire`'s typed reads.
 """
 
 from __future__ import annotations
 
 import email.utils
 import ipaddress
-import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
@@ -26,29 +26,19 @@ import sniffio
 from tiered._catalog import FREE, Catalog, ModelSpec, Tier, default_catalog
 from tiered._errors import (
     AuthenticationFailed,
-    BadModelResponse,
     ContextTooLong,
     ModelError,
     ModelTimeout,
     ProviderError,
     ProviderUnreachable,
     RateLimited,
-    Refused,
     UnknownModel,
     UserError,
 )
-from tiered._messages import (
-    AssistantMessage,
-    Message,
-    ModelRequest,
-    ModelResponse,
-    SystemMessage,
-    ToolCall,
-    ToolResultMessage,
-    UserMessage,
-)
+from tiered._messages import ModelRequest, ModelResponse
 from tiered._ratelimit import RateLimitInfo
 from tiered._usage import Usage
+from tiered.models import _chat, _responses, _wire
 from tiered.models._guard import remote_requests_allowed
 from tiered.models._transport import CONNECT_TIMEOUT_S, failure_kind, metadata_headers
 
@@ -65,6 +55,8 @@ _READ_BASE_S: Final = 30.0
 _READ_TOKENS_PER_S: Final = 50.0
 _READ_MAX_S: Final = 600.0
 
+Api = Literal["responses", "chat"]
+
 
 class _Secret:
     """Holds an API key so that no repr, `vars()` dump or log line can show it."""
@@ -79,7 +71,21 @@ class _Secret:
 
 
 class OpenAIModel:
-    """A model served through the OpenAI chat completions API, at any `base_url`.
+    """A model served through the OpenAI API, at any `base_url`.
+
+    `api="responses"` speaks `/v1/responses` (input items, reasoning together with tools,
+    encrypted reasoning carried across turns, a `prompt_cache_key` per agent);
+    `api="chat"` speaks `/v1/chat/completions`, which OpenAI-compatible servers (vLLM,
+    Ollama, llama.cpp) implement. The default is "responses" on OpenAI's own endpoint
+    (api.openai.com) and "chat" for any other base URL. On chat completions a gpt-5.4
+    model never gets function tools and `reasoning_effort` together (OpenAI rejects the
+    pair there): `reasoning_effort` is dropped with a logged warning; use "responses".
+
+    When `request.on_delta` is set the answer is streamed (SSE) and each `TextDelta` /
+    `ToolCallDelta` is handed to it as it arrives; the return value is the same either
+    way. An answer cut off at the token cap raises `OutputTruncated`, a refusal or a
+    content-filter stop `Refused`, an unreadable body `BadModelResponse` (with `.usage`
+    when the body reported it).
 
     Retries are off in the SDK (`max_retries=0`) because they belong to `RetryingModel`.
     Each request has a connect timeout (10 s) and a read timeout sized from its output
@@ -103,6 +109,7 @@ class OpenAIModel:
         catalog: Catalog | None = None,
         transport: Literal["auto", "aiohttp", "httpx2"] = "auto",
         read_timeout: float | None = None,
+        api: Api | None = None,
     ) -> None:
         if client is not None and (
             base_url is not None or api_key is not None or http_client is not None
@@ -125,6 +132,14 @@ class OpenAIModel:
             self._base_url = str(client.base_url)
         else:
             self._base_url = base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL
+        if api not in (None, "responses", "chat"):
+            raise UserError(f"api={api!r}: use 'responses', 'chat', or leave it unset")
+        self._api: Api = api or (
+            "responses" if _host(self._base_url) == _host(OPENAI_BASE_URL) else "chat"
+        )
+        wire = _responses if self._api == "responses" else _chat
+        self._build: Callable[..., dict[str, Any]] = wire.body
+        self._parse: Callable[..., ModelResponse] = wire.parse
         # A caller who hands us the client or transport decides where requests go.
         self._guard_exempt = (
             client is not None or http_client is not None or _is_loopback(self._base_url)
@@ -133,7 +148,7 @@ class OpenAIModel:
     def __repr__(self) -> str:
         return (
             f"OpenAIModel({self._name!r}, tier={self._spec.tier.value!r}, "
-            f"base_url={self._base_url!r})"
+            f"base_url={self._base_url!r}, api={self._api!r})"
         )
 
     @property
@@ -146,8 +161,14 @@ class OpenAIModel:
         """The API root requests go to."""
         return self._base_url
 
+    @property
+    def api(self) -> Api:
+        """Which OpenAI API this model speaks: "responses" or "chat"."""
+        return self._api
+
     async def request(self, request: ModelRequest) -> ModelResponse:
-        """Send one chat completion; raise a `ModelError` subclass on failure."""
+        """Send one request (streamed when `request.on_delta` is set); raise a `ModelError`
+        subclass on failure."""
         if not self._guard_exempt and not remote_requests_allowed():
             raise UserError(
                 f"remote model requests are disabled (allow_remote_requests(False)): model "
@@ -157,7 +178,9 @@ class OpenAIModel:
         client = self._client
         if client is None or (self._owns_client and self._client_loop != _loop_token()):
             client = self._connect()
-        body = self._body(request)
+        stream = request.on_delta is not None
+        body = self._build(self._name, request, stream=stream)
+        path = "/responses" if self._api == "responses" else "/chat/completions"
         read_timeout = self._timeout_for(request)
         options: Any = {}
         if self._owns_client or self._read_timeout is not None:  # else the client's own
@@ -167,9 +190,9 @@ class OpenAIModel:
             options["headers"] = headers
         error: ModelError | None = None
         try:
-            response = await client.post(
-                "/chat/completions", cast_to=httpx2.Response, body=body, options=options
-            )
+            if stream:
+                return await self._stream(client, path, body, request, options)
+            response = await client.post(path, cast_to=httpx2.Response, body=body, options=options)
         except openai.OpenAIError as exc:
             error = self._convert(exc, read_timeout)
         except _TIMEOUT_OR_TRANSPORT as exc:  # aiohttp's own, unconverted
@@ -180,7 +203,7 @@ class OpenAIModel:
             raise error
         info = _rate_limit_info(response.headers)
         try:
-            result = self._read(response)
+            result = self._read(response, request)
         except ModelError as exc:
             exc.rate_limit = info
             if exc.usage is None:
@@ -234,96 +257,58 @@ class OpenAIModel:
         self._client_loop = _loop_token()
         return self._client
 
-    # --- request ------------------------------------------------------------------
-
-    def _body(self, request: ModelRequest) -> dict[str, Any]:
-        """The chat completions JSON body; options left unset are left out."""
-        body: dict[str, Any] = {
-            "model": self._name,
-            "messages": [_message(m) for m in request.messages],
-        }
-        if request.tools:
-            body["tools"] = [
-                {
-                    "type": "function",
-                    "function": {
-                        "name": t.name,
-                        "description": t.description,
-                        "parameters": t.parameters,
-                        "strict": t.strict,
-                    },
-                }
-                for t in request.tools
-            ]
-            choice = request.tool_choice
-            body["tool_choice"] = (
-                choice
-                if choice in ("auto", "required", "none")
-                else {"type": "function", "function": {"name": choice}}
-            )
-            body["parallel_tool_calls"] = request.parallel_tool_calls
-        schema = request.output_schema
-        if schema is not None:
-            body["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": schema.name,
-                    "schema": schema.schema,
-                    "strict": schema.strict,
-                },
-            }
-        if request.reasoning_effort is not None:
-            body["reasoning_effort"] = request.reasoning_effort
-        if request.temperature is not None:
-            body["temperature"] = request.temperature
-        if request.max_output_tokens is not None:
-            body["max_completion_tokens"] = request.max_output_tokens
-        return body
-
     # --- response -----------------------------------------------------------------
 
-    def _read(self, response: httpx2.Response) -> ModelResponse:
+    def _read(self, response: httpx2.Response, request: ModelRequest) -> ModelResponse:
         """A `ModelResponse` from the JSON body, without building SDK models."""
         try:
-            data = json.loads(response.content)
-            model_name = data.get("model") or self._spec.name
-            choices = data.get("choices")
-        except (ValueError, AttributeError) as exc:
-            raise BadModelResponse(
-                f"model {self._name!r} answered with a body that is not a JSON object: check "
-                f"that base_url {self._base_url} is an OpenAI-compatible /v1 endpoint",
-                model=self._name,
-                status=response.status_code,
-            ) from exc
-        if not choices:
-            raise BadModelResponse(
-                f"model {model_name!r} answered with no choices: retry, or check the "
-                "server's logs if it keeps happening",
-                model=model_name,
-                status=response.status_code,
-            )
+            data = _wire.load_json(response.content, "body")
+            return self._parse(data, fallback_model=self._spec.name, cap=request.max_output_tokens)
+        except _wire.Malformed as exc:
+            raise self._malformed(exc, response.status_code, exc.usage) from None
+
+    async def _stream(
+        self,
+        client: openai.AsyncOpenAI,
+        path: str,
+        body: dict[str, Any],
+        request: ModelRequest,
+        options: Any,
+    ) -> ModelResponse:
+        """Stream one answer, handing each delta to `request.on_delta` as it arrives."""
+        on_delta = request.on_delta
+        assert on_delta is not None
+        cap = request.max_output_tokens
+        reader: _chat.ChatStream | _responses.ResponsesStream = (
+            _responses.ResponsesStream(fallback_model=self._spec.name, cap=cap)
+            if self._api == "responses"
+            else _chat.ChatStream(fallback_model=self._spec.name, cap=cap)
+        )
+        events = await client.post(
+            path,
+            cast_to=object,
+            body=body,
+            options=options,
+            stream=True,
+            stream_cls=openai.AsyncStream[object],
+        )
         try:
-            choice = choices[0]
-            msg = choice["message"]
-            refusal = msg.get("refusal")
-            raw_calls = msg.get("tool_calls")
-            tool_calls = tuple(_tool_call(c) for c in raw_calls) if raw_calls else ()
-            message = AssistantMessage(
-                content=msg.get("content"), tool_calls=tool_calls, refusal=refusal
-            )
-            usage = _usage(data.get("usage") or _EMPTY)
-            finish_reason = choice.get("finish_reason")
-        except (KeyError, TypeError, IndexError, AttributeError) as exc:
-            raise BadModelResponse(
-                f"model {model_name!r} answered with a malformed chat completion ({exc!r}): "
-                "check that the server speaks the OpenAI chat completions format",
-                model=model_name,
-                status=response.status_code,
-            ) from exc
-        if refusal is not None:
-            raise Refused(refusal, model=model_name)
-        return ModelResponse(
-            message=message, usage=usage, model_name=model_name, finish_reason=finish_reason
+            async with events:
+                async for event in events:
+                    for delta in reader.feed(event):
+                        on_delta(delta)
+            return reader.finish()
+        except _wire.Malformed as exc:
+            raise self._malformed(exc, 200, exc.usage or reader.usage) from None
+        except ValueError as exc:  # an SSE event whose data is not JSON
+            raise self._malformed(
+                _wire.Malformed("stream event", f"not JSON ({exc})"), 200, reader.usage
+            ) from None
+
+    def _malformed(self, exc: _wire.Malformed, status: int, usage: Usage | None) -> ModelError:
+        api = "Responses" if self._api == "responses" else "chat completions"
+        return _wire.bad_response(
+            exc, model=self._name, base_url=self._base_url, api=api, status=status, usage=usage
         )
 
     # --- errors -------------------------------------------------------------------
@@ -485,53 +470,6 @@ def _resolve_spec(
             pricing=FREE,
         )
     return found if tier is None or found.tier is tier else replace(found, tier=tier)
-
-
-def _message(m: Message) -> dict[str, Any]:
-    """One message in chat completions form."""
-    if isinstance(m, UserMessage | SystemMessage):
-        return {"role": m.role, "content": m.content}
-    if isinstance(m, ToolResultMessage):
-        return {"role": "tool", "tool_call_id": m.tool_call_id, "content": m.content}
-    out: dict[str, Any] = {"role": "assistant"}
-    if m.content is not None:
-        out["content"] = m.content
-    if m.tool_calls:
-        out["tool_calls"] = [
-            {
-                "id": tc.id,
-                "type": "function",
-                "function": {"name": tc.name, "arguments": tc.arguments},
-            }
-            for tc in m.tool_calls
-        ]
-    if m.refusal is not None:
-        out["refusal"] = m.refusal
-    return out
-
-
-def _tool_call(raw: dict[str, Any]) -> ToolCall:
-    """A tool call with its arguments kept as the raw text the model sent."""
-    function = raw["function"]
-    arguments = function.get("arguments")
-    if arguments is None:
-        arguments = "{}"
-    elif not isinstance(arguments, str):  # some servers send an object
-        arguments = json.dumps(arguments)
-    return ToolCall(id=raw["id"], name=function["name"], arguments=arguments)
-
-
-def _usage(raw: dict[str, Any]) -> Usage:
-    """Usage from the `usage` object; missing fields count as zero."""
-    prompt_details = raw.get("prompt_tokens_details") or _EMPTY
-    completion_details = raw.get("completion_tokens_details") or _EMPTY
-    return Usage(
-        input_tokens=raw.get("prompt_tokens") or 0,
-        cached_input_tokens=prompt_details.get("cached_tokens") or 0,
-        output_tokens=raw.get("completion_tokens") or 0,
-        reasoning_tokens=completion_details.get("reasoning_tokens") or 0,
-        requests=1,
-    )
 
 
 def _provider_message(exc: openai.APIStatusError) -> str:

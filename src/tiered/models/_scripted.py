@@ -15,9 +15,12 @@ from tiered._catalog import FREE, ModelSpec, Tier
 from tiered._errors import UserError
 from tiered._messages import (
     AssistantMessage,
+    DeltaCallback,
     ModelRequest,
     ModelResponse,
+    TextDelta,
     ToolCall,
+    ToolCallDelta,
 )
 from tiered._usage import Usage
 
@@ -77,7 +80,9 @@ class ScriptedModel:
     """Answers from a list of steps, or from a function of the request.
 
     Usage is estimated at four characters a token unless a step is a full
-    `ModelResponse`. Every request is kept in `requests` for assertions.
+    `ModelResponse`. Every request is kept in `requests` for assertions. When the
+    request asks for streaming (`on_delta`), the reply is also sent as a few
+    `TextDelta` / `ToolCallDelta` pieces first, as a streaming provider would.
     """
 
     def __init__(
@@ -123,7 +128,10 @@ class ScriptedModel:
                 )
             step = self._script.steps[self._script.position]
             self._script.position += 1
-        return self._to_response(step, request)
+        response = self._to_response(step, request)
+        if request.on_delta is not None:
+            _stream(response.message, request.on_delta)
+        return response
 
     def assert_complete(self) -> None:
         """Fail if scripted steps were left unused."""
@@ -151,6 +159,22 @@ class ScriptedModel:
             model_name=self._spec.name,
             finish_reason="tool_calls" if message.tool_calls else "stop",
         )
+
+
+def _pieces(text: str, n: int = 3) -> list[str]:
+    """`text` cut into at most `n` non-empty pieces."""
+    size = max(1, -(-len(text) // n))
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def _stream(message: AssistantMessage, on_delta: DeltaCallback) -> None:
+    """Send `message` as deltas: its text in pieces, then each call's name and arguments."""
+    for piece in _pieces(message.content or ""):
+        on_delta(TextDelta(text=piece))
+    for index, tc in enumerate(message.tool_calls):
+        on_delta(ToolCallDelta(index=index, id=tc.id, name=tc.name))
+        for piece in _pieces(tc.arguments, 2):
+            on_delta(ToolCallDelta(index=index, arguments=piece))
 
 
 def _to_message(step: ScriptStep) -> AssistantMessage:

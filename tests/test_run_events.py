@@ -146,3 +146,15 @@ async def test_a_run_that_raises_delivers_its_last_event_then_raises() -> None:
         async with orch.stream("go", plan=bad) as events:
             names = [e.name async for e in events]
     assert names == ["run.started", "run.finished"]
+
+
+async def test_the_planners_and_executors_text_streams_as_model_delta_events() -> None:
+    orch = Orchestrator([Echo(), Looker()], models=ladder(responder))
+    async with orch.stream("go") as events:
+        deltas = [e for e in [x async for x in events] if e.name == "model.delta"]
+    planner = [d for d in deltas if d.agent == "planner"]  # type: ignore[attr-defined]
+    assert planner
+    assert planner[0].subtask_id is None  # type: ignore[attr-defined]
+    text = "".join(d.text for d in planner)  # type: ignore[attr-defined]
+    assert '"subtasks"' in text
+    assert any(d.subtask_id == "b" for d in deltas)  # type: ignore[attr-defined]

@@ -195,6 +195,7 @@ async def _execute(run: RunState, job: SubtaskJob, attempt: Try, model: Model) -
         dependencies=job.inputs,
         tool_observer=run.recorder.tools(job.sid, job.agent.name),
         effects=job.effects,
+        on_delta=run.recorder.deltas(job.sid, job.agent.name, attempt.tier),
     )
     check = cfg.verify.get(job.agent.name)
     if check is not None:

@@ -21,6 +21,7 @@ from tiered._catalog import Tier
 from tiered._context import RunContext
 from tiered._errors import ModelRetry, OutputInvalid, PlanInvalid
 from tiered._ledger import Ledger
+from tiered._messages import DeltaCallback
 from tiered._plan import Plan, Stakes, Subtask, check_plan
 from tiered.models import Ladder, Model, models_from_env
 
@@ -207,12 +208,18 @@ class Planner:
         models: Mapping[Tier, Model] | None,
         ledger: Ledger,
         deps: Any,
+        on_delta: DeltaCallback | None = None,
     ) -> tuple[Plan, AgentResult[Any]]:
         agent = self._planning_agent(executors)
         models = models if models is not None else models_from_env()
         try:
             result = await agent.run(
-                prompt, models=models, tier=self._call_tier(models), ledger=ledger, deps=deps
+                prompt,
+                models=models,
+                tier=self._call_tier(models),
+                ledger=ledger,
+                deps=deps,
+                on_delta=on_delta,
             )
         except OutputInvalid as exc:
             problems = [
@@ -236,10 +243,13 @@ class Planner:
         models: Mapping[Tier, Model] | None = None,
         ledger: Ledger,
         deps: Any = None,
+        on_delta: DeltaCallback | None = None,
     ) -> tuple[Plan, AgentResult[Any]]:
-        """A valid plan for `goal`, after at most `max_repairs` repair turns, else PlanInvalid."""
+        """A valid plan for `goal`, after at most `max_repairs` repair turns, else PlanInvalid.
+
+        `on_delta` receives the plan's text as the model streams it."""
         return await self._run_planning(
-            f"Goal: {goal}", executors, models=models, ledger=ledger, deps=deps
+            f"Goal: {goal}", executors, models=models, ledger=ledger, deps=deps, on_delta=on_delta
         )
 
     async def decompose(

@@ -14,6 +14,7 @@ from typing import Any
 from tiered._catalog import Tier
 from tiered._escalation import Attempt, EscalationDecision, Failure
 from tiered._events import (
+    ModelStreamed,
     RunEvent,
     RunFinished,
     SubtaskEscalated,
@@ -28,7 +29,7 @@ from tiered._events import (
 from tiered._journal import Journal
 from tiered._ledger import Charge, Ledger
 from tiered._logging import get_logger, info_enabled
-from tiered._messages import ToolCall, ToolResultMessage
+from tiered._messages import DeltaCallback, ModelDelta, TextDelta, ToolCall, ToolResultMessage
 from tiered._result import RunResult, RunStatus, SubtaskResult, SubtaskStatus
 from tiered._routing import RouteDecision
 
@@ -207,6 +208,30 @@ class RunRecorder:
             if r.children:
                 children = {c.subtask.id: c for c in r.children}
                 self.skip_unfinished(children, reason, f"{prefix}{sid}/")
+
+    def deltas(self, sid: str | None, agent: str, tier: Tier) -> DeltaCallback | None:
+        """A callback turning a model's streamed pieces into `model.delta` events (if anyone
+        listens: otherwise None, and the model is not asked to stream)."""
+        if not self.listening:
+            return None
+        chars = 0
+
+        def on_delta(delta: ModelDelta) -> None:
+            nonlocal chars
+            text = delta.text if isinstance(delta, TextDelta) else delta.arguments
+            chars += len(text)
+            self.emit(
+                ModelStreamed(
+                    **self._base(),
+                    subtask_id=sid,
+                    agent=agent,
+                    tier=tier,
+                    text=text,
+                    output_tokens=chars // 4 + (1 if chars else 0),
+                )
+            )
+
+        return on_delta
 
     def tools(self, sid: str | None, agent: str) -> _ToolEvents | None:
         """A tool observer that emits `tool.called` / `tool.returned`, if anyone listens."""

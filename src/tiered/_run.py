@@ -121,7 +121,12 @@ async def execute_run(
             with collect_charges() as charges:
                 try:
                     plan, _ = await planner.plan(
-                        goal, config.executors, models=ladder, ledger=ledger, deps=deps
+                        goal,
+                        config.executors,
+                        models=ladder,
+                        ledger=ledger,
+                        deps=deps,
+                        on_delta=recorder.deltas(None, "planner", planner.tier_on(ladder)),
                     )
                 finally:
                     result.planner_attempts.append(

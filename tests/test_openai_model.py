@@ -20,7 +20,7 @@ import pytest
 import structlog
 
 from openai_emulator import Emulator, Reply, Step
-from tiered._catalog import FREE, Catalog, ModelSpec, Tier
+from tiered._catalog import Catalog, ModelSpec, Tier
 from tiered._errors import (
     AuthenticationFailed,
     BadModelResponse,
@@ -675,10 +675,10 @@ def test_spec_comes_from_the_catalog() -> None:
     assert model.spec.context_window == 400_000
 
 
-def test_unknown_model_with_a_tier_is_self_hosted_and_free() -> None:
+def test_unknown_model_with_a_tier_is_self_hosted_with_no_price_known() -> None:
     model = OpenAIModel("qwen2.5-coder:7b", tier=Tier.NANO, base_url="http://gpu-box:8000/v1")
     assert model.spec.tier is Tier.NANO
-    assert model.spec.pricing == FREE
+    assert not model.spec.priced  # unknown, never reported as $0
     assert model.spec.cost(Usage(input_tokens=1_000, output_tokens=500)) == Decimal(0)
 
 

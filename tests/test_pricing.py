@@ -232,3 +232,16 @@ def test_the_report_totals_say_which_part_is_priced() -> None:
         "total: no price known for 1 of 3 calls, $0.01 at OpenAI prices for the other 2; "
         "all-flagship: $0.05; savings unknown."
     )
+
+
+def test_openai_model_names_the_model_a_self_hosted_one_stands_in_for() -> None:
+    from tiered.models import OpenAIModel
+
+    priced = OpenAIModel(
+        "qwen2.5:0.5b", base_url="http://127.0.0.1:1/v1", tier=Tier.NANO, equivalent="gpt-5.4-nano"
+    )
+    unknown = OpenAIModel("qwen2.5:0.5b", base_url="http://127.0.0.1:1/v1", tier=Tier.NANO)
+    usage = Usage(input_tokens=1_000_000, output_tokens=0, requests=1)
+    ledger = Ledger()
+    assert ledger.quote(priced.spec, usage)[1] == default_catalog()["gpt-5.4-nano"].cost(usage)
+    assert not ledger.priced(unknown.spec)

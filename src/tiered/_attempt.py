@@ -257,6 +257,10 @@ async def run_attempt(run: RunState, job: SubtaskJob, attempt: Try) -> Step:
     elif isinstance(error, BudgetExceeded):
         if booked:  # something was spent before the budget said no: that is an attempt
             book("budget_exceeded", str(error))
+        lower = run.ladder.below(tier)
+        if run.ledger.budget.on_exhausted == "downgrade" and lower is not None:
+            why = f"downgraded from {tier.value}: its next call no longer fits the budget"
+            return Retry(Try(tier=lower, reason=why, context=attempt.context))
         run.stop(RunStatus.BUDGET_EXCEEDED, str(error))
         return Stopped(str(error))
     elif isinstance(error, _Rejected):

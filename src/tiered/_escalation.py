@@ -302,7 +302,7 @@ def classify_failure(exc: BaseException, tier: Tier) -> Failure | None:
             message=msg,
             tier=tier,
             retryable=exc.retryable,
-            rate_limited=isinstance(exc, RateLimited),
+            rate_limited=isinstance(exc, RateLimited) or exc.rate_limited,
             error=exc,
         )
     if isinstance(exc, RunError):

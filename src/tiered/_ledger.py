@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Literal
 
 from tiered._catalog import STANDARD_TIERS, ModelSpec, Tier, default_catalog
 from tiered._errors import BudgetExceeded, UserError
@@ -58,10 +59,17 @@ class Budget:
     """Input plus output tokens."""
     requests: int | None = None
     """Model requests."""
+    on_exhausted: Literal["stop", "downgrade"] = "stop"
+    """When a call's worst case no longer fits: "stop" new work (unstarted subtasks are
+    skipped), or "downgrade" the subtask a rung at a time to a tier whose call still fits."""
 
     def __post_init__(self) -> None:
         if self.usd is not None and not isinstance(self.usd, Decimal):
             object.__setattr__(self, "usd", Decimal(str(self.usd)))
+        if self.on_exhausted not in ("stop", "downgrade"):
+            raise UserError(
+                f"Budget(on_exhausted={self.on_exhausted!r}): use 'stop' or 'downgrade'"
+            )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

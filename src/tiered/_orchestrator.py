@@ -120,6 +120,7 @@ class Orchestrator:
         compose: bool = True,
         on_event: Callable[[RunEvent], None] | None = None,
         journal: str | os.PathLike[str] | Journal | None = None,
+        model_deltas: bool = False,
     ) -> RunResult:
         """Run `goal` to a `RunResult`; partial failure, budget and deadline keep results.
 
@@ -130,8 +131,12 @@ class Orchestrator:
         if no valid plan could be made, `BudgetExceeded` if the budget ran out before a
         plan existed, and a `UserError` (or the user code's own exception) for misuse,
         each carrying the result so far as `.result` when it is a `TieredError`.
+        `model_deltas=True` asks every model to stream and sends `model.delta` events to
+        `on_event` (a live view of the planner's and executors' text).
         """
-        return await self._execute(goal, deps, plan, output_type, compose, on_event, None, journal)
+        return await self._execute(
+            goal, deps, plan, output_type, compose, on_event, None, journal, model_deltas
+        )
 
     async def resume(
         self,
@@ -171,6 +176,7 @@ class Orchestrator:
         compose: bool = True,
         journal: str | os.PathLike[str] | Journal | None = None,
         max_buffer: int = 256,
+        model_deltas: bool = True,
     ) -> AsyncIterator[EventStream]:
         """The run's events as they happen: `async with orch.stream(goal) as events:`.
 
@@ -181,7 +187,7 @@ class Orchestrator:
 
         async def go(channel: EventChannel) -> RunResult:
             return await self._execute(
-                goal, deps, plan, output_type, compose, None, channel, journal
+                goal, deps, plan, output_type, compose, None, channel, journal, model_deltas
             )
 
         async with open_stream(go, max_buffer=max_buffer) as events:
@@ -197,6 +203,7 @@ class Orchestrator:
         on_event: Callable[[RunEvent], None] | None,
         channel: EventChannel | None,
         journal: str | os.PathLike[str] | Journal | None,
+        model_deltas: bool = False,
     ) -> RunResult:
         ladder = self.models if self.models is not None else Ladder.of(models_from_env())
         return await execute_run(
@@ -212,4 +219,5 @@ class Orchestrator:
             sink=on_event if channel is None else channel.emit,
             channel=channel,
             journal=journal,
+            model_deltas=model_deltas,
         )

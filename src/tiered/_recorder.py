@@ -39,7 +39,16 @@ __all__ = ("RunRecorder",)
 class RunRecorder:
     """Records one run: subtask outcomes, attempts, events to the sink, the journal."""
 
-    __slots__ = ("_log", "journal", "ledger", "listening", "run_id", "sink", "started")
+    __slots__ = (
+        "_log",
+        "journal",
+        "ledger",
+        "listening",
+        "model_deltas",
+        "run_id",
+        "sink",
+        "started",
+    )
 
     def __init__(
         self,
@@ -48,6 +57,7 @@ class RunRecorder:
         ledger: Ledger,
         sink: Callable[[RunEvent], Any] | None,
         journal: Journal | None,
+        model_deltas: bool = False,
     ) -> None:
         self.run_id = run_id
         self.ledger = ledger
@@ -57,6 +67,8 @@ class RunRecorder:
         self._log: Any = get_logger(run_id=run_id)
         self.listening = sink is not None or info_enabled()
         """False when no sink and no logging: events are then not even built."""
+        self.model_deltas = model_deltas and sink is not None
+        """Ask models to stream, for `model.delta` events."""
 
     def elapsed(self) -> float:
         """Seconds since the run started."""
@@ -211,8 +223,8 @@ class RunRecorder:
 
     def deltas(self, sid: str | None, agent: str, tier: Tier) -> DeltaCallback | None:
         """A callback turning a model's streamed pieces into `model.delta` events (if anyone
-        listens: otherwise None, and the model is not asked to stream)."""
-        if not self.listening:
+        listens and asked for them: otherwise None, and the model is not asked to stream)."""
+        if not self.model_deltas:
             return None
         chars = 0
 

@@ -79,6 +79,7 @@ async def execute_run(
     sink: Callable[[RunEvent], Any] | None,
     channel: EventChannel | None,
     journal: str | os.PathLike[str] | Journal | None,
+    model_deltas: bool = False,
 ) -> RunResult:
     """Run `goal` to a `RunResult` (see `Orchestrator.run`)."""
     _check_ladder(config, ladder)
@@ -93,7 +94,9 @@ async def execute_run(
             plan = the_journal.plan
         ledger.restore(the_journal.charges())  # what earlier sessions spent counts again
         ledger.listener = the_journal.record_charge
-    recorder = RunRecorder(run_id=run_id, ledger=ledger, sink=sink, journal=the_journal)
+    recorder = RunRecorder(
+        run_id=run_id, ledger=ledger, sink=sink, journal=the_journal, model_deltas=model_deltas
+    )
     run = RunState(
         config=config,
         goal=goal,

@@ -23,7 +23,7 @@ import httpx2
 import openai
 import sniffio
 
-from tiered._catalog import FREE, Catalog, ModelSpec, Tier, default_catalog
+from tiered._catalog import Catalog, ModelSpec, Tier, default_catalog, self_hosted_spec
 from tiered._errors import (
     AuthenticationFailed,
     ContextTooLong,
@@ -45,9 +45,6 @@ from tiered.models._transport import CONNECT_TIMEOUT_S, failure_kind, metadata_h
 __all__ = ("OpenAIModel",)
 
 OPENAI_BASE_URL: Final = "https://api.openai.com/v1"
-_SELF_HOSTED_CONTEXT_WINDOW: Final = 32_768
-"""Context window assumed for a self-hosted model the catalog does not know."""
-_SELF_HOSTED_MAX_OUTPUT: Final = 8_192
 _NO_KEY: Final = "no-key"
 """Sent as the bearer token to a self-hosted server when no key is configured."""
 _EMPTY: Final[dict[str, Any]] = {}
@@ -92,7 +89,9 @@ class OpenAIModel:
     cap (30 s plus 50 tokens a second, at most 600 s) unless `read_timeout` is given; a
     caller's deadline is its own (`anyio.fail_after`). Call `aclose()` (or use
     `async with`) to release the HTTP client this model created. The request's
-    `metadata` labels go out as `x-tiered-agent` / `x-tiered-subtask` headers.
+    `metadata` labels go out as `x-tiered-agent` / `x-tiered-subtask` headers. A model
+    the catalog does not know needs `tier=`; `equivalent="gpt-5.4-nano"` meters it at that
+    OpenAI model's prices, and without one its price is unknown (reported so, never $0).
     """
 
     def __init__(
@@ -110,6 +109,7 @@ class OpenAIModel:
         transport: Literal["auto", "aiohttp", "httpx2"] = "auto",
         read_timeout: float | None = None,
         api: Api | None = None,
+        equivalent: str | None = None,
     ) -> None:
         if client is not None and (
             base_url is not None or api_key is not None or http_client is not None
@@ -119,7 +119,7 @@ class OpenAIModel:
                 "configure the AsyncOpenAI client yourself, or let the model build one"
             )
         self._name = name
-        self._spec = _resolve_spec(name, spec, tier, catalog)
+        self._spec = _resolve_spec(name, spec, tier, catalog, equivalent)
         self._client = client
         self._owns_client = client is None
         self._http_client = http_client
@@ -451,9 +451,14 @@ def _rate_limit_info(headers: httpx2.Headers) -> RateLimitInfo | None:
 
 
 def _resolve_spec(
-    name: str, spec: ModelSpec | None, tier: Tier | None, catalog: Catalog | None
+    name: str,
+    spec: ModelSpec | None,
+    tier: Tier | None,
+    catalog: Catalog | None,
+    equivalent: str | None = None,
 ) -> ModelSpec:
-    """The given spec, else the catalog's, else a free self-hosted spec at `tier`."""
+    """The given spec, else the catalog's, else a self-hosted spec at `tier`: metered at
+    its `equivalent`'s prices when one is named, else with no price known (never "$0")."""
     if spec is not None:
         return spec
     cat = catalog if catalog is not None else default_catalog()
@@ -462,13 +467,7 @@ def _resolve_spec(
     except UnknownModel:
         if tier is None:
             raise
-        return ModelSpec(
-            name=name,
-            tier=tier,
-            context_window=_SELF_HOSTED_CONTEXT_WINDOW,
-            max_output_tokens=_SELF_HOSTED_MAX_OUTPUT,
-            pricing=FREE,
-        )
+        return self_hosted_spec(name, tier, equivalent=equivalent, catalog=cat)
     return found if tier is None or found.tier is tier else replace(found, tier=tier)
 
 

@@ -359,4 +359,5 @@ def pace_ladder(ladder: Ladder, limits: RateLimits) -> Ladder:
         return done[id(model)]
 
     models = {tier: paced(m) for tier, m in ladder.items()}
-    return Ladder(models, f"{ladder.source}; paced at {limits!r}")
+    source = getattr(ladder, "source", "") or "models"
+    return Ladder(models, f"{source}; paced at {limits!r}")

@@ -112,6 +112,7 @@ TIERED_ALL = (
 MODELS_ALL = (
     "Ladder",
     "LocalModel",
+    "LocalTiming",
     "LocalWeights",
     "Model",
     "OpenAIModel",

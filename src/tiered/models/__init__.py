@@ -2,7 +2,7 @@
 
 from tiered.models._base import Model
 from tiered.models._guard import allow_remote_requests
-from tiered.models._local import LocalModel, local_ladder
+from tiered.models._local import LocalModel, LocalTiming, local_ladder
 from tiered.models._openai import OpenAIModel
 from tiered.models._retry import RetryingModel
 from tiered.models._scripted import ScriptedModel, ScriptStep, call
@@ -12,6 +12,7 @@ from tiered.models._weights import LocalWeights
 __all__ = (
     "Ladder",
     "LocalModel",
+    "LocalTiming",
     "LocalWeights",
     "Model",
     "OpenAIModel",

@@ -283,7 +283,7 @@ async def test_a_second_turn_reuses_the_first_turns_prompt(nano: LocalModel) -> 
     messages += (first.message, ToolResultMessage(tool_call_id=call.id, name="add", content="11"))
     second = await nano.request(ModelRequest(messages=messages, tools=(ADD,), max_output_tokens=40))
     # Everything up to the first turn's user text is served from the slot's cache.
-    assert second.usage.cached_input_tokens >= first.usage.input_tokens - 12
+    assert second.usage.cached_input_tokens >= first.usage.input_tokens - 16
     timing = nano.timings[-1]
     assert timing.cached_tokens == second.usage.cached_input_tokens
     assert timing.prompt_ms > 0

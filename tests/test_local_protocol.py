@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from typing import Any
@@ -191,7 +190,12 @@ def test_results_of_parallel_calls_share_one_user_turn_and_one_nudge() -> None:
 
 def test_default_threads_use_every_allowed_core(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TIERED_THREADS", raising=False)
-    assert default_threads() == len(os.sched_getaffinity(0))
+    assert default_threads() == server_module.cpu_count() >= 1
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(server_module, "_core_of", lambda cpu: ("0", str(cpu // 2)))
+    assert default_threads() == 2  # two hyperthreads of one core count once
+    monkeypatch.setattr(server_module, "_core_of", lambda cpu: None)
+    assert default_threads() == 4  # no topology: every allowed CPU
     monkeypatch.setenv("TIERED_THREADS", "3")
     assert default_threads() == 3
     monkeypatch.setenv("TIERED_THREADS", "zero")

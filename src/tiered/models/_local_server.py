@@ -25,6 +25,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +45,31 @@ _SAVE_MIN_NEW_TOKENS = 32
 
 
 def cpu_count() -> int:
-    """Cores this process may run on."""
+    """Physical cores among the CPUs this process may run on (hyperthreads count once)."""
     try:
-        return len(os.sched_getaffinity(0))
+        allowed = sorted(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+    cores = {_core_of(cpu) for cpu in allowed}
+    if None in cores:
+        return max(1, len(allowed))
+    return max(1, len(cores))
+
+
+def _core_of(cpu: int) -> tuple[str, str] | None:
+    """(package, core) of a logical CPU, from sysfs; None where sysfs does not say."""
+    topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+    try:
+        return (
+            (topology / "physical_package_id").read_text().strip(),
+            (topology / "core_id").read_text().strip(),
+        )
+    except OSError:
+        return None
 
 
 def default_threads() -> int:
-    """Threads for a new server: `$TIERED_THREADS`, else every core this process may use.
+    """Threads for a new server: `$TIERED_THREADS`, else one per physical core it may use.
 
     A load sample is no guide (it once chose 1 thread on an idle 2-core machine, and
     prompt reading ran 1.45x slower); the servers in one process share the cores by
@@ -247,7 +264,8 @@ class Server:
             return slot, self._filename(key), True
 
     def _filename(self, key: str) -> str:
-        return f"{self.weights.sha256[:12]}-c{self.config.n_ctx}-{key}.bin"
+        """Saved state is only valid for these weights, this context size and runtime."""
+        return f"{self.weights.sha256[:12]}-c{self.config.n_ctx}-r{_runtime()}-{key}.bin"
 
     def _slot_action(self, slot: int, action: str, filename: str) -> dict[str, Any] | None:
         """Save or restore one slot's state through the server's /slots endpoint."""
@@ -336,6 +354,13 @@ class Server:
             result["error"] = returned["error"]
         result["text"] = "".join(pieces)
         return result
+
+
+def _runtime() -> str:
+    try:
+        return metadata.version("xllamacpp")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _prepare(directory: Path) -> Path | None:

@@ -23,9 +23,10 @@ from tiered._messages import (
     UserMessage,
 )
 from tiered.models import LocalModel
-from tiered.models import _local_server as server_module
+from tiered.models import _local_cores as cores_module
+from tiered.models._local_cores import default_threads
 from tiered.models._local_protocol import AFTER_RESULTS, parse_reply, protocol_for, render_prompt
-from tiered.models._local_server import Server, ServerConfig, default_threads
+from tiered.models._local_server import Server, ServerConfig
 from tiered.models._weights import QWEN25_CODER_0_5B
 
 
@@ -190,11 +191,11 @@ def test_results_of_parallel_calls_share_one_user_turn_and_one_nudge() -> None:
 
 def test_default_threads_use_every_allowed_core(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TIERED_THREADS", raising=False)
-    assert default_threads() == server_module.cpu_count() >= 1
+    assert default_threads() == cores_module.cpu_count() >= 1
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
-    monkeypatch.setattr(server_module, "_core_of", lambda cpu: ("0", str(cpu // 2)))
+    monkeypatch.setattr(cores_module, "_core_of", lambda cpu: ("0", str(cpu // 2)))
     assert default_threads() == 2  # two hyperthreads of one core count once
-    monkeypatch.setattr(server_module, "_core_of", lambda cpu: None)
+    monkeypatch.setattr(cores_module, "_core_of", lambda cpu: None)
     assert default_threads() == 4  # no topology: every allowed CPU
     monkeypatch.setenv("TIERED_THREADS", "3")
     assert default_threads() == 3
@@ -205,8 +206,8 @@ def test_default_threads_use_every_allowed_core(monkeypatch: pytest.MonkeyPatch)
 
 def _overlap(monkeypatch: pytest.MonkeyPatch, cores: int, threads: int) -> bool:
     """Whether two servers' requests ran at the same time on a machine of `cores`."""
-    monkeypatch.setattr(server_module, "cpu_count", lambda: cores)
-    gate = server_module._Cores()
+    monkeypatch.setattr(cores_module, "cpu_count", lambda: cores)
+    gate = cores_module.Cores()
     inside: list[int] = []
     seen: list[int] = []
 

@@ -33,6 +33,7 @@ from tiered._errors import (
 from tiered._logging import get_logger
 from tiered._messages import AssistantMessage, ModelRequest, ModelResponse
 from tiered._usage import Usage
+from tiered.models._local_cores import default_threads
 from tiered.models._local_protocol import (
     Protocol,
     compact,
@@ -40,7 +41,7 @@ from tiered.models._local_protocol import (
     protocol_for,
     render_prompt,
 )
-from tiered.models._local_server import ServerConfig, default_threads, server_for
+from tiered.models._local_server import ServerConfig, server_for
 from tiered.models._weights import LocalWeights, resolve_weights
 
 __all__ = (

@@ -5,14 +5,11 @@ slot per stable prompt prefix (the system turn: instructions, tools, schema), so
 agent's later turns and later calls reuse the prefix it already read; each slot's state
 is saved under ~/.cache/tiered/slots after a request and restored the first time a
 later process sees the same prefix, so a second run does not re-read it either. Servers
-in one process never oversubscribe the cores: when their threads add up to more than
-the machine has, they take turns (llama.cpp's threads spin at barriers, and two servers
-fighting over two cores ran at a fraction of one's speed).
+in one process never oversubscribe the cores (`_local_cores`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -23,7 +20,6 @@ import urllib.request
 import uuid
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -34,57 +30,15 @@ import anyio.lowlevel
 
 from tiered._errors import LocalModelUnavailable, ProviderError, UserError
 from tiered._logging import get_logger
+from tiered.models._local_cores import cores, default_threads
 from tiered.models._weights import LocalWeights, ensure_weights
 
-__all__ = ("ServerConfig", "cpu_count", "default_threads", "server_for", "slots_cache_dir")
+__all__ = ("Server", "ServerConfig", "server_for", "slots_cache_dir")
 
 _LLAMA_LOG_QUIET = 1  # llama.cpp verbosity: 1 keeps errors only; 3 is its chatty default
 _LLAMA_LOG_VERBOSE = 3
 _SAVE_MIN_NEW_TOKENS = 32
 """Save a slot only when a request read at least this many new prompt tokens."""
-
-
-def cpu_count() -> int:
-    """Physical cores among the CPUs this process may run on (hyperthreads count once)."""
-    try:
-        allowed = sorted(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-    cores = {_core_of(cpu) for cpu in allowed}
-    if None in cores:
-        return max(1, len(allowed))
-    return max(1, len(cores))
-
-
-def _core_of(cpu: int) -> tuple[str, str] | None:
-    """(package, core) of a logical CPU, from sysfs; None where sysfs does not say."""
-    topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
-    try:
-        return (
-            (topology / "physical_package_id").read_text().strip(),
-            (topology / "core_id").read_text().strip(),
-        )
-    except OSError:
-        return None
-
-
-def default_threads() -> int:
-    """Threads for a new server: `$TIERED_THREADS`, else one per physical core it may use.
-
-    A load sample is no guide (it once chose 1 thread on an idle 2-core machine, and
-    prompt reading ran 1.45x slower); the servers in one process share the cores by
-    taking turns instead.
-    """
-    env = os.environ.get("TIERED_THREADS", "").strip()
-    if not env:
-        return cpu_count()
-    try:
-        value = int(env)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise UserError(f"TIERED_THREADS must be a positive integer, not {env!r}")
-    return value
 
 
 def slots_cache_dir() -> Path:
@@ -96,47 +50,6 @@ def slots_cache_dir() -> Path:
     if env is not None:
         return Path(env)
     return Path.home() / ".cache" / "tiered" / "slots"
-
-
-class _Cores:
-    """Lets servers compute side by side only while their threads fit the cores."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._active: dict[int, tuple[int, int]] = {}  # server id -> (requests, threads)
-        self._waiting: dict[int, int] = {}  # server id -> requests queued
-
-    @contextlib.contextmanager
-    def use(self, owner: int, threads: int) -> Iterator[None]:
-        """Hold a share of the cores for one request of server `owner`."""
-        with self._cond:
-            self._waiting[owner] = self._waiting.get(owner, 0) + 1
-            while not self._fits(owner, threads):
-                self._cond.wait()
-            self._waiting[owner] -= 1
-            if not self._waiting[owner]:
-                del self._waiting[owner]
-            count, _ = self._active.get(owner, (0, threads))
-            self._active[owner] = (count + 1, threads)
-        try:
-            yield
-        finally:
-            with self._cond:
-                count, _ = self._active.pop(owner)
-                if count > 1:
-                    self._active[owner] = (count - 1, threads)
-                self._cond.notify_all()
-
-    def _fits(self, owner: int, threads: int) -> bool:
-        others = sum(t for k, (_, t) in self._active.items() if k != owner)
-        if others and others + threads > cpu_count():
-            return False
-        if owner in self._active and not others:
-            return not any(k != owner for k in self._waiting)  # let a queued server in
-        return True
-
-
-_cores = _Cores()
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,7 +212,7 @@ class Server:
         """
         self.start()
         slot, filename, new = self._slot_for(prefix)
-        with _cores.use(id(self), self.threads or 1):
+        with cores.use(id(self), self.threads or 1):
             if cancel.is_set():
                 return {"text": "", "finish_reason": "cancelled"}
             restored = (

@@ -132,7 +132,7 @@ def _run_seed(file: str, seed: int, temperature: float, log: Path | None) -> dic
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), str(ROOT)]))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run.json"
-        busy0, started = busy_cpu_s(), time.perf_counter()
+        busy0, own0, started = busy_cpu_s(), _children_cpu_s(), time.perf_counter()
         with (log or Path(tmp) / "child.log").open("a") as err:
             err.write(f"--- seed {seed}\n")
             err.flush()
@@ -144,14 +144,23 @@ def _run_seed(file: str, seed: int, temperature: float, log: Path | None) -> dic
                 stderr=err,
             )
         wall = time.perf_counter() - started
-        busy1 = busy_cpu_s()
+        busy1, own = busy_cpu_s(), _children_cpu_s() - own0
         if not out.is_file():
             return {"seed": seed, "wall_s": wall, "error": f"child exited {proc.returncode}"}
         data: dict[str, Any] = json.loads(out.read_text())
     data.update(seed=seed, process_wall_s=wall, load_after=loadavg())
+    data["own_cpu_s"] = round(own, 1)
     if busy0 is not None and busy1 is not None:
         data["machine_busy_cores"] = round((busy1 - busy0) / wall, 2)
+        data["others_busy_cores"] = round(max(0.0, busy1 - busy0 - own) / wall, 2)
     return data
+
+
+def _children_cpu_s() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def summarize(results: list[dict[str, Any]], check: Check) -> dict[str, Any]:
@@ -167,7 +176,8 @@ def summarize(results: list[dict[str, Any]], check: Check) -> dict[str, Any]:
                 "why": verdict,
                 "wall_s": round(r.get("process_wall_s", r.get("wall_s", 0.0)), 1),
                 "status": run.get("status"),
-                "machine_busy_cores": r.get("machine_busy_cores"),
+                "others_busy_cores": r.get("others_busy_cores"),
+                "own_cpu_s": r.get("own_cpu_s"),
                 "answer": str(run.get("final_answer"))[:200],
             }
         )
@@ -194,7 +204,10 @@ def _print(summary: dict[str, Any]) -> None:
     print(f"right: {summary['right']} of {summary['runs']}; wall s: {summary['wall_s']}")
     for row in summary["rows"]:
         mark = "ok  " if row["right"] else "WRONG"
-        print(f"  seed {row['seed']:>3} {mark} {row['wall_s']:>6.1f}s  {row['why'] or ''}")
+        print(
+            f"  seed {row['seed']:>3} {mark} {row['wall_s']:>6.1f}s "
+            f"(others busy {row['others_busy_cores']} cores)  {row['why'] or ''}"
+        )
     print("where the time went (all runs):")
     for tier, s in summary["by_tier"].items():
         cached = s["cached_tokens"] / s["prompt_tokens"] if s["prompt_tokens"] else 0.0

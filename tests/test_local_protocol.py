@@ -130,7 +130,7 @@ def test_parallel_calls_come_back_as_several_tool_calls() -> None:
         ("time", {"city": "Rome"}),
     ]
     assert len({c.id for c in message.tool_calls}) == 2
-    assert "several if they do not depend on each other" in protocol.instructions
+    assert "list them all in this one reply" in protocol.instructions
     # Rendered back into history, the calls read exactly as the model wrote them.
     history = render_prompt((ASK, message), protocol.instructions)
     assert f"<|im_start|>assistant\n{text}<|im_end|>" in history

@@ -261,13 +261,15 @@ def protocol_for(request: ModelRequest) -> Protocol:
         schema["$defs"] = defs
     answer = "a JSON value of the shape below" if out else "your answer as text"
     many = (
-        "; list every call you need now, several if they do not depend on each other"
+        "one entry per call; when the request needs several calls that do not depend on "
+        "each other's results, list them all in this one reply"
         if request.parallel_tool_calls
-        else "; one call per reply"
+        else "one call per reply"
     )
     lines = [
         "You can call tools. Reply with exactly one JSON object and nothing else:",
-        '- to call tools: {"tool_calls": [{"name": "<tool name>", "arguments": {...}}]}' + many,
+        '- to call tools: {"tool_calls": [{"name": "<tool name>", "arguments": {...}}, ...]}: '
+        + many,
         f'- to give your final answer: {{"final_answer": <{answer}>}}',
         "Tools:",
         *described,

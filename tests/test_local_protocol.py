@@ -15,6 +15,7 @@ from tiered._messages import (
     AssistantMessage,
     Message,
     ModelRequest,
+    ModelResponse,
     OutputSchema,
     SystemMessage,
     ToolCall,
@@ -22,6 +23,7 @@ from tiered._messages import (
     ToolResultMessage,
     UserMessage,
 )
+from tiered._usage import Usage
 from tiered.models import LocalModel
 from tiered.models import _local_cores as cores_module
 from tiered.models._local_cores import default_threads
@@ -258,3 +260,44 @@ def test_seed_and_temperature_come_from_the_environment(monkeypatch: pytest.Monk
     monkeypatch.setenv("TIERED_LOCAL_SEED", "x")
     with pytest.raises(UserError, match="TIERED_LOCAL_SEED"):
         LocalModel()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_reply_that_only_repeats_answered_calls_is_asked_for_its_answer(
+    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    call = ToolCall(id="c1", name="weather", arguments='{"city": "Paris"}')
+    history: tuple[Message, ...] = (
+        ASK,
+        AssistantMessage(tool_calls=(call,)),
+        ToolResultMessage(tool_call_id="c1", name="weather", content="sunny"),
+    )
+    seen: list[str] = []
+
+    async def fake(self: LocalModel, request: ModelRequest) -> ModelResponse:
+        seen.append(str(request.tool_choice))
+        if request.tool_choice == "none":
+            return ModelResponse(
+                message=AssistantMessage(content="Sunny."),
+                usage=Usage(output_tokens=2),
+                model_name="m",
+            )
+        again = ToolCall(id="c2", name="weather", arguments='{ "city":"Paris" }')
+        return ModelResponse(
+            message=AssistantMessage(tool_calls=(again,)),
+            usage=Usage(output_tokens=9),
+            model_name="m",
+        )
+
+    monkeypatch.setattr(LocalModel, "_request", fake)
+    response = await LocalModel().request(ModelRequest(messages=history, tools=(WEATHER,)))
+    assert seen == ["auto", "none"]
+    assert response.message.content == "Sunny."
+    assert response.usage.output_tokens == 11
+    # A new call (another city) is not a repeat, and a forced turn is never second-guessed.
+    seen.clear()
+    fresh = (ASK,)
+    response = await LocalModel().request(ModelRequest(messages=fresh, tools=(WEATHER,)))
+    assert seen == ["auto"]
+    assert response.message.tool_calls

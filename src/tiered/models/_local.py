@@ -10,12 +10,13 @@ tokens) are kept on the model as `LocalTiming` records and logged at debug level
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
@@ -31,7 +32,13 @@ from tiered._errors import (
     UserError,
 )
 from tiered._logging import get_logger
-from tiered._messages import AssistantMessage, ModelRequest, ModelResponse
+from tiered._messages import (
+    AssistantMessage,
+    ModelRequest,
+    ModelResponse,
+    ToolCall,
+    ToolResultMessage,
+)
 from tiered._usage import Usage
 from tiered.models._local_cores import default_threads
 from tiered.models._local_protocol import (
@@ -168,7 +175,21 @@ class LocalModel:
         await anyio.to_thread.run_sync(server.start)
 
     async def request(self, request: ModelRequest) -> ModelResponse:
-        """Run one request; tools and structured output via constrained JSON."""
+        """Run one request; tools and structured output via constrained JSON.
+
+        A reply that only repeats calls already answered above is a loop small models
+        fall into (the 1.5B re-sent one calculator call 8 times): it is asked again for
+        its final answer, and the usage of both calls is counted.
+        """
+        response = await self._request(request)
+        calls = response.message.tool_calls
+        if not (calls and request.tool_choice == "auto" and _repeated(calls, request)):
+            return response
+        get_logger().debug("local_model.repeated_call", model=self._spec.name, calls=len(calls))
+        final = await self._request(replace(request, tool_choice="none"))
+        return replace(final, usage=response.usage + final.usage)
+
+    async def _request(self, request: ModelRequest) -> ModelResponse:
         protocol = protocol_for(request)
         server = server_for(self.weights, self._config)
         if not server.started:
@@ -261,6 +282,26 @@ class LocalModel:
             if message.tool_calls:
                 finish = "tool_calls"
         return ModelResponse(message=message, usage=usage, model_name=name, finish_reason=finish)
+
+
+def _call_key(call: ToolCall) -> tuple[str, str]:
+    try:
+        return call.name, json.dumps(json.loads(call.arguments), sort_keys=True)
+    except ValueError:
+        return call.name, call.arguments
+
+
+def _repeated(calls: Sequence[ToolCall], request: ModelRequest) -> bool:
+    """Whether every one of `calls` was already made, and answered, in the conversation."""
+    answered = {m.tool_call_id for m in request.messages if isinstance(m, ToolResultMessage)}
+    earlier = {
+        _call_key(c)
+        for m in request.messages
+        if isinstance(m, AssistantMessage)
+        for c in m.tool_calls
+        if c.id in answered
+    }
+    return all(_call_key(c) in earlier for c in calls)
 
 
 def _error(error: Any, model: str) -> ModelError:

@@ -183,9 +183,10 @@ def test_prompt_is_our_chatml_with_tool_turns_and_defanged_content() -> None:
     )
     assert prompt.startswith("<|im_start|>system\nBe brief.\n\nPROTOCOL<|im_end|>\n")
     assert prompt.count("<|im_start|>") == 5  # the forged turn in the user text is inert
-    assert '<|im_start|>assistant\n{"tool": "add", "arguments": {"a": 1, "b": 2}}<|im_end|>' in (
-        prompt
-    )
+    assert (
+        '<|im_start|>assistant\n{"tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 2}}]}'
+        "<|im_end|>"
+    ) in prompt
     assert '<tool_response name="add">\n3\n</tool_response>' in prompt
     assert prompt.endswith("<|im_start|>assistant\n")
 
@@ -250,6 +251,43 @@ async def test_tool_call_round_trip(nano: LocalModel) -> None:
     second = await nano.request(ModelRequest(messages=messages, tools=(ADD,), max_output_tokens=40))
     assert second.message.tool_calls == ()
     assert "42" in (second.message.content or "")
+
+
+async def test_two_independent_calls_come_back_in_one_turn(nano: LocalModel) -> None:
+    response = await nano.request(
+        ModelRequest(
+            messages=(UserMessage(content="Compute 17 + 25 and also 3 + 4."),),
+            tools=(ADD,),
+            tool_choice="required",
+            max_output_tokens=80,
+        )
+    )
+    assert response.finish_reason == "tool_calls"
+    args = sorted(
+        (json.loads(c.arguments)["a"], json.loads(c.arguments)["b"])
+        for c in response.message.tool_calls
+    )
+    assert args == [(3, 4), (17, 25)]
+    assert all(c.name == "add" for c in response.message.tool_calls)
+
+
+async def test_a_second_turn_reuses_the_first_turns_prompt(nano: LocalModel) -> None:
+    messages: tuple[SystemMessage | UserMessage | AssistantMessage | ToolResultMessage, ...] = (
+        SystemMessage(content="You add numbers with the add tool."),
+        UserMessage(content="What is 5 + 6?"),
+    )
+    first = await nano.request(
+        ModelRequest(messages=messages, tools=(ADD,), tool_choice="required", max_output_tokens=40)
+    )
+    (call,) = first.message.tool_calls
+    messages += (first.message, ToolResultMessage(tool_call_id=call.id, name="add", content="11"))
+    second = await nano.request(ModelRequest(messages=messages, tools=(ADD,), max_output_tokens=40))
+    # Everything up to the first turn's user text is served from the slot's cache.
+    assert second.usage.cached_input_tokens >= first.usage.input_tokens - 16
+    timing = nano.timings[-1]
+    assert timing.cached_tokens == second.usage.cached_input_tokens
+    assert timing.prompt_ms > 0
+    assert timing.output_tokens == second.usage.output_tokens
 
 
 async def test_tool_choice_none_and_structured_final_answer(nano: LocalModel) -> None:

@@ -137,6 +137,7 @@ MODELS_ALL = (
     "CircuitBreaker",
     "Ladder",
     "LocalModel",
+    "LocalTiming",
     "LocalWeights",
     "Model",
     "OpenAIModel",

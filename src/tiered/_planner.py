@@ -32,9 +32,10 @@ You are the planner of a team of executor agents. Break the goal into a small pl
 subtasks. Each subtask names exactly one executor agent from the catalog below and gives
 its arguments in that agent's input schema. Use depends_on to pass one subtask's output
 to another; subtasks without dependencies run in parallel. Prefer few, concrete
-subtasks. Mark plan_shaped only for work that is itself choosing a strategy or
-decomposing an ambiguous goal, and stakes "high" only for high-stakes single calls with
-no human review. In final_answer say what the final answer must contain."""
+subtasks, each with one short sentence of instructions. Mark plan_shaped only for work
+that is itself choosing a strategy or decomposing an ambiguous goal, and stakes "high"
+only for high-stakes single calls with no human review. In final_answer say in a few
+words what the final answer must contain."""
 
 COMPOSE_INSTRUCTIONS = """\
 You write the final answer of a run from the outputs of its subtasks. Use only what the

@@ -3,7 +3,7 @@
 from tiered.models._base import Model
 from tiered.models._guard import allow_remote_requests
 from tiered.models._ladder import Ladder
-from tiered.models._local import LocalModel, local_ladder
+from tiered.models._local import LocalModel, LocalTiming, local_ladder
 from tiered.models._openai import OpenAIModel
 from tiered.models._pacing import PacedModel, RateLimits, pace_ladder
 from tiered.models._retry import CircuitBreaker, RetryingModel
@@ -15,6 +15,7 @@ __all__ = (
     "CircuitBreaker",
     "Ladder",
     "LocalModel",
+    "LocalTiming",
     "LocalWeights",
     "Model",
     "OpenAIModel",

@@ -1,0 +1,86 @@
+"""The seed bench's answer check and summary (bench/example_seeds.py), without a model."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_bench() -> None:
+    """Import `bench/` as a package without putting the repository root on `sys.path`."""
+    if "bench" in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(
+        "bench", _ROOT / "bench" / "__init__.py", submodule_search_locations=[str(_ROOT / "bench")]
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench"] = module
+    spec.loader.exec_module(module)
+
+
+_load_bench()
+
+from bench.example_seeds import _parse_seeds, summarize, triage_total  # noqa: E402
+
+OK = {"status": "succeeded"}
+
+
+@pytest.mark.parametrize(
+    ("answer", "right"),
+    [
+        ("The total refund owed is 3,499 cents (A-1001 was 14 days late).", True),
+        ("Refund $34.99 for order A-1001.", True),
+        ("The total refund owed is 200 cents.", False),
+        ("A-1001: 3499 cents; total_cents 10136.", False),
+    ],
+)
+def test_triage_total_judges_the_stated_total(answer: str, right: bool) -> None:
+    assert (triage_total(answer, OK) is None) is right
+
+
+def test_a_failed_run_is_never_right() -> None:
+    verdict = triage_total("3,499 cents", {"status": "failed", "error": "boom"})
+    assert verdict == "status failed: boom"
+
+
+def test_summary_counts_right_runs_and_adds_up_the_time_per_tier() -> None:
+    timing = {
+        "model": "m",
+        "tier": "nano",
+        "agent": "a",
+        "prompt_tokens": 100,
+        "cached_tokens": 60,
+        "prompt_ms": 500.0,
+        "output_tokens": 10,
+        "output_ms": 250.0,
+    }
+    results = [
+        {"seed": 1, "process_wall_s": 40.0, "run": {**OK, "final_answer": "3,499 cents"}},
+        {
+            "seed": 2,
+            "process_wall_s": 60.0,
+            "run": {**OK, "final_answer": "200 cents"},
+            "timings": [timing, timing],
+        },
+        {"seed": 3, "wall_s": 1.0, "error": "child exited 1"},
+    ]
+    summary = summarize(results, triage_total)
+    assert (summary["right"], summary["runs"]) == (1, 3)
+    assert [row["right"] for row in summary["rows"]] == [True, False, False]
+    assert summary["rows"][2]["why"] == "child exited 1"
+    assert summary["by_tier"]["nano (m)"] == {
+        "calls": 2,
+        "prompt_tokens": 200,
+        "cached_tokens": 120,
+        "prompt_ms": 1000.0,
+        "output_tokens": 20,
+        "output_ms": 500.0,
+    }
+    assert _parse_seeds("1-3,7") == [1, 2, 3, 7]

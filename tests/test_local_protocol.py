@@ -1,0 +1,303 @@
+"""The embedded model's prompt, tool protocol, threads and slots, without loading a model."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import jsonschema
+import pytest
+
+from tiered._errors import BadModelResponse, UserError
+from tiered._messages import (
+    AssistantMessage,
+    Message,
+    ModelRequest,
+    ModelResponse,
+    OutputSchema,
+    SystemMessage,
+    ToolCall,
+    ToolDefinition,
+    ToolResultMessage,
+    UserMessage,
+)
+from tiered._usage import Usage
+from tiered.models import LocalModel
+from tiered.models import _local_cores as cores_module
+from tiered.models._local_cores import default_threads
+from tiered.models._local_protocol import AFTER_RESULTS, parse_reply, protocol_for, render_prompt
+from tiered.models._local_server import Server, ServerConfig
+from tiered.models._weights import QWEN25_CODER_0_5B
+
+
+def _tool(name: str) -> ToolDefinition:
+    return ToolDefinition(
+        name=name,
+        description=f"The {name} tool.",
+        parameters={
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+    )
+
+
+WEATHER, TIME = _tool("weather"), _tool("time")
+REPORT = OutputSchema(
+    name="report",
+    schema={
+        "type": "object",
+        "properties": {"summary": {"type": "string"}},
+        "required": ["summary"],
+        "additionalProperties": False,
+    },
+)
+SYSTEM = SystemMessage(content="You answer questions about cities.")
+ASK = UserMessage(content="Weather and time in Paris and Rome?")
+
+
+def _prompt(messages: tuple[Message, ...], **kw: Any) -> str:
+    request = ModelRequest(messages=messages, tools=(WEATHER, TIME), output_schema=REPORT, **kw)
+    protocol = protocol_for(request)
+    return render_prompt(messages, protocol.instructions, protocol.directive)
+
+
+def _system_turn(prompt: str) -> str:
+    return prompt[: prompt.index("<|im_end|>")]
+
+
+def test_turns_of_one_agent_share_everything_but_the_new_tail() -> None:
+    first = _prompt((SYSTEM, ASK), tool_choice="required")
+    call = ToolCall(id="c1", name="weather", arguments='{"city": "Paris"}')
+    result = ToolResultMessage(tool_call_id="c1", name="weather", content="sunny")
+    second = _prompt((SYSTEM, ASK, AssistantMessage(tool_calls=(call,)), result))
+    shared = first[: next(i for i, (x, y) in enumerate(zip(first, second, strict=False)) if x != y)]
+    # The turn-dependent line comes after the user's text, so only it differs.
+    assert shared == first[: first.index("\nCall a tool now.")]
+    assert "Tools:" in shared
+    assert "Shape of final_answer" in shared
+    assert first.endswith("Call a tool now.<|im_end|>\n<|im_start|>assistant\n")
+    assert second.endswith(f"{AFTER_RESULTS}<|im_end|>\n<|im_start|>assistant\n")
+
+
+@pytest.mark.parametrize("choice", ["none", "required", "time"])
+def test_tool_choice_never_changes_the_system_turn(choice: str) -> None:
+    auto = _prompt((SYSTEM, ASK))
+    assert _system_turn(_prompt((SYSTEM, ASK), tool_choice=choice)) == _system_turn(auto)
+
+
+def test_tool_choice_is_enforced_by_the_schema() -> None:
+    def schema(choice: str) -> dict[str, Any]:
+        request = ModelRequest(
+            messages=(ASK,), tools=(WEATHER, TIME), output_schema=REPORT, tool_choice=choice
+        )
+        found = protocol_for(request).schema
+        assert found is not None
+        return found
+
+    call = {"tool_calls": [{"name": "weather", "arguments": {"city": "Rome"}}]}
+    final = {"final_answer": {"summary": "ok"}}
+    jsonschema.validate(call, schema("auto"))
+    jsonschema.validate(final, schema("auto"))
+    jsonschema.validate(final, schema("none"))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(call, schema("none"))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(final, schema("required"))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(call, schema("time"))  # only `time` may be called
+    with pytest.raises(UserError, match="not among the request's tools"):
+        protocol_for(ModelRequest(messages=(ASK,), tools=(WEATHER,), tool_choice="nope"))
+
+
+def test_parallel_calls_come_back_as_several_tool_calls() -> None:
+    request = ModelRequest(messages=(ASK,), tools=(WEATHER, TIME))
+    protocol = protocol_for(request)
+    text = json.dumps(
+        {
+            "tool_calls": [
+                {"name": "weather", "arguments": {"city": "Paris"}},
+                {"name": "time", "arguments": {"city": "Rome"}},
+            ]
+        }
+    )
+    assert protocol.schema is not None
+    jsonschema.validate(json.loads(text), protocol.schema)
+    message = parse_reply(text, protocol, "m")
+    assert [(c.name, json.loads(c.arguments)) for c in message.tool_calls] == [
+        ("weather", {"city": "Paris"}),
+        ("time", {"city": "Rome"}),
+    ]
+    assert len({c.id for c in message.tool_calls}) == 2
+    assert "list them all in this one reply" in protocol.instructions
+    # Rendered back into history, the calls read exactly as the model wrote them.
+    history = render_prompt((ASK, message), protocol.instructions)
+    assert f"<|im_start|>assistant\n{text}<|im_end|>" in history
+
+
+def test_one_call_per_turn_when_parallel_calls_are_off() -> None:
+    request = ModelRequest(messages=(ASK,), tools=(WEATHER, TIME), parallel_tool_calls=False)
+    protocol = protocol_for(request)
+    two = {
+        "tool_calls": [
+            {"name": "weather", "arguments": {"city": "Paris"}},
+            {"name": "time", "arguments": {"city": "Rome"}},
+        ]
+    }
+    assert protocol.schema is not None
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(two, protocol.schema)
+    assert "one call per reply" in protocol.instructions
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"tool_calls": []}',
+        '{"tool_calls": [{"name": "nope", "arguments": {}}]}',
+        '{"tool_calls": [{"name": "weather", "arguments": "Paris"}]}',
+        '{"tool": "weather", "arguments": {"city": "Paris"}}',
+        '{"final_answer": 3}',
+        "not json",
+    ],
+)
+def test_off_protocol_replies_are_bad_responses(text: str) -> None:
+    protocol = protocol_for(ModelRequest(messages=(ASK,), tools=(WEATHER,)))
+    with pytest.raises(BadModelResponse):
+        parse_reply(text, protocol, "m")
+
+
+def test_results_of_parallel_calls_share_one_user_turn_and_one_nudge() -> None:
+    calls = (
+        ToolCall(id="a", name="weather", arguments='{"city": "Paris"}'),
+        ToolCall(id="b", name="time", arguments='{"city": "Rome"}'),
+    )
+    prompt = render_prompt(
+        (
+            ASK,
+            AssistantMessage(tool_calls=calls),
+            ToolResultMessage(tool_call_id="a", name="weather", content="sunny"),
+            ToolResultMessage(tool_call_id="b", name="time", content="noon"),
+        )
+    )
+    tail = prompt.split("<|im_start|>user\n")[-1]
+    assert tail.count("<tool_response") == 2
+    assert tail.count(AFTER_RESULTS) == 1
+
+
+# --- threads, cores and slots ------------------------------------------------------------
+
+
+def test_default_threads_use_every_allowed_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TIERED_THREADS", raising=False)
+    assert default_threads() == cores_module.cpu_count() >= 1
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(cores_module, "_core_of", lambda cpu: ("0", str(cpu // 2)))
+    assert default_threads() == 2  # two hyperthreads of one core count once
+    monkeypatch.setattr(cores_module, "_core_of", lambda cpu: None)
+    assert default_threads() == 4  # no topology: every allowed CPU
+    monkeypatch.setenv("TIERED_THREADS", "3")
+    assert default_threads() == 3
+    monkeypatch.setenv("TIERED_THREADS", "zero")
+    with pytest.raises(UserError, match="TIERED_THREADS"):
+        default_threads()
+
+
+def _overlap(monkeypatch: pytest.MonkeyPatch, cores: int, threads: int) -> bool:
+    """Whether two servers' requests ran at the same time on a machine of `cores`."""
+    monkeypatch.setattr(cores_module, "cpu_count", lambda: cores)
+    gate = cores_module.Cores()
+    inside: list[int] = []
+    seen: list[int] = []
+
+    def work(owner: int) -> None:
+        with gate.use(owner, threads):
+            inside.append(owner)
+            seen.append(len(inside))
+            time.sleep(0.05)
+            inside.remove(owner)
+
+    workers = [threading.Thread(target=work, args=(o,)) for o in (1, 2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return max(seen) == 2
+
+
+def test_servers_take_turns_rather_than_oversubscribe(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not _overlap(monkeypatch, cores=2, threads=2)
+    assert _overlap(monkeypatch, cores=2, threads=1)
+
+
+def test_a_slot_per_stable_prefix_least_recently_used_first() -> None:
+    server = Server(
+        QWEN25_CODER_0_5B, ServerConfig(n_ctx=512, threads=1, parallel=2, verbose=False)
+    )
+    a, file_a, new_a = server._slot_for("planner")
+    b, _, new_b = server._slot_for("executor")
+    assert (new_a, new_b) == (True, True)
+    assert a != b
+    assert server._slot_for("planner") == (a, file_a, False)
+    c, _, new_c = server._slot_for("composer")  # evicts "executor", used longest ago
+    assert (c, new_c) == (b, True)
+    assert file_a.startswith(QWEN25_CODER_0_5B.sha256[:12])
+    assert file_a.endswith(".bin")
+
+
+def test_seed_and_temperature_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIERED_LOCAL_SEED", "7")
+    monkeypatch.setenv("TIERED_LOCAL_TEMPERATURE", "0.5")
+    model = LocalModel()
+    assert (model.seed, model.temperature) == (7, 0.5)
+    assert LocalModel(seed=3, temperature=0.0).seed == 3
+    monkeypatch.delenv("TIERED_LOCAL_SEED")
+    monkeypatch.delenv("TIERED_LOCAL_TEMPERATURE")
+    assert (LocalModel().seed, LocalModel().temperature) == (None, 0.0)
+    monkeypatch.setenv("TIERED_LOCAL_SEED", "x")
+    with pytest.raises(UserError, match="TIERED_LOCAL_SEED"):
+        LocalModel()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_reply_that_only_repeats_answered_calls_is_asked_for_its_answer(
+    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    call = ToolCall(id="c1", name="weather", arguments='{"city": "Paris"}')
+    history: tuple[Message, ...] = (
+        ASK,
+        AssistantMessage(tool_calls=(call,)),
+        ToolResultMessage(tool_call_id="c1", name="weather", content="sunny"),
+    )
+    seen: list[str] = []
+
+    async def fake(self: LocalModel, request: ModelRequest) -> ModelResponse:
+        seen.append(str(request.tool_choice))
+        if request.tool_choice == "none":
+            return ModelResponse(
+                message=AssistantMessage(content="Sunny."),
+                usage=Usage(output_tokens=2),
+                model_name="m",
+            )
+        again = ToolCall(id="c2", name="weather", arguments='{ "city":"Paris" }')
+        return ModelResponse(
+            message=AssistantMessage(tool_calls=(again,)),
+            usage=Usage(output_tokens=9),
+            model_name="m",
+        )
+
+    monkeypatch.setattr(LocalModel, "_request", fake)
+    response = await LocalModel().request(ModelRequest(messages=history, tools=(WEATHER,)))
+    assert seen == ["auto", "none"]
+    assert response.message.content == "Sunny."
+    assert response.usage.output_tokens == 11
+    # A new call (another city) is not a repeat, and a forced turn is never second-guessed.
+    seen.clear()
+    fresh = (ASK,)
+    response = await LocalModel().request(ModelRequest(messages=fresh, tools=(WEATHER,)))
+    assert seen == ["auto"]
+    assert response.message.tool_calls

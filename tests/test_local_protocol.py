@@ -233,19 +233,29 @@ def test_servers_take_turns_rather_than_oversubscribe(monkeypatch: pytest.Monkey
     assert _overlap(monkeypatch, cores=2, threads=1)
 
 
-def test_a_slot_per_stable_prefix_least_recently_used_first() -> None:
+def test_a_request_goes_to_the_idle_slot_that_holds_most_of_its_prompt() -> None:
     server = Server(
-        QWEN25_CODER_0_5B, ServerConfig(n_ctx=512, threads=1, parallel=2, verbose=False)
+        QWEN25_CODER_0_5B, ServerConfig(n_ctx=512, threads=1, parallel=3, verbose=False)
     )
-    a, file_a, new_a = server._slot_for("planner")
-    b, _, new_b = server._slot_for("executor")
-    assert (new_a, new_b) == (True, True)
-    assert a != b
-    assert server._slot_for("planner") == (a, file_a, False)
-    c, _, new_c = server._slot_for("composer")  # evicts "executor", used longest ago
-    assert (c, new_c) == (b, True)
-    assert file_a.startswith(QWEN25_CODER_0_5B.sha256[:12])
-    assert file_a.endswith(".bin")
+    planner, file_p, restore_p = server._take_slot("SYS-P|goal", "SYS-P")
+    agent, file_a, restore_a = server._take_slot("SYS-A|ticket 1", "SYS-A")
+    assert (planner, agent) == (0, 1)  # the planner's slot is busy: a free one
+    assert (restore_p, restore_a) == (True, True)  # neither held its system turn yet
+    assert file_p != file_a
+    assert file_p.startswith(QWEN25_CODER_0_5B.sha256[:12])
+    assert file_p.endswith(".bin")
+    # A second conversation on the same agent takes the last free slot, not the busy one.
+    other, file_o, restore_o = server._take_slot("SYS-A|ticket 2", "SYS-A")
+    assert (other, file_o, restore_o) == (2, file_a, True)
+    server._release(agent)
+    server._release(planner)
+    # The first conversation's next turn goes back to its own slot, nothing to restore.
+    assert server._take_slot("SYS-A|ticket 1|result", "SYS-A") == (agent, file_a, False)
+    server._release(agent)
+    server._release(other)
+    # A new prefix evicts the slot used longest ago (the planner's), however much text
+    # the other slots share with it short of its system turn.
+    assert server._take_slot("SYS-Ax|x", "SYS-Ax")[0] == planner
 
 
 def test_seed_and_temperature_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

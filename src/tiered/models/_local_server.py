@@ -1,10 +1,11 @@
 """The llama.cpp server behind `LocalModel`: threads, slots and the prompt cache.
 
-One server runs per weights file per process, started on the first request. It has a
-slot per stable prompt prefix (the system turn: instructions, tools, schema), so an
-agent's later turns and later calls reuse the prefix it already read; each slot's state
-is saved under ~/.cache/tiered/slots after a request and restored the first time a
-later process sees the same prefix, so a second run does not re-read it either. Servers
+One server runs per weights file per process, started on the first request. Each
+request goes to the idle slot that already holds most of its prompt, so an agent's
+later turns and later calls reuse what it already read; a slot's state is saved under
+~/.cache/tiered/slots, keyed by the stable prefix (the system turn: instructions, tools,
+output shape), and restored into a slot that does not hold that prefix, so a second run
+does not re-read it either. Servers
 in one process never oversubscribe the cores (`_local_cores`).
 """
 
@@ -19,7 +20,6 @@ import urllib.error
 import urllib.request
 import uuid
 import weakref
-from collections import OrderedDict
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -76,7 +76,7 @@ class Server:
         self._native: Any = None
         self._key = ""
         self._start_lock = threading.Lock()
-        self._slots: OrderedDict[str, int] = OrderedDict()  # prefix key -> slot, LRU order
+        self._slots = [_Slot() for _ in range(config.parallel)]
         self._slots_lock = threading.Lock()
         self._slot_dir: Path | None = None
         self._limiters: weakref.WeakKeyDictionary[object, anyio.CapacityLimiter] = (
@@ -160,21 +160,34 @@ class Server:
 
     # --- slots ------------------------------------------------------------------------
 
-    def _slot_for(self, prefix: str) -> tuple[int, str, bool]:
-        """(slot, saved-state file name, whether the slot is new to this prefix)."""
+    def _take_slot(self, prompt: str, prefix: str) -> tuple[int, str, bool]:
+        """(slot, saved-state file name, whether to restore it) for a new request.
+
+        The idle slot whose last prompt shares the longest start with this one wins
+        (an agent's next turn goes back to its own slot; a second conversation on the
+        same agent takes another), then the least recently used. A slot that does not
+        hold this system turn yet is restored from a file saved by an earlier process.
+        """
         key = hashlib.sha256(prefix.encode()).hexdigest()[:16]
         with self._slots_lock:
-            if key in self._slots:
-                self._slots.move_to_end(key)
-                return self._slots[key], self._filename(key), False
-            used = set(self._slots.values())
-            free = [i for i in range(self.config.parallel) if i not in used]
-            if free:
-                slot = free[0]
-            else:
-                _, slot = self._slots.popitem(last=False)  # the least recently used prefix
-            self._slots[key] = slot
-            return slot, self._filename(key), True
+
+            def rank(i: int) -> tuple[bool, int, float]:
+                slot = self._slots[i]
+                shared = _shared(prompt, slot.prompt)
+                if shared < len(prefix):  # a few shared characters do not justify evicting
+                    shared = 0
+                return (slot.busy > 0, -shared, slot.used)
+
+            index = min(range(len(self._slots)), key=rank)
+            slot = self._slots[index]
+            restore = not slot.prompt.startswith(prefix)
+            slot.busy += 1
+            slot.prompt, slot.used = prompt, time.monotonic()
+            return index, self._filename(key), restore
+
+    def _release(self, index: int) -> None:
+        with self._slots_lock:
+            self._slots[index].busy -= 1
 
     def _filename(self, key: str) -> str:
         """Saved state is only valid for these weights, this context size and runtime."""
@@ -211,12 +224,20 @@ class Server:
         holding a slot until `max_tokens`.
         """
         self.start()
-        slot, filename, new = self._slot_for(prefix)
+        slot, filename, restore = self._take_slot(str(body["prompt"]), prefix)
+        try:
+            return self._complete_on(slot, filename, restore, body, cancel)
+        finally:
+            self._release(slot)
+
+    def _complete_on(
+        self, slot: int, filename: str, restore: bool, body: dict[str, Any], cancel: threading.Event
+    ) -> dict[str, Any]:
         with cores.use(id(self), self.threads or 1):
             if cancel.is_set():
                 return {"text": "", "finish_reason": "cancelled"}
             restored = (
-                new
+                restore
                 and self._slot_dir is not None
                 and (self._slot_dir / filename).is_file()
                 and self._slot_action(slot, "restore", filename) is not None
@@ -267,6 +288,27 @@ class Server:
             result["error"] = returned["error"]
         result["text"] = "".join(pieces)
         return result
+
+
+def _shared(a: str, b: str) -> int:
+    """Length of the common start of `a` and `b` (a binary search over slices)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        mid = (low + high + 1) // 2
+        if a[:mid] == b[:mid]:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+@dataclass(slots=True)
+class _Slot:
+    """What we know of one llama.cpp slot: its last prompt, requests on it, last use."""
+
+    prompt: str = ""
+    busy: int = 0
+    used: float = 0.0
 
 
 def _runtime() -> str:

@@ -5,17 +5,15 @@ No timing assertions: these check that what `python -m bench` measures is measur
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Literal
 
 import jsonschema
 import pytest
 from pydantic import BaseModel, Field
 
+from bench_support import load_bench
 from tiered import (
     Agent,
     Ledger,
@@ -29,25 +27,7 @@ from tiered import (
 from tiered import tool as as_tool
 from tiered.models import OpenAIModel
 
-_ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_bench() -> None:
-    """Import `bench/` as a package without putting the repository root on `sys.path`
-    (where its `agents/` folder would shadow the `openai-agents` package)."""
-    if "bench" in sys.modules:
-        return
-    spec = importlib.util.spec_from_file_location(
-        "bench", _ROOT / "bench" / "__init__.py", submodule_search_locations=[str(_ROOT / "bench")]
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench"] = module
-    spec.loader.exec_module(module)
-
-
-_load_bench()
+load_bench()
 
 from bench import routing, server  # noqa: E402
 

@@ -2,30 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-_ROOT = Path(__file__).resolve().parents[1]
+from bench_support import load_bench
 
-
-def _load_bench() -> None:
-    """Import `bench/` as a package without putting the repository root on `sys.path`."""
-    if "bench" in sys.modules:
-        return
-    spec = importlib.util.spec_from_file_location(
-        "bench", _ROOT / "bench" / "__init__.py", submodule_search_locations=[str(_ROOT / "bench")]
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench"] = module
-    spec.loader.exec_module(module)
-
-
-_load_bench()
+load_bench()
 
 from bench.example_seeds import _parse_seeds, summarize, triage_total  # noqa: E402
 

@@ -4,14 +4,11 @@ and under a mix of faults the ledger equals the usage the server reported."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import socket
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -19,6 +16,7 @@ import httpx2
 import pytest
 from pydantic import BaseModel
 
+from bench_support import ROOT, load_bench
 from tiered import (
     Agent,
     Ledger,
@@ -32,24 +30,7 @@ from tiered import (
 )
 from tiered.models import CircuitBreaker, OpenAIModel, PacedModel, RateLimits, RetryingModel
 
-_ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_bench() -> None:
-    """Import `bench/` as a package without putting the repository root on `sys.path`."""
-    if "bench" in sys.modules:
-        return
-    spec = importlib.util.spec_from_file_location(
-        "bench", _ROOT / "bench" / "__init__.py", submodule_search_locations=[str(_ROOT / "bench")]
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench"] = module
-    spec.loader.exec_module(module)
-
-
-_load_bench()
+load_bench()
 
 from bench.faults import FaultServer  # noqa: E402
 
@@ -240,7 +221,7 @@ def test_cli_rpm_and_tpm_pace_the_ladder(
 
     server.configure(rpm=100)
     models = "nano=gpt-5.4-nano,mini=gpt-5.4-mini,flagship=gpt-5.4"
-    argv = ["run", str(_ROOT / "examples" / "triage.py"), "--base-url", server.base_url]
+    argv = ["run", str(ROOT / "examples" / "triage.py"), "--base-url", server.base_url]
     main([*argv, "--models", models, "--rpm", "100", "--tpm", "1_000_000", "--quiet"])
     err = capsys.readouterr().err
     assert "paced at RateLimits(rpm=100, tpm=1000000" in err

@@ -46,6 +46,7 @@ LAYERS: dict[str, float] = {
     "tiered._effects": 4,
     # 5. agent
     "tiered._agent": 5,
+    "tiered._agent_calls": 5,
     "tiered._agent_support": 5,
     # 6. plan, planner, routing, escalation
     "tiered._plan": 6,

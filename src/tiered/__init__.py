@@ -1,6 +1,7 @@
 """tiered: a flagship planner, cheap executors, routing, escalation and exact cost metering."""
 
-from tiered._agent import Agent, AgentResult, ToolObserver
+from tiered._agent import Agent, AgentResult
+from tiered._agent_calls import ToolObserver
 from tiered._agent_support import AgentStream
 from tiered._catalog import (
     FREE,

@@ -15,12 +15,13 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any, Generic, Protocol, cast
+from typing import Any, Generic, cast
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from typing_extensions import TypeVar
 
-from tiered._agent_support import AgentStream, ask, open_stream, retry_cap
+from tiered._agent_calls import ToolObserver, add_charges, metered_ask, run_tools
+from tiered._agent_support import AgentStream, open_stream, retry_cap
 from tiered._catalog import Tier
 from tiered._context import DepsT, RunContext
 from tiered._errors import (
@@ -34,23 +35,19 @@ from tiered._errors import (
     UserError,
 )
 from tiered._json import UntrustedJson, clip, parse_untrusted
-from tiered._ledger import Charge, Ledger
+from tiered._ledger import Ledger
 from tiered._messages import (
     AssistantMessage,
     DeltaCallback,
     Message,
     ModelRequest,
-    ModelResponse,
     OutputSchema,
     ReasoningEffort,
     SystemMessage,
-    ToolCall,
-    ToolResultMessage,
     UserMessage,
 )
-from tiered._metering import metered_call
 from tiered._names import legal_name
-from tiered._ratelimit import DEFAULT_OUTPUT_CAP, estimate_input_tokens
+from tiered._ratelimit import DEFAULT_OUTPUT_CAP
 from tiered._schema import StrictSchema
 from tiered._tool import Tool, ToolSet
 from tiered._usage import Usage
@@ -60,18 +57,6 @@ __all__ = ("Agent", "AgentResult", "ToolObserver")
 
 OutputT = TypeVar("OutputT", default=Any)
 _NO_DEPS: Any = None
-
-
-class ToolObserver(Protocol):
-    """Told of every tool call an agent run makes (the orchestrator turns these into events)."""
-
-    def tool_called(self, call: ToolCall) -> None:
-        """A call is about to run."""
-        ...
-
-    def tool_returned(self, call: ToolCall, result: ToolResultMessage, duration_s: float) -> None:
-        """A call finished (`result.is_error` when the model is told it failed)."""
-        ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -341,9 +326,9 @@ class Agent(Generic[OutputT, DepsT]):
                 # Reserve the worst case (raises BudgetExceeded before anything is sent);
                 # every call's usage is metered, parsed or not, truncated or not.
                 try:
-                    response, charges = await _metered_ask(m, request, ledger, cap)
+                    response, charges = await metered_ask(m, request, ledger, cap)
                 except OutputTruncated as exc:
-                    usage = _add_charges(usage, getattr(exc, "charges", ()))
+                    usage = add_charges(usage, getattr(exc, "charges", ()))
                     bigger = retry_cap(exc, request, spec)
                     if bigger is None:
                         exc.usage = usage
@@ -351,12 +336,12 @@ class Agent(Generic[OutputT, DepsT]):
                     log.info("output.truncated", turn=turn, retry_max_output_tokens=bigger)
                     retry = replace(request, max_output_tokens=bigger)
                     try:
-                        response, charges = await _metered_ask(m, retry, ledger, bigger)
+                        response, charges = await metered_ask(m, retry, ledger, bigger)
                     except ModelError as again:
-                        again.usage = _add_charges(usage, getattr(again, "charges", ()))
+                        again.usage = add_charges(usage, getattr(again, "charges", ()))
                         raise
                 except ModelError as exc:
-                    exc.usage = usage = _add_charges(usage, getattr(exc, "charges", ()))
+                    exc.usage = usage = add_charges(usage, getattr(exc, "charges", ()))
                     ctx.usage = usage
                     raise
                 charge = charges[-1]
@@ -381,7 +366,7 @@ class Agent(Generic[OutputT, DepsT]):
                 reply = response.message
                 messages.append(reply)
                 if reply.tool_calls:
-                    messages.extend(await _run_tools(toolset, reply.tool_calls, ctx, tool_observer))
+                    messages.extend(await run_tools(toolset, reply.tool_calls, ctx, tool_observer))
                     continue
                 try:
                     output = await self._final_output(reply, ctx)
@@ -471,52 +456,6 @@ class Agent(Generic[OutputT, DepsT]):
         except ValidationError as exc:  # the hook built a model from a hostile output
             problem = clip(str(exc))
             raise _Repair(problem, f"Your output was rejected: {problem}. Reply again.") from None
-
-
-async def _metered_ask(
-    model: Model, request: ModelRequest, ledger: Ledger, cap: int
-) -> tuple[ModelResponse, list[Charge]]:
-    """One model call under a reservation of its worst case; a failure carries the charges
-    it booked (`exc.charges`) so the caller can count them."""
-    worst_input = estimate_input_tokens(request, upper_bound=True)
-    with metered_call(ledger, model.spec, worst_input, request.max_output_tokens or cap) as calls:
-        try:
-            response = await ask(model, request)
-        except Exception as exc:
-            calls.failed(exc)  # its usage booked, or possibly billed, or released
-            exc.charges = list(calls.charges)  # type: ignore[attr-defined]
-            raise
-        calls.succeeded(response.usage)
-    return response, list(calls.charges)
-
-
-def _add_charges(usage: Usage, charges: Any) -> Usage:
-    for c in charges:
-        if not c.possibly_billed:
-            usage = usage + c.usage
-    return usage
-
-
-async def _run_tools(
-    toolset: ToolSet,
-    calls: Sequence[ToolCall],
-    ctx: RunContext[Any],
-    observer: ToolObserver | None,
-) -> list[ToolResultMessage]:
-    """Run one turn's tool calls, telling `observer` before and after."""
-    if observer is None:
-        return await toolset.run_calls(calls, ctx)
-    for call in calls:
-        observer.tool_called(call)
-    started = time.perf_counter()
-    results = await toolset.run_calls(calls, ctx)
-    duration = round(time.perf_counter() - started, 4)
-    by_id = {c.id: c for c in calls}
-    for result in results:
-        called = by_id.get(result.tool_call_id)
-        if called is not None:
-            observer.tool_returned(called, result, duration)
-    return results
 
 
 class _Repair(Exception):

@@ -85,8 +85,7 @@ async def decompose(run: RunState, job: SubtaskJob, failure: Failure, run_plan: 
     record.sub_plan = sub_plan
     recorder.emit(
         PlanCreated(
-            run_id=recorder.run_id,
-            elapsed_s=round(recorder.elapsed(), 4),
+            **recorder.stamp(),
             plan=sub_plan,
             subtasks=len(sub_plan.subtasks),
             parent=sid,

@@ -84,7 +84,8 @@ class RunRecorder:
             object.__setattr__(event, "run_equivalent_cost", self.ledger.equivalent_cost)
             self.sink(event)
 
-    def _base(self) -> dict[str, Any]:
+    def stamp(self) -> dict[str, Any]:
+        """The fields every event starts with: the run id and seconds since the start."""
         return {"run_id": self.run_id, "elapsed_s": round(self.elapsed(), 4)}
 
     # --- one subtask ------------------------------------------------------------------
@@ -96,7 +97,7 @@ class RunRecorder:
             return
         self.emit(
             SubtaskRouted(
-                **self._base(),
+                **self.stamp(),
                 subtask_id=sid,
                 agent=record.subtask.agent,
                 tier=decision.tier,
@@ -110,7 +111,7 @@ class RunRecorder:
             record.status = SubtaskStatus.RUNNING
             self.emit(
                 SubtaskStarted(
-                    **self._base(), subtask_id=sid, agent=record.subtask.agent, tier=tier
+                    **self.stamp(), subtask_id=sid, agent=record.subtask.agent, tier=tier
                 )
             )
 
@@ -148,7 +149,7 @@ class RunRecorder:
             return
         self.emit(
             SubtaskEscalated(
-                **self._base(),
+                **self.stamp(),
                 subtask_id=sid,
                 action=decision.action.value,
                 from_tier=failure.tier,
@@ -179,7 +180,7 @@ class RunRecorder:
             return
         self.emit(
             SubtaskFinished(
-                **self._base(),
+                **self.stamp(),
                 subtask_id=sid,
                 agent=record.subtask.agent,
                 tier=tier,
@@ -200,7 +201,7 @@ class RunRecorder:
         record.error = error
         if not self.listening:
             return
-        self.emit(SubtaskFailed(**self._base(), subtask_id=sid, reason=reason or error))
+        self.emit(SubtaskFailed(**self.stamp(), subtask_id=sid, reason=reason or error))
 
     def skipped(self, record: SubtaskResult, sid: str, reason: str) -> None:
         """Mark a subtask that never ran skipped, with why."""
@@ -208,7 +209,7 @@ class RunRecorder:
         record.error = reason
         if not self.listening:
             return
-        self.emit(SubtaskSkipped(**self._base(), subtask_id=sid, reason=reason))
+        self.emit(SubtaskSkipped(**self.stamp(), subtask_id=sid, reason=reason))
 
     def skip_unfinished(
         self, results: Mapping[str, SubtaskResult], reason: str, prefix: str = ""
@@ -234,7 +235,7 @@ class RunRecorder:
             chars += len(text)
             self.emit(
                 ModelStreamed(
-                    **self._base(),
+                    **self.stamp(),
                     subtask_id=sid,
                     agent=agent,
                     tier=tier,
@@ -281,7 +282,7 @@ class RunRecorder:
             self.journal.record_status(status.value)
         self.emit(
             RunFinished(
-                **self._base(),
+                **self.stamp(),
                 status=status.value,
                 usage=result.usage,
                 cost=result.cost,
@@ -304,7 +305,7 @@ class _ToolEvents:
         """Emit `tool.called`."""
         self.recorder.emit(
             ToolCalled(
-                **self.recorder._base(),
+                **self.recorder.stamp(),
                 subtask_id=self.sid,
                 agent=self.agent,
                 tool=call.name,
@@ -317,7 +318,7 @@ class _ToolEvents:
         """Emit `tool.returned`."""
         self.recorder.emit(
             ToolReturned(
-                **self.recorder._base(),
+                **self.recorder.stamp(),
                 subtask_id=self.sid,
                 agent=self.agent,
                 tool=call.name,

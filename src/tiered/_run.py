@@ -148,8 +148,7 @@ async def execute_run(
             the_journal.record_plan(plan)
         recorder.emit(
             PlanCreated(
-                run_id=run_id,
-                elapsed_s=round(recorder.elapsed(), 4),
+                **recorder.stamp(),
                 plan=plan,
                 subtasks=len(plan.subtasks),
             )
@@ -220,7 +219,7 @@ async def _compose(
         if r.status is not SubtaskStatus.SUCCEEDED
     }
     recorder = run.recorder
-    recorder.emit(ComposeStarted(run_id=recorder.run_id, elapsed_s=round(recorder.elapsed(), 4)))
+    recorder.emit(ComposeStarted(**recorder.stamp()))
     planner = run.config.planner
     error: str | None = None
     with collect_charges() as charges:
@@ -247,9 +246,7 @@ async def _compose(
             result.final_answer = composed.output
     tier = planner.tier_on(run.ladder)
     result.planner_attempts.append(_planner_attempt(charges, tier, planner_name, "compose"))
-    recorder.emit(
-        ComposeFinished(run_id=recorder.run_id, elapsed_s=round(recorder.elapsed(), 4), error=error)
-    )
+    recorder.emit(ComposeFinished(**recorder.stamp(), error=error))
     check = run.config.answer_check
     if check is None or error is not None:
         return None

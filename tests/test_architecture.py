@@ -46,6 +46,8 @@ LAYERS: dict[str, float] = {
     "tiered._effects": 4,
     # 5. agent
     "tiered._agent": 5,
+    "tiered._agent_loop": 5,
+    "tiered._agent_output": 5,
     "tiered._agent_calls": 5,
     "tiered._agent_support": 5,
     # 6. plan, planner, routing, escalation

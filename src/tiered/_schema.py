@@ -25,7 +25,7 @@ import json
 from typing import Any
 
 import jsonschema
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from tiered._strict import (
     MOVED,
@@ -296,8 +296,3 @@ def _closest(err: jsonschema.ValidationError) -> list[jsonschema.ValidationError
     for sub in best:
         out.extend(_closest(sub))
     return out
-
-
-def model_schema(model: type[BaseModel]) -> StrictSchema:
-    """The strict schema of a pydantic model (tool arguments, agent input)."""
-    return StrictSchema(model)

@@ -30,6 +30,7 @@ from tiered.models._transport import (
     is_loopback,
     loop_token,
     metadata_headers,
+    sized_read_timeout,
     use_aiohttp,
 )
 
@@ -39,9 +40,6 @@ OPENAI_BASE_URL: Final = "https://api.openai.com/v1"
 _NO_KEY: Final = "no-key"
 """Sent as the bearer token to a self-hosted server when no key is configured."""
 _EMPTY: Final[dict[str, Any]] = {}
-_READ_BASE_S: Final = 30.0
-_READ_TOKENS_PER_S: Final = 50.0
-_READ_MAX_S: Final = 600.0
 
 Api = Literal["responses", "chat"]
 
@@ -71,9 +69,10 @@ class OpenAIModel:
 
     When `request.on_delta` is set the answer is streamed (SSE) and each `TextDelta` /
     `ToolCallDelta` is handed to it as it arrives; the return value is the same either
-    way. An answer cut off at the token cap raises `OutputTruncated`, a refusal or a
-    content-filter stop `Refused`, an unreadable body `BadModelResponse` (with `.usage`
-    when the body reported it).
+    way (a server that ignores `stream: true` is read whole). An answer cut off at the
+    token cap raises `OutputTruncated`, a refusal or a content-filter stop `Refused`, an
+    unreadable body or a stream that stops before its end `BadModelResponse` (with
+    `.usage` when the body reported it).
 
     Retries are off in the SDK (`max_retries=0`) because they belong to `RetryingModel`.
     Each request has a connect timeout (10 s) and a read timeout sized from its output
@@ -172,7 +171,10 @@ class OpenAIModel:
         stream = request.on_delta is not None
         body = self._build(self._name, request, stream=stream)
         path = "/responses" if self._api == "responses" else "/chat/completions"
-        read_timeout = self._timeout_for(request)
+        read_timeout = self._read_timeout
+        if read_timeout is None:  # sized from the output cap
+            cap = request.max_output_tokens or self._spec.max_output_tokens
+            read_timeout = sized_read_timeout(cap)
         options: Any = {}
         if self._owns_client or self._read_timeout is not None:  # else the client's own
             options["timeout"] = http_timeout(read_timeout)
@@ -201,13 +203,6 @@ class OpenAIModel:
                 exc.possibly_billed = True  # the answer arrived; the provider billed it
             raise
         return result if info is None else replace(result, rate_limit=info)
-
-    def _timeout_for(self, request: ModelRequest) -> float:
-        """Read timeout: given, else sized from the output cap."""
-        if self._read_timeout is not None:
-            return self._read_timeout
-        cap = request.max_output_tokens or self._spec.max_output_tokens
-        return min(_READ_BASE_S + cap / _READ_TOKENS_PER_S, _READ_MAX_S)
 
     async def aclose(self) -> None:
         """Close the HTTP client this model created (a client or transport passed in is
@@ -266,15 +261,12 @@ class OpenAIModel:
         request: ModelRequest,
         options: Any,
     ) -> ModelResponse:
-        """Stream one answer, handing each delta to `request.on_delta` as it arrives."""
+        """Stream one answer, handing each delta to `request.on_delta` as it arrives. A
+        server that ignores `stream: true` and answers with one JSON body is read whole."""
         on_delta = request.on_delta
         assert on_delta is not None
-        cap = request.max_output_tokens
-        reader: _chat.ChatStream | _responses.ResponsesStream = (
-            _responses.ResponsesStream(fallback_model=self._spec.name, cap=cap)
-            if self._api == "responses"
-            else _chat.ChatStream(fallback_model=self._spec.name, cap=cap)
-        )
+        stream_cls = _responses.ResponsesStream if self._api == "responses" else _chat.ChatStream
+        reader = stream_cls(fallback_model=self._spec.name, cap=request.max_output_tokens)
         events = await client.post(
             path,
             cast_to=object,
@@ -283,18 +275,22 @@ class OpenAIModel:
             stream=True,
             stream_cls=openai.AsyncStream[object],
         )
+        http = events.response
         try:
             async with events:
-                async for event in events:
-                    for delta in reader.feed(event):
-                        on_delta(delta)
-            return reader.finish()
+                if _wire.is_json(http.headers.get("content-type")):
+                    await _read_body(http)
+                    result = _wire.replay(self._read(http, request), on_delta)
+                else:
+                    result = await _wire.fold(events, reader, on_delta)
         except _wire.Malformed as exc:
-            raise self._malformed(exc, 200, exc.usage or reader.usage) from None
+            raise self._malformed(exc, http.status_code, exc.usage or reader.usage) from None
         except ValueError as exc:  # an SSE event whose data is not JSON
             raise self._malformed(
                 _wire.Malformed("stream event", f"not JSON ({exc})"), 200, reader.usage
             ) from None
+        info = rate_limit_info(http.headers)
+        return result if info is None else replace(result, rate_limit=info)
 
     def _malformed(self, exc: _wire.Malformed, status: int, usage: Usage | None) -> ModelError:
         api = "Responses" if self._api == "responses" else "chat completions"
@@ -312,6 +308,14 @@ class OpenAIModel:
         return ErrorConverter(
             self._name, self._base_url, tuple(k for k in keys if k and k != _NO_KEY)
         )
+
+
+async def _read_body(response: httpx2.Response) -> None:
+    """Read a whole body the SDK left unread, a transport failure raised as the SDK's."""
+    try:
+        await response.aread()
+    except httpx2.TransportError as exc:
+        raise openai.APIConnectionError(request=response.request) from exc
 
 
 def _resolve_spec(

@@ -22,12 +22,16 @@ __all__ = (
     "is_loopback",
     "loop_token",
     "metadata_headers",
+    "sized_read_timeout",
     "use_aiohttp",
 )
 
 CONNECT_TIMEOUT_S: Final = 10.0
 """Seconds to open a connection before `ProviderUnreachable`/`ModelTimeout`."""
 _HEADER_VALUE_MAX: Final = 128
+_READ_BASE_S: Final = 30.0
+_READ_TOKENS_PER_S: Final = 50.0
+_READ_MAX_S: Final = 600.0
 
 
 _FailureKind = Literal["unreachable", "connect_timeout", "read_timeout", "dropped"]
@@ -98,6 +102,12 @@ def metadata_headers(metadata: dict[str, str]) -> dict[str, str]:
             if clean:
                 headers[header] = clean
     return headers
+
+
+def sized_read_timeout(max_output_tokens: int) -> float:
+    """Seconds to wait for an answer of up to `max_output_tokens`: 30 s plus 50 tokens a
+    second, at most 600 s."""
+    return min(_READ_BASE_S + max_output_tokens / _READ_TOKENS_PER_S, _READ_MAX_S)
 
 
 _TIMEOUTS: dict[float, httpx2.Timeout] = {}

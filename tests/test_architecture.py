@@ -44,6 +44,7 @@ LAYERS: dict[str, float] = {
     "tiered._routing": 6,
     "tiered._escalation": 6,
     "tiered._verify": 6,
+    "tiered._answer_check": 6,
     # 7. orchestrator
     "tiered._orchestrator": 7,
     "tiered._events": 7,
@@ -57,6 +58,7 @@ LAYERS: dict[str, float] = {
     "tiered._cli": 8,
     "tiered._cli_run": 8,
     "tiered._progress": 8,
+    "tiered._display": 8,
     "tiered.__main__": 8,
     "tiered": 8,
 }

@@ -103,8 +103,10 @@ TIERED_ALL = (
     "UserMessage",
     "WeightsInvalid",
     "Workflow",
+    "check_numbers",
     "check_plan",
     "default_catalog",
+    "numbers_from_outputs",
     "redact_secrets",
     "tool",
 )

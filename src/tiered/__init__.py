@@ -1,6 +1,7 @@
 """tiered: a flagship planner, cheap executors, routing, escalation and exact cost metering."""
 
 from tiered._agent import Agent, AgentResult
+from tiered._answer_check import check_numbers, numbers_from_outputs
 from tiered._catalog import FREE, Catalog, ModelSpec, PriceBreak, Pricing, Tier, default_catalog
 from tiered._context import RunContext
 from tiered._errors import (
@@ -166,8 +167,10 @@ __all__ = (
     "UserMessage",
     "WeightsInvalid",
     "Workflow",
+    "check_numbers",
     "check_plan",
     "default_catalog",
+    "numbers_from_outputs",
     "redact_secrets",
     "tool",
 )

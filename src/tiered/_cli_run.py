@@ -9,7 +9,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import anyio
+from rich.console import Console
 
+from tiered._display import LiveDisplay
 from tiered._errors import TieredError, UserError
 from tiered._orchestrator import Limits, Orchestrator
 from tiered._plan import Subtask
@@ -101,6 +103,12 @@ def _chain(first: Check, then: Check) -> Check:
     return both
 
 
+def _live_view() -> LiveDisplay | Progress:
+    """The rich live display on a terminal; plain lines, each event once, otherwise."""
+    console = Console(stderr=True)
+    return LiveDisplay(console) if console.is_terminal else Progress(sys.stderr)
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Load, run and report; 0 when every subtask succeeded."""
     workflow = load_workflow(args.file)
@@ -118,7 +126,7 @@ def run_command(args: argparse.Namespace) -> int:
     )
     goal = args.goal or workflow.goal
     print(f"tiered: goal: {goal}", file=sys.stderr, flush=True)
-    progress = None if args.quiet else Progress(sys.stderr)
+    progress = None if args.quiet else _live_view()
 
     async def main() -> RunResult:
         try:

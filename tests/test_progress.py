@@ -1,0 +1,335 @@
+"""The run's progress, live and plain: a scripted run's real events, replayed one at a time.
+
+The live display renders to a string (`Console(file=StringIO(), force_terminal=True)`),
+so each test reads what a user would see at that moment.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import anyio
+import pytest
+import structlog
+from pydantic import BaseModel
+from rich.console import Console
+
+from tiered import (
+    Agent,
+    ModelRequest,
+    Orchestrator,
+    Plan,
+    PlanCreated,
+    RunEvent,
+    RunFinished,
+    ScriptedModel,
+    Subtask,
+    SubtaskRouted,
+    SubtaskStarted,
+    Tier,
+    Usage,
+    default_catalog,
+)
+from tiered._display import LiveDisplay
+from tiered._logging import get_logger
+from tiered._progress import Progress, RunView
+from tiered.models import Model, ScriptStep
+
+pytestmark = pytest.mark.anyio
+
+
+class Text(BaseModel):
+    text: str
+
+
+class Echo(Agent[Text]):
+    """Echoes its input."""
+
+    instructions = "Echo the text."
+    input_type = Text
+    output_type = Text
+
+
+# The lead's new events (tool calls, streamed tokens, composing), built by hand here
+# with the field names they will carry; the view reads events by name and field.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCalled(RunEvent):
+    name: ClassVar[str] = "tool.called"
+    subtask_id: str
+    agent: str
+    tool: str
+    call_id: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolReturned(RunEvent):
+    name: ClassVar[str] = "tool.returned"
+    subtask_id: str
+    agent: str
+    tool: str
+    call_id: str
+    is_error: bool
+    duration_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelDelta(RunEvent):
+    name: ClassVar[str] = "model.delta"
+    subtask_id: str | None
+    agent: str
+    tier: Tier
+    text: str
+    output_tokens: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BudgetedStart(RunEvent):
+    name: ClassVar[str] = "run.started"
+    goal: str
+    budget_usd: Decimal | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ComposeStarted(RunEvent):
+    name: ClassVar[str] = "compose.started"
+
+
+def _ladder(responder: Callable[[ModelRequest], Any]) -> dict[Tier, Model]:
+    cat = default_catalog()
+    return {t: ScriptedModel(responder, spec=cat.for_tier(t)) for t in Tier}
+
+
+async def _scripted_run() -> list[RunEvent]:
+    """Four subtasks in flight at once, one rejected on nano and redone on mini, then a join."""
+
+    async def responder(request: ModelRequest) -> ScriptStep:
+        if request.metadata.get("agent") == "planner":
+            return "All five subtasks done."
+        await anyio.sleep(0.05)
+        return {"text": f"out-{request.metadata['subtask_id']}"}
+
+    models = _ladder(responder)
+    rejected: set[str] = set()
+
+    def reject_b_once(subtask: Subtask, output: Text) -> str | None:
+        if subtask.id == "b" and "b" not in rejected:
+            rejected.add("b")
+            return "wrong: b must say out-b twice"
+        return None
+
+    plan = Plan(
+        subtasks=(
+            *(Subtask(id=s, agent="Echo", instructions=s, arguments={"text": s}) for s in "abcd"),
+            Subtask(
+                id="join",
+                agent="Echo",
+                instructions="j",
+                arguments={"text": "j"},
+                depends_on=("a",),
+            ),
+        )
+    )
+    events: list[RunEvent] = []
+    orch = Orchestrator([Echo()], models=models, verify={"Echo": reject_b_once})
+    await orch.run("five echoes", plan=plan, on_event=events.append)
+    return events
+
+
+def _screen(display: LiveDisplay, width: int = 110) -> str:
+    console = Console(file=io.StringIO(), force_terminal=True, width=width, color_system=None)
+    console.print(display.render())
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", str(out))
+
+
+@pytest.fixture
+def display() -> Iterator[LiveDisplay]:
+    """A live display drawing into a string, with the wall clock stopped; stopped after."""
+    console = Console(file=io.StringIO(), force_terminal=True, width=110)
+    with LiveDisplay(console, view=RunView(clock=lambda: 0.0), auto_refresh=False) as live:
+        yield live
+
+
+async def test_counts_are_right_at_every_moment_of_a_real_run(display: LiveDisplay) -> None:
+    events = await _scripted_run()
+    started: set[str] = set()
+    ended: set[str] = set()
+    for event in events:
+        display(event)
+        sid = getattr(event, "subtask_id", None)
+        if event.name == "subtask.started":
+            started.add(str(sid))
+        elif event.name in ("subtask.finished", "subtask.failed", "subtask.skipped"):
+            ended.add(str(sid))
+        in_flight = started - ended
+        view = display.view
+        assert view.count("running") == len(in_flight), event.name
+        assert {r.id for r in view.running()} == in_flight
+        assert view.ended == len(ended)
+        if len(in_flight) >= 1 and event.name != "run.finished":
+            screen = _screen(display)
+            assert f"{len(in_flight)} running" in screen
+            for sid_ in in_flight:
+                assert re.search(rf"^\s*{sid_}\s+Echo\s+(nano|mini)", screen, re.M), screen
+    assert started == ended == {"a", "b", "c", "d", "join"}
+
+
+async def test_the_screen_after_routing_shows_the_four_in_flight(display: LiveDisplay) -> None:
+    events = await _scripted_run()
+    starts = 0
+    for event in events:
+        display(event)
+        starts += event.name == "subtask.started"
+        if starts == 4:
+            break
+    screen = _screen(display)
+    assert "running subtasks" in screen
+    assert "0/5 ended · 4 running · 0 queued · 1 waiting" in screen
+    assert [line.split()[0] for line in screen.splitlines() if " Echo " in line] == list("abcd")
+
+
+async def test_an_escalation_is_highlighted_and_the_end_is_summed_up(display: LiveDisplay) -> None:
+    events = await _scripted_run()
+    for event in events:
+        display(event)
+    screen = _screen(display)
+    assert "b escalate nano -> mini" in screen
+    assert "verifier_rejected" in screen
+    assert "5/5 ended" in screen
+    assert "1 escalated" in screen
+    assert "succeeded" in screen
+    note = next(n for n in display.view.notes if "b escalate" in n.text)
+    assert note.kind == "rejected"  # a verifier rejection, drawn in red
+
+
+def test_tool_calls_streamed_tokens_and_the_planner_show_live(display: LiveDisplay) -> None:
+    stamp: dict[str, Any] = {"run_id": "r"}
+    for ev in _hand_made_run(stamp):
+        display(ev)
+        if ev.name == "model.delta" and ev.subtask_id is None:  # type: ignore[attr-defined]
+            screen = _screen(display)
+            assert "planning" in screen
+            assert "planner: 120 tokens streamed" in screen
+        if ev.name == "tool.called":
+            screen = _screen(display)
+            assert re.search(
+                r"^\s*c1\s+OrderCheck\s+nano\s+2\.0s\s+48\s+calling lookup", screen, re.M
+            )
+    screen = _screen(display)
+    assert "composing the final answer" in screen
+    assert "c1 tool lookup_order failed" in screen
+    assert "40% of the $0.01 budget" in screen
+
+
+def _hand_made_run(stamp: dict[str, Any]) -> list[RunEvent]:
+    plan = Plan(subtasks=(Subtask(id="c1", agent="OrderCheck", instructions="x", arguments={}),))
+    started = BudgetedStart(
+        elapsed_s=0.0, goal="check an order", budget_usd=Decimal("0.01"), **stamp
+    )
+    return [
+        started,
+        ModelDelta(
+            elapsed_s=0.5,
+            subtask_id=None,
+            agent="planner",
+            tier=Tier.FLAGSHIP,
+            text="{",
+            output_tokens=120,
+            **stamp,
+        ),
+        PlanCreated(elapsed_s=1.0, plan=plan, subtasks=1, **stamp),
+        SubtaskRouted(elapsed_s=1.0, subtask_id="c1", tier=Tier.NANO, reason="nano", **stamp),
+        SubtaskStarted(elapsed_s=1.0, subtask_id="c1", agent="OrderCheck", **stamp),
+        ModelDelta(
+            elapsed_s=2.0,
+            subtask_id="c1",
+            agent="OrderCheck",
+            tier=Tier.NANO,
+            text="...",
+            output_tokens=48,
+            **stamp,
+        ),
+        ToolCalled(
+            elapsed_s=3.0,
+            subtask_id="c1",
+            agent="OrderCheck",
+            tool="lookup_order",
+            call_id="1",
+            arguments={"order_id": "A-1001"},
+            **stamp,
+        ),
+        ToolReturned(
+            elapsed_s=3.1,
+            subtask_id="c1",
+            agent="OrderCheck",
+            tool="lookup_order",
+            call_id="1",
+            is_error=True,
+            duration_s=0.1,
+            run_equivalent_cost=Decimal("0.004"),
+            **stamp,
+        ),
+        ComposeStarted(elapsed_s=4.0, run_equivalent_cost=Decimal("0.004"), **stamp),
+    ]
+
+
+async def test_plain_lines_print_each_event_once_without_counters() -> None:
+    events = await _scripted_run()
+    out = io.StringIO()
+    progress = Progress(out)
+    for event in events:
+        progress(event)
+    lines = out.getvalue().splitlines()
+    assert lines[0].endswith("planning: five echoes")
+    assert "plan, 5 subtasks: a Echo; b Echo; c Echo; d Echo; join Echo after a" in lines[1]
+    starts = [line for line in lines if " started on " in line]
+    assert len(starts) == 6 - 1  # five subtasks, each started once (b's retry is an escalation)
+    assert sum(" b escalate nano -> mini" in line for line in lines) == 1
+    assert len(set(lines)) == len(lines)
+    assert all("running" not in line for line in lines[:-1])  # no counters repeated per line
+    assert re.match(r"\[\s*\d+\.\ds\] run succeeded in \d+\.\ds: 5/5 subtasks done", lines[-1])
+    assert "1 escalations" in lines[-1]
+
+
+def test_library_warnings_print_through_the_view_while_it_is_live(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    structlog.reset_defaults()
+    out = io.StringIO()
+    progress = Progress(out)
+    stamp: dict[str, Any] = {"run_id": "r"}
+    events = _hand_made_run(stamp)
+    progress(events[0])
+    get_logger(run_id="r").warning("retrying request", attempt=2)
+    assert "warning: retrying request run_id=r attempt=2" in out.getvalue()
+    assert capsys.readouterr().err == ""
+    progress(
+        RunFinished(
+            elapsed_s=1.0,
+            status="failed",
+            usage=Usage(),
+            cost=Decimal(0),
+            equivalent_cost=Decimal(0),
+            counterfactual_cost=Decimal(0),
+            **stamp,
+        )
+    )
+    get_logger().warning("between runs")
+    assert "between runs" in capsys.readouterr().err
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=110)
+    display = LiveDisplay(console, auto_refresh=False)
+    display(events[0])  # the first event starts it
+    get_logger().warning("rate limited", wait_s=1.5)
+    printed = display.console.file.getvalue()  # type: ignore[attr-defined]
+    assert "warning: rate limited wait_s=1.5" in printed
+    assert any(n.kind == "warning" for n in display.view.notes)
+    display.stop()
+    get_logger().warning("after the view")
+    assert "after the view" in capsys.readouterr().err

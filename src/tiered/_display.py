@@ -66,7 +66,7 @@ class LiveDisplay:
             auto_refresh=auto_refresh,
             transient=False,
             redirect_stdout=False,
-            redirect_stderr=False,
+            redirect_stderr=True,  # stray prints to stderr go above the view
         )
         self._logs = ExitStack()
         self._state = "new"
@@ -108,10 +108,10 @@ class LiveDisplay:
             self._live.refresh()
 
     def log(self, level: str, text: str) -> None:
-        """A library log line: printed above the live view and kept as a note."""
+        """A library log line, printed once above the live view (it stays in the scrollback)."""
         kind = "warning" if level in ("warning", "error", "critical") else "info"
-        note = self.view.note(kind, f"{level}: {text}")
-        self.console.print(self._note(note), highlight=False)
+        line = Note(at=self.view.now(), kind=kind, text=f"{level}: {text}")
+        self.console.print(self._note(line), highlight=False)
 
     # --- drawing ----------------------------------------------------------------------
 

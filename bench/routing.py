@@ -3,8 +3,8 @@
 A labelled workload runs through tiered's real `Orchestrator`, `RuleRouter`,
 `ClassifierRouter`, `DefaultPolicy`, verifier (`AgentCheck`) and `Ledger`, priced with the
 real catalog. Only the models are simulated: `SimModel` answers in process, and whether an
-attempt is right is drawn from the published per-tier success rates (DESIGN.md) with a
-seeded RNG.
+attempt is right is drawn from the published per-tier success rates (BENCHMARKS.md,
+routing economics) with a seeded RNG.
 
 The outcome model:
 
@@ -34,6 +34,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from tiered import (
+    STANDARD_TIERS,
     Action,
     Agent,
     AgentCheck,
@@ -88,7 +89,7 @@ class Category:
     """Published success rate per tier (flagship = mini where none was published)."""
     published_flagship: bool
     rule_tier: Tier
-    """The executor agent's default tier, following DESIGN.md's routing rules."""
+    """The executor agent's default tier, following the routing rules in the README."""
     classifier_tier: Tier
     """What a well-behaved nano classifier answers for this kind of work."""
     turns: int
@@ -271,6 +272,9 @@ class SimModel:
     def spec(self) -> ModelSpec:
         return self._spec
 
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
     def _respond(self, message: AssistantMessage, tokens: tuple[int, int]) -> ModelResponse:
         usage = Usage(input_tokens=tokens[0], output_tokens=tokens[1], requests=1)
         self.world.calls.append((self._spec, usage))
@@ -348,9 +352,10 @@ class NoEscalation:
 
 def next_tier_gain(category: Category, tier: Tier) -> float:
     """P(the next tier up gets it right | this tier got it wrong), from the published rates."""
-    up = tier.up()
-    if up is None:
+    i = STANDARD_TIERS.index(tier) + 1
+    if i >= len(STANDARD_TIERS):
         return 0.0
+    up = STANDARD_TIERS[i]
     here, there = category.rates[tier], category.rates[up]
     return max(0.0, there - here) / (1.0 - here) if here < 1 else 0.0
 
@@ -359,12 +364,11 @@ class GainAwarePolicy(DefaultPolicy):
     """`DefaultPolicy`, except a rejected output is not escalated when the next tier's
     published gain on that kind of work is below `min_gain` (a proposal, measured here).
 
-    tiered's `PolicyState` does not carry the subtask or its agent, so this reads the kind
-    of work from the verifier's message; see BENCHMARKS.md for the proposed API change.
+    The simulated verifier names the kind of work in its message ("[category]"); the
+    rule is composed in front of the default ones with `DefaultPolicy(rules=...)`.
     """
 
     def __init__(self, *, min_gain: float = 0.10) -> None:
-        super().__init__()
         self.min_gain = min_gain
 
         def not_worth_it(f: Failure, s: PolicyState) -> bool:
@@ -373,14 +377,14 @@ class GainAwarePolicy(DefaultPolicy):
             category = _BY_NAME.get(f.message.rsplit("[", 1)[1].split("]", 1)[0])
             return category is not None and next_tier_gain(category, f.tier) < self.min_gain
 
-        self.rules.insert(
-            1,
-            Rule(
-                when=not_worth_it,
-                action=Action.GIVE_UP,
-                why=f"the next tier's published gain on this work is under {min_gain:.0%}",
-            ),
+        gain = Rule(
+            name="gain",
+            when=not_worth_it,
+            action=Action.GIVE_UP,
+            why=f"the next tier's published gain on this work is under {min_gain:.0%}",
         )
+        defaults = DefaultPolicy.default_rules()
+        super().__init__(rules=[*defaults[:1], gain, *defaults[1:]])
 
 
 @dataclass(frozen=True, slots=True)

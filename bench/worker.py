@@ -279,6 +279,9 @@ async def framework_only(
             await asyncio.sleep(latency_ms / 1000)
             return self.response
 
+        async def aclose(self) -> None:
+            """Nothing to release."""
+
     models: dict[Tier, Any] = {t: Sleepy(t) for t in Tier}
     echo = Agent(name="echo", instructions="Repeat the record's status in one word.")
     plan = Plan(

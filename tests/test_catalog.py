@@ -255,18 +255,28 @@ def test_membership_and_get_do_not_raise(catalog: Catalog) -> None:
 # --- tiers ------------------------------------------------------------------------------
 
 
-def test_tier_ordering() -> None:
+def test_tier_names_and_the_standard_order() -> None:
     assert list(Tier) == [Tier.NANO, Tier.MINI, Tier.FLAGSHIP]
-    assert [t.rank for t in Tier] == [0, 1, 2]
     assert Tier("mini") is Tier.MINI
     assert Tier.MINI.value == "mini"
     assert str(Tier.MINI) == "mini"
+    assert Tier.MINI == "mini"
+    assert Tier("pro") is Tier("pro")
+    assert Tier("pro") not in list(Tier)
 
 
-def test_tier_up() -> None:
-    assert Tier.NANO.up() is Tier.MINI
-    assert Tier.MINI.up() is Tier.FLAGSHIP
-    assert Tier.FLAGSHIP.up() is None
+def test_a_tier_name_must_be_a_plain_lowercase_word() -> None:
+    for bad in ("", "Pro", "two words", "x" * 40):
+        with pytest.raises(ValueError, match="lowercase"):
+            Tier(bad)
+
+
+def test_tiers_pickle_and_copy_to_the_same_object() -> None:
+    import copy
+    import pickle
+
+    assert pickle.loads(pickle.dumps(Tier.MINI)) is Tier.MINI
+    assert copy.deepcopy(Tier("pro")) is Tier("pro")
 
 
 # --- usage ------------------------------------------------------------------------------

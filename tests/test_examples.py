@@ -85,7 +85,11 @@ def served_by(models: dict[Tier, Model], sid: str) -> list[Tier]:
 
 async def run_workflow(workflow: Workflow, models: dict[Tier, Model]) -> RunResult:
     orchestrator = Orchestrator(
-        workflow.executors, planner=workflow.planner, models=models, verify=workflow.verify
+        workflow.executors,
+        planner=workflow.planner,
+        models=models,
+        verify=workflow.verify,
+        answer_check=workflow.answer_check,
     )
     return await orchestrator.run(workflow.goal, deps=workflow.deps)
 
@@ -198,10 +202,12 @@ async def test_triage_answer_check_names_the_made_up_total() -> None:
     workflow = load_workflow(EXAMPLES / "triage.py")
     made_up = "The total refund owed is 200 cents, as both orders arrived late."
     result = await run_workflow(workflow, ladder(triage_responder(made_up)))
-    problem = answer_problem(workflow, result)
-    assert problem is not None
-    assert "'200 cents'" in problem
-    assert "refund.total_cents=3499" in problem
+    assert result.status is RunStatus.ANSWER_REJECTED
+    assert {r.status for r in result.subtasks.values()} == {SubtaskStatus.SUCCEEDED}
+    assert result.error is not None
+    assert "'200 cents'" in result.error
+    assert "refund.total_cents=3499" in result.error
+    assert result.error == f"the final answer failed its check: {answer_problem(workflow, result)}"
 
 
 def test_the_refund_rule_and_its_verifier() -> None:
@@ -458,9 +464,8 @@ async def test_research_report_answer_check_catches_a_number_from_nowhere() -> N
     workflow = load_workflow(EXAMPLES / "research_report.py")
     wrong = REPORT.replace("230 cents more", "250 cents more")
     result = await run_workflow(workflow, ladder(research_responder(wrong)))
-    problem = answer_problem(workflow, result)
-    assert problem is not None
-    assert "'250 cents'" in problem
+    assert result.status is RunStatus.ANSWER_REJECTED
+    assert "'250 cents'" in (result.error or "")
 
 
 # --- on the embedded ladder (the `local` extra; minutes on two cores) --------------------

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from pydantic import BaseModel
 
+from orchestration_support import Echo, Text, draft, ladder, last_user, plan_json, subtask, tier_of
 from tiered import (
-    Agent,
     Budget,
     Limits,
     ModelRequest,
@@ -28,69 +26,12 @@ from tiered import (
     SubtaskStatus,
     Tier,
     UserError,
-    UserMessage,
     default_catalog,
 )
 from tiered._errors import ProviderError
 from tiered.models import Model, ScriptStep, call
 
 pytestmark = pytest.mark.anyio
-
-
-class Text(BaseModel):
-    text: str
-
-
-class Echo(Agent[Text]):
-    """Echoes its input text in upper case."""
-
-    instructions = "Upper-case the text."
-    input_type = Text
-    output_type = Text
-
-
-Responder = Callable[[ModelRequest], Any]
-
-
-def ladder(responder: Responder) -> dict[Tier, Model]:
-    """Every tier answers through `responder`, metered at the published OpenAI prices."""
-    cat = default_catalog()
-    return {t: ScriptedModel(responder, spec=cat.for_tier(t)) for t in Tier}
-
-
-def tier_of(request: ModelRequest, models: dict[Tier, Model]) -> Tier:
-    """Which tier served `request` (each ScriptedModel keeps the requests it got)."""
-    for t, m in models.items():
-        assert isinstance(m, ScriptedModel)
-        if any(r is request for r in m.requests):
-            return t
-    raise AssertionError("request not seen")
-
-
-def last_user(request: ModelRequest) -> str:
-    return next(m.content for m in reversed(request.messages) if isinstance(m, UserMessage))
-
-
-def subtask(sid: str, *deps: str, agent: str = "Echo", text: str = "x") -> Subtask:
-    return Subtask(
-        id=sid, agent=agent, instructions=f"do {sid}", arguments={"text": text}, depends_on=deps
-    )
-
-
-def plan_json(*subtasks: dict[str, Any]) -> dict[str, Any]:
-    return {"subtasks": list(subtasks), "final_answer": "a summary"}
-
-
-def draft(sid: str, *deps: str, agent: str = "Echo", text: str = "x") -> dict[str, Any]:
-    return {
-        "id": sid,
-        "agent": agent,
-        "instructions": f"do {sid}",
-        "arguments": {"text": text},
-        "depends_on": list(deps),
-        "plan_shaped": False,
-        "stakes": "normal",
-    }
 
 
 async def test_200_subtasks_run_at_exactly_the_concurrency_limit() -> None:
@@ -406,7 +347,8 @@ async def test_stream_yields_typed_events_in_order() -> None:
         return {"text": "ok"}
 
     orch = Orchestrator([Echo()], models=ladder(responder))
-    names = [e.name async for e in orch.stream("go")]
+    async with orch.stream("go") as events:
+        names = [e.name async for e in events]
     assert names[0] == "run.started"
     assert names[1] == "plan.created"
     assert names[-1] == "run.finished"

@@ -9,9 +9,8 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any
 
 import anyio
 import pytest
@@ -21,17 +20,22 @@ from rich.console import Console
 
 from tiered import (
     Agent,
+    ComposeStarted,
+    ModelDelta,
     ModelRequest,
     Orchestrator,
     Plan,
     PlanCreated,
     RunEvent,
     RunFinished,
+    RunStarted,
     ScriptedModel,
     Subtask,
     SubtaskRouted,
     SubtaskStarted,
     Tier,
+    ToolCalled,
+    ToolReturned,
     Usage,
     default_catalog,
 )
@@ -53,51 +57,6 @@ class Echo(Agent[Text]):
     instructions = "Echo the text."
     input_type = Text
     output_type = Text
-
-
-# The lead's new events (tool calls, streamed tokens, composing), built by hand here
-# with the field names they will carry; the view reads events by name and field.
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ToolCalled(RunEvent):
-    name: ClassVar[str] = "tool.called"
-    subtask_id: str
-    agent: str
-    tool: str
-    call_id: str
-    arguments: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ToolReturned(RunEvent):
-    name: ClassVar[str] = "tool.returned"
-    subtask_id: str
-    agent: str
-    tool: str
-    call_id: str
-    is_error: bool
-    duration_s: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ModelDelta(RunEvent):
-    name: ClassVar[str] = "model.delta"
-    subtask_id: str | None
-    agent: str
-    tier: Tier
-    text: str
-    output_tokens: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BudgetedStart(RunEvent):
-    name: ClassVar[str] = "run.started"
-    goal: str
-    budget_usd: Decimal | None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ComposeStarted(RunEvent):
-    name: ClassVar[str] = "compose.started"
 
 
 def _ladder(responder: Callable[[ModelRequest], Any]) -> dict[Tier, Model]:
@@ -210,16 +169,18 @@ async def test_an_escalation_is_highlighted_and_the_end_is_summed_up(display: Li
 
 def test_tool_calls_streamed_tokens_and_the_planner_show_live(display: LiveDisplay) -> None:
     stamp: dict[str, Any] = {"run_id": "r"}
+    planner_counts = iter([70, 120])
     for ev in _hand_made_run(stamp):
         display(ev)
-        if ev.name == "model.delta" and ev.subtask_id is None:  # type: ignore[attr-defined]
+        if isinstance(ev, ModelDelta) and ev.subtask_id is None:
             screen = _screen(display)
-            assert "planning" in screen
-            assert "planner: 120 tokens streamed" in screen
-        if ev.name == "tool.called":
+            assert screen.startswith("planning")
+            assert f"planner: {next(planner_counts)} tokens streamed" in screen
+        if isinstance(ev, ToolCalled):
             screen = _screen(display)
+            # two calls streamed 40 and then 48 tokens; it started 2.0s before the tool call
             assert re.search(
-                r"^\s*c1\s+OrderCheck\s+nano\s+2\.0s\s+48\s+calling lookup", screen, re.M
+                r"^\s*c1\s+OrderCheck\s+nano\s+2\.0s\s+88\s+calling lookup_order", screen, re.M
             )
     screen = _screen(display)
     assert "composing the final answer" in screen
@@ -228,12 +189,22 @@ def test_tool_calls_streamed_tokens_and_the_planner_show_live(display: LiveDispl
 
 
 def _hand_made_run(stamp: dict[str, Any]) -> list[RunEvent]:
+    """Events a streaming model and a tool produce, which the scripted model does not."""
     plan = Plan(subtasks=(Subtask(id="c1", agent="OrderCheck", instructions="x", arguments={}),))
-    started = BudgetedStart(
-        elapsed_s=0.0, goal="check an order", budget_usd=Decimal("0.01"), **stamp
-    )
+    spent: dict[str, Any] = {"run_equivalent_cost": Decimal("0.004")}
+    c1: dict[str, Any] = {"subtask_id": "c1", "agent": "OrderCheck"}
+    nano = Tier.NANO
     return [
-        started,
+        RunStarted(elapsed_s=0.0, goal="check an order", budget_usd=Decimal("0.01"), **stamp),
+        ModelDelta(
+            elapsed_s=0.4,
+            subtask_id=None,
+            agent="planner",
+            tier=Tier.FLAGSHIP,
+            text="{",
+            output_tokens=70,
+            **stamp,
+        ),
         ModelDelta(
             elapsed_s=0.5,
             subtask_id=None,
@@ -244,38 +215,30 @@ def _hand_made_run(stamp: dict[str, Any]) -> list[RunEvent]:
             **stamp,
         ),
         PlanCreated(elapsed_s=1.0, plan=plan, subtasks=1, **stamp),
-        SubtaskRouted(elapsed_s=1.0, subtask_id="c1", tier=Tier.NANO, reason="nano", **stamp),
-        SubtaskStarted(elapsed_s=1.0, subtask_id="c1", agent="OrderCheck", **stamp),
-        ModelDelta(
-            elapsed_s=2.0,
-            subtask_id="c1",
-            agent="OrderCheck",
-            tier=Tier.NANO,
-            text="...",
-            output_tokens=48,
-            **stamp,
-        ),
+        SubtaskRouted(elapsed_s=1.0, tier=nano, reason="nano", **c1, **stamp),
+        SubtaskStarted(elapsed_s=1.0, tier=nano, **c1, **stamp),
+        ModelDelta(elapsed_s=1.5, tier=nano, text="..", output_tokens=40, **c1, **stamp),
+        ModelDelta(elapsed_s=1.8, tier=nano, text="..", output_tokens=30, **c1, **stamp),
+        ModelDelta(elapsed_s=2.0, tier=nano, text="..", output_tokens=48, **c1, **stamp),
         ToolCalled(
             elapsed_s=3.0,
-            subtask_id="c1",
-            agent="OrderCheck",
             tool="lookup_order",
             call_id="1",
-            arguments={"order_id": "A-1001"},
+            arguments='{"order_id": "A-1001"}',
+            **c1,
             **stamp,
         ),
         ToolReturned(
             elapsed_s=3.1,
-            subtask_id="c1",
-            agent="OrderCheck",
             tool="lookup_order",
             call_id="1",
             is_error=True,
             duration_s=0.1,
-            run_equivalent_cost=Decimal("0.004"),
+            **c1,
+            **spent,
             **stamp,
         ),
-        ComposeStarted(elapsed_s=4.0, run_equivalent_cost=Decimal("0.004"), **stamp),
+        ComposeStarted(elapsed_s=4.0, **spent, **stamp),
     ]
 
 

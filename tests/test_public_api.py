@@ -17,6 +17,7 @@ import tiered.models
 
 TIERED_ALL = (
     "FREE",
+    "STANDARD_TIERS",
     "Action",
     "Agent",
     "AgentCheck",
@@ -31,6 +32,8 @@ TIERED_ALL = (
     "Charge",
     "Check",
     "ClassifierRouter",
+    "ComposeFinished",
+    "ComposeStarted",
     "ContextTooLong",
     "ControlFlow",
     "DefaultPolicy",
@@ -38,15 +41,18 @@ TIERED_ALL = (
     "EscalationDecision",
     "EscalationPolicy",
     "EscalationRequested",
+    "EventStream",
     "Failure",
     "FailureKind",
     "Journal",
+    "Ladder",
     "Ledger",
     "Limits",
     "LocalModelUnavailable",
     "MaxTurnsExceeded",
     "Message",
     "Model",
+    "ModelDelta",
     "ModelError",
     "ModelRequest",
     "ModelResponse",
@@ -95,8 +101,11 @@ TIERED_ALL = (
     "TieredError",
     "Tool",
     "ToolCall",
+    "ToolCalled",
     "ToolDefinition",
+    "ToolObserver",
     "ToolResultMessage",
+    "ToolReturned",
     "UnknownModel",
     "Usage",
     "UserError",
@@ -132,9 +141,6 @@ NOT_KEYWORD_ONLY = {
     "tiered.models.Ladder": "a read-only mapping of tier to model, not a record",
 }
 """Public dataclasses allowed positional construction, and why."""
-
-KNOWN_POSITIONAL: dict[str, str] = {}
-"""Public records that still take positional arguments; strict xfail until fixed."""
 
 
 def _public(module: types.ModuleType) -> list[tuple[str, Any]]:
@@ -199,12 +205,7 @@ def _dataclasses() -> list[Any]:
             continue
         if name in NOT_KEYWORD_ONLY:
             continue
-        marks = (
-            [pytest.mark.xfail(reason=KNOWN_POSITIONAL[name], strict=True)]
-            if name in KNOWN_POSITIONAL
-            else []
-        )
-        params.append(pytest.param(name, obj, id=name, marks=marks))
+        params.append(pytest.param(name, obj, id=name))
     return params
 
 

@@ -18,15 +18,17 @@ from tiered import (
     ModelRequest,
     PolicyState,
     RouteRequest,
+    Rule,
     RuleRouter,
     ScriptedModel,
     Stakes,
     Subtask,
     Tier,
+    UserError,
     default_catalog,
 )
 from tiered._catalog import FREE, ModelSpec
-from tiered.models import Model, ScriptStep
+from tiered.models import Ladder, Model, ScriptStep
 
 pytestmark = pytest.mark.anyio
 
@@ -39,14 +41,18 @@ def agent(tier: Tier = Tier.NANO) -> Agent[Any]:
     return Agent(name="worker", instructions="work", tier=tier, input_type=In)
 
 
-def request(tokens: int = 100, **fields: Any) -> RouteRequest:
+def standard_ladder() -> Ladder:
     cat = default_catalog()
+    return Ladder({t: ScriptedModel([], spec=cat.for_tier(t)) for t in Tier})
+
+
+def request(tokens: int = 100, ladder: Ladder | None = None, **fields: Any) -> RouteRequest:
     s = Subtask(id="s", agent="worker", instructions="do", arguments={"text": "x"}, **fields)
     return RouteRequest(
         subtask=s,
         agent=agent(),
         estimated_input_tokens=tokens,
-        specs={t: cat.for_tier(t) for t in Tier},
+        ladder=ladder or standard_ladder(),
     )
 
 
@@ -87,11 +93,94 @@ def test_rules_skip_a_tier_whose_context_window_overflows() -> None:
         subtask=request().subtask,
         agent=agent(),
         estimated_input_tokens=20_000,
-        specs={Tier.NANO: small, Tier.MINI: cat.for_tier(Tier.MINI)},
+        ladder=Ladder(
+            {
+                Tier.NANO: ScriptedModel([], spec=small),
+                Tier.MINI: ScriptedModel([], spec=cat.for_tier(Tier.MINI)),
+            }
+        ),
     )
     d = RuleRouter().decide(req)
     assert d.tier is Tier.MINI
     assert "nano skipped" in d.reason
+
+
+def test_rules_read_the_top_and_the_next_rung_from_the_ladder() -> None:
+    cat = default_catalog()
+    pro = ModelSpec(
+        name="gpt-5.4-pro",
+        tier=Tier("pro"),
+        context_window=1_050_000,
+        max_output_tokens=1_000,
+        pricing=FREE,
+    )
+    four = Ladder(
+        [
+            *((t, ScriptedModel([], spec=cat.for_tier(t))) for t in Tier),
+            (Tier("pro"), ScriptedModel([], spec=pro)),
+        ]
+    )
+    assert RuleRouter().decide(request(ladder=four, plan_shaped=True)).tier is Tier("pro")
+    two = Ladder(
+        {
+            Tier.NANO: ScriptedModel([], spec=cat.for_tier(Tier.NANO)),
+            Tier.MINI: ScriptedModel([], spec=cat.for_tier(Tier.MINI)),
+        }
+    )
+    assert RuleRouter().decide(request(ladder=two, plan_shaped=True)).tier is Tier.MINI
+    assert RuleRouter().decide(request(ladder=two, stakes=Stakes.HIGH)).tier is Tier.MINI
+
+
+def test_a_route_to_a_tier_the_ladder_lacks_is_a_user_error() -> None:
+    cat = default_catalog()
+    only_nano = Ladder({Tier.NANO: ScriptedModel([], spec=cat.for_tier(Tier.NANO))})
+    with pytest.raises(UserError, match="not on this ladder"):
+        RuleRouter().decide(request(ladder=only_nano, tier=Tier.MINI))
+
+
+def test_policy_escalates_along_the_ladder_and_decomposes_at_its_top() -> None:
+    cat = default_catalog()
+    two = Ladder(
+        {
+            Tier.NANO: ScriptedModel([], spec=cat.for_tier(Tier.NANO)),
+            Tier.MINI: ScriptedModel([], spec=cat.for_tier(Tier.MINI)),
+        }
+    )
+    base = state(Tier.MINI)
+    st = PolicyState(
+        subtask=base.subtask,
+        agent=base.agent,
+        ladder=two,
+        attempts=base.attempts,
+        depth=0,
+        max_depth=1,
+    )
+    f = Failure(kind=FailureKind.OUTPUT_INVALID, message="bad", tier=Tier.MINI)
+    assert DefaultPolicy().decide(f, st).action is Action.DECOMPOSE
+
+
+def test_a_rate_limit_never_moves_a_subtask_to_a_pricier_tier() -> None:
+    f = Failure(
+        kind=FailureKind.MODEL_ERROR,
+        message="429",
+        tier=Tier.NANO,
+        retryable=True,
+        rate_limited=True,
+    )
+    p = DefaultPolicy()
+    for n in range(1, 4):
+        d = p.decide(f, state(*[Tier.NANO] * n))
+        assert d.action is Action.RETRY
+        assert d.tier is Tier.NANO
+    assert p.decide(f, state(*[Tier.NANO] * 4)).action is Action.GIVE_UP
+
+
+def test_policy_rules_compose_without_index_surgery() -> None:
+    never = Rule(name="never", when=lambda f, s: True, action=Action.GIVE_UP, why="no")
+    p = DefaultPolicy(rules=[never, *DefaultPolicy.default_rules()])
+    f = Failure(kind=FailureKind.OUTPUT_INVALID, message="bad", tier=Tier.NANO)
+    assert p.decide(f, state(Tier.NANO)).action is Action.GIVE_UP
+    assert [r.name for r in p.rules][:2] == ["never", "plan_shaped"]
 
 
 def classifier_models(reply: ScriptStep) -> dict[Tier, Model]:
@@ -156,7 +245,15 @@ def state(*tiers: Tier, depth: int = 0) -> PolicyState:
         )
         for i, t in enumerate(tiers)
     ]
-    return PolicyState(attempts=attempts, depth=depth, max_depth=1, top_tier=Tier.FLAGSHIP)
+    subtask = Subtask(id="s", agent="worker", instructions="do", arguments={"text": "x"})
+    return PolicyState(
+        subtask=subtask,
+        agent=agent(),
+        ladder=standard_ladder(),
+        attempts=attempts,
+        depth=depth,
+        max_depth=1,
+    )
 
 
 def test_policy_retries_transient_errors_once_per_tier() -> None:

@@ -204,7 +204,7 @@ def test_no_ref_with_siblings_no_defaults_no_markers(
 
 def test_descriptions_survive_on_nullable_and_inlined_fields() -> None:
     props = StrictSchema(Customer).schema["properties"]
-    assert props["score"]["description"] == "Risk score"
+    assert props["score"]["description"] == "Risk score. Send null for the default (0.0)."
     assert props["email"]["description"] == "Contact address, if known"
     assert props["home"]["description"] == "Where they live"
     assert props["home"]["properties"]["city"]["description"] == "City name"

@@ -159,7 +159,9 @@ def test_google_docstring() -> None:
     assert d.description == "Add two integers.\n\nLonger explanation of adding."
     props = d.parameters["properties"]
     assert props["a"]["description"] == "The first addend."
-    assert props["b"]["description"] == "The second addend, which defaults to two."
+    assert props["b"]["description"] == (
+        "The second addend, which defaults to two. Send null for the default (2)."
+    )
     assert props["b"]["anyOf"] == [{"type": "integer"}, {"type": "null"}]
     assert d.parameters["required"] == ["a", "b"]
 
@@ -170,7 +172,7 @@ def test_sphinx_docstring() -> None:
     assert d.description == "Shout the text."
     props = d.parameters["properties"]
     assert props["text"]["description"] == "What to shout."
-    assert props["times"]["description"] == "How often."
+    assert props["times"]["description"] == "How often. Send null for the default (1)."
 
 
 def test_context_parameter_is_not_part_of_the_schema() -> None:

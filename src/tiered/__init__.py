@@ -1,8 +1,17 @@
 """tiered: a flagship planner, cheap executors, routing, escalation and exact cost metering."""
 
-from tiered._agent import Agent, AgentResult
+from tiered._agent import Agent, AgentResult, ToolObserver
 from tiered._answer_check import check_numbers, numbers_from_outputs
-from tiered._catalog import FREE, Catalog, ModelSpec, PriceBreak, Pricing, Tier, default_catalog
+from tiered._catalog import (
+    FREE,
+    STANDARD_TIERS,
+    Catalog,
+    ModelSpec,
+    PriceBreak,
+    Pricing,
+    Tier,
+    default_catalog,
+)
 from tiered._context import RunContext
 from tiered._errors import (
     AuthenticationFailed,
@@ -40,6 +49,9 @@ from tiered._escalation import (
     Rule,
 )
 from tiered._events import (
+    ComposeFinished,
+    ComposeStarted,
+    ModelDelta,
     PlanCreated,
     RunEvent,
     RunFinished,
@@ -50,9 +62,12 @@ from tiered._events import (
     SubtaskRouted,
     SubtaskSkipped,
     SubtaskStarted,
+    ToolCalled,
+    ToolReturned,
 )
 from tiered._journal import Journal
 from tiered._ledger import Budget, Charge, Ledger, TierTotals
+from tiered._limits import Limits
 from tiered._logging import redact_secrets
 from tiered._messages import (
     AssistantMessage,
@@ -66,21 +81,23 @@ from tiered._messages import (
     ToolResultMessage,
     UserMessage,
 )
-from tiered._orchestrator import Limits, Orchestrator
+from tiered._orchestrator import Orchestrator
 from tiered._plan import Plan, Stakes, Subtask, check_plan
 from tiered._planner import Planner
 from tiered._result import RunResult, RunStatus, SubtaskResult, SubtaskStatus
 from tiered._routing import ClassifierRouter, RouteDecision, Router, RouteRequest, RuleRouter
+from tiered._stream import EventStream
 from tiered._tool import Tool, tool
 from tiered._usage import Usage
 from tiered._verify import AgentCheck, Check
 from tiered._workflow import Workflow
-from tiered.models import Model, ScriptedModel
+from tiered.models import Ladder, Model, ScriptedModel
 
 __version__ = "0.1.0"
 
 __all__ = (
     "FREE",
+    "STANDARD_TIERS",
     "Action",
     "Agent",
     "AgentCheck",
@@ -95,6 +112,8 @@ __all__ = (
     "Charge",
     "Check",
     "ClassifierRouter",
+    "ComposeFinished",
+    "ComposeStarted",
     "ContextTooLong",
     "ControlFlow",
     "DefaultPolicy",
@@ -102,15 +121,18 @@ __all__ = (
     "EscalationDecision",
     "EscalationPolicy",
     "EscalationRequested",
+    "EventStream",
     "Failure",
     "FailureKind",
     "Journal",
+    "Ladder",
     "Ledger",
     "Limits",
     "LocalModelUnavailable",
     "MaxTurnsExceeded",
     "Message",
     "Model",
+    "ModelDelta",
     "ModelError",
     "ModelRequest",
     "ModelResponse",
@@ -159,8 +181,11 @@ __all__ = (
     "TieredError",
     "Tool",
     "ToolCall",
+    "ToolCalled",
     "ToolDefinition",
+    "ToolObserver",
     "ToolResultMessage",
+    "ToolReturned",
     "UnknownModel",
     "Usage",
     "UserError",

@@ -14,13 +14,13 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Generic, cast
+from typing import Any, Generic, Protocol, cast
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from typing_extensions import TypeVar
 
 from tiered._catalog import Tier
-from tiered._context import RunContext
+from tiered._context import DepsT, RunContext
 from tiered._errors import (
     EscalationRequested,
     MaxTurnsExceeded,
@@ -37,16 +37,32 @@ from tiered._messages import (
     OutputSchema,
     ReasoningEffort,
     SystemMessage,
+    ToolCall,
+    ToolResultMessage,
     UserMessage,
 )
+from tiered._names import legal_name
 from tiered._schema import StrictSchema
 from tiered._tool import Tool, ToolSet
 from tiered._usage import Usage
 from tiered.models import Model
 
-__all__ = ("Agent", "AgentResult")
+__all__ = ("Agent", "AgentResult", "ToolObserver")
 
 OutputT = TypeVar("OutputT", default=Any)
+_NO_DEPS: Any = None
+
+
+class ToolObserver(Protocol):
+    """Told of every tool call an agent run makes (the orchestrator turns these into events)."""
+
+    def tool_called(self, call: ToolCall) -> None:
+        """A call is about to run."""
+        ...
+
+    def tool_returned(self, call: ToolCall, result: ToolResultMessage, duration_s: float) -> None:
+        """A call finished (`result.is_error` when the model is told it failed)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,23 +89,16 @@ class AgentResult(Generic[OutputT]):
     """The whole transcript, instructions first."""
 
 
-def _snake(name: str) -> str:
-    out = []
-    for i, ch in enumerate(name):
-        if ch.isupper() and i and not name[i - 1].isupper():
-            out.append("_")
-        out.append(ch.lower())
-    return "".join(out)
-
-
 _UNSET: Any = object()
 
 
-class Agent(Generic[OutputT]):
+class Agent(Generic[OutputT, DepsT]):
     """An LLM agent. Subclass and set class attributes, or pass them as keywords.
 
-    The class docstring is the agent's description (what the planner reads when it
-    picks executors); `instructions` is what the model reads.
+    `Agent[Output, Deps]`: the type of the final output and of the `deps=` its tools
+    read through `RunContext[Deps]`, so mypy checks a tool's context against what
+    `run(..., deps=)` is given. The class docstring is the agent's description (what
+    the planner reads when it picks executors); `instructions` is what the model reads.
     """
 
     name: str = ""
@@ -102,7 +111,7 @@ class Agent(Generic[OutputT]):
     """The cheapest tier expected to do this agent's job."""
     model: Model | None = None
     """A fixed model, overriding the tier ladder."""
-    tools: Sequence[Tool] = ()
+    tools: Sequence[Tool[DepsT]] = ()
     """Tools this agent may call; it can call no others."""
     input_type: Any = str
     """Type of the input: `str` or a pydantic model (validated before the run)."""
@@ -118,6 +127,9 @@ class Agent(Generic[OutputT]):
     tool_choice: str = "auto"
     """First turn's tool choice: 'auto', 'required' (must call a tool first) or a tool
     name; later turns are 'auto' so the agent can finish."""
+    strict_output: bool = True
+    """Send the output schema in OpenAI strict mode; False sends pydantic's schema
+    non-strict (for `dict[str, X]`, `Any` and other types strict mode cannot express)."""
 
     def __init__(
         self,
@@ -127,7 +139,7 @@ class Agent(Generic[OutputT]):
         instructions: str = _UNSET,
         tier: Tier = _UNSET,
         model: Model | None = _UNSET,
-        tools: Sequence[Tool] = _UNSET,
+        tools: Sequence[Tool[DepsT]] = _UNSET,
         input_type: Any = _UNSET,
         output_type: Any = _UNSET,
         max_turns: int = _UNSET,
@@ -136,6 +148,7 @@ class Agent(Generic[OutputT]):
         temperature: float | None = _UNSET,
         max_output_tokens: int | None = _UNSET,
         tool_choice: str = _UNSET,
+        strict_output: bool = _UNSET,
     ) -> None:
         given = {k: v for k, v in locals().items() if k != "self" and v is not _UNSET}
         for key, value in given.items():
@@ -147,9 +160,13 @@ class Agent(Generic[OutputT]):
             doc = cls.__doc__ if cls is not Agent else None
             self.description = inspect.cleandoc(doc or "") or self.instructions[:200]
         self.tools = tuple(self.tools)
-        self._toolsets: dict[tuple[int, ...], ToolSet] = {}
+        self._toolsets: dict[tuple[Tool[Any], ...], ToolSet] = {}
         self._output: StrictSchema | None = (
-            None if self.output_type is str else StrictSchema(self.output_type)
+            None
+            if self.output_type is str
+            else StrictSchema(
+                self.output_type, strict=self.strict_output, owner=f"agent {self.name!r} output"
+            )
         )
         self._input_adapter: TypeAdapter[Any] | None = (
             None if self.input_type is str else TypeAdapter(self.input_type)
@@ -160,7 +177,7 @@ class Agent(Generic[OutputT]):
 
     # --- hooks a subclass may override ------------------------------------------------
 
-    async def validate_output(self, output: OutputT, ctx: RunContext[Any]) -> OutputT:
+    async def validate_output(self, output: OutputT, ctx: RunContext[DepsT]) -> OutputT:
         """Check the typed output; raise `ModelRetry(why)` to send the model back to fix it."""
         return output
 
@@ -194,8 +211,8 @@ class Agent(Generic[OutputT]):
             return self._input_adapter.validate_json(input)
         return self._input_adapter.validate_python(input)
 
-    def _toolset(self, extra: Sequence[Tool]) -> ToolSet:
-        key = tuple(id(t) for t in extra)
+    def _toolset(self, extra: Sequence[Tool[Any]]) -> ToolSet:
+        key = tuple(extra)  # the tools themselves (not their ids, which are reused after GC)
         ts = self._toolsets.get(key)
         if ts is None:
             ts = self._toolsets[key] = ToolSet([*self.tools, *extra])
@@ -225,17 +242,18 @@ class Agent(Generic[OutputT]):
         self,
         input: Any,
         *,
-        deps: Any = None,
+        deps: DepsT = _NO_DEPS,
         model: Model | None = None,
         tier: Tier | None = None,
         models: Mapping[Tier, Model] | None = None,
         ledger: Ledger | None = None,
         history: Sequence[Message] = (),
         followup: str | None = None,
-        extra_tools: Sequence[Tool] = (),
+        extra_tools: Sequence[Tool[Any]] = (),
         subtask_id: str | None = None,
         context: str | None = None,
         dependencies: Mapping[str, Any] | None = None,
+        tool_observer: ToolObserver | None = None,
     ) -> AgentResult[OutputT]:
         """Run the agent on `input` until it produces a valid typed output.
 
@@ -244,15 +262,17 @@ class Agent(Generic[OutputT]):
         (its system messages are replaced by this agent's); `followup` is appended
         to it as a user message. `context` (a task statement, earlier outputs) goes
         before the input in the user message; `dependencies` reach tools as
-        `ctx.dependencies`. Raises `MaxTurnsExceeded`, `OutputInvalid`,
-        `BudgetExceeded`, `EscalationRequested` or a `ModelError`.
+        `ctx.dependencies`; `tool_observer` is told of every tool call. Raises
+        `MaxTurnsExceeded`, `OutputInvalid`, `BudgetExceeded`, `EscalationRequested` or a
+        `ModelError`.
         """
         m = self._resolve_model(model, tier, models)
         spec = m.spec
         ledger = ledger if ledger is not None else Ledger()
+        ledger.require_prices((spec,))  # a dollar budget over an unpriced model: refuse
         toolset = self._toolset(extra_tools)
         typed_input = self.validate_input(input)
-        ctx: RunContext[Any] = RunContext(
+        ctx: RunContext[DepsT] = RunContext(
             deps=deps,
             agent=self.name,
             ledger=ledger,
@@ -273,7 +293,11 @@ class Agent(Generic[OutputT]):
         output_schema = (
             None
             if self._output is None
-            else OutputSchema(name=_snake(self.name) + "_output", schema=self._output.schema)
+            else OutputSchema(
+                name=legal_name(self.name, suffix="_output"),
+                schema=self._output.schema,
+                strict=self._output.strict,
+            )
         )
         usage = Usage()
         cost = Decimal(0)
@@ -317,7 +341,7 @@ class Agent(Generic[OutputT]):
                 reply = response.message
                 messages.append(reply)
                 if reply.tool_calls:
-                    messages.extend(await toolset.run_calls(reply.tool_calls, ctx))
+                    messages.extend(await _run_tools(toolset, reply.tool_calls, ctx, tool_observer))
                     continue
                 try:
                     output = await self._final_output(reply, ctx)
@@ -353,7 +377,16 @@ class Agent(Generic[OutputT]):
                 exc.messages = tuple(messages)
             raise
 
-    async def _final_output(self, reply: AssistantMessage, ctx: RunContext[Any]) -> OutputT:
+    def run_sync(self, input: Any, **kwargs: Any) -> AgentResult[OutputT]:
+        """`run` for scripts and notebooks: blocks until the result (takes `run`'s keywords).
+
+        Inside a running event loop (a notebook) it runs in a worker thread's own loop.
+        """
+        from tiered._sync import run_sync
+
+        return run_sync(self.run, input, **kwargs)
+
+    async def _final_output(self, reply: AssistantMessage, ctx: RunContext[DepsT]) -> OutputT:
         text = reply.content or ""
         if self._output is None:
             if not text.strip():
@@ -380,6 +413,28 @@ class Agent(Generic[OutputT]):
             return await self.validate_output(cast(OutputT, value), ctx)
         except ModelRetry as exc:
             raise _Repair(exc.message, exc.message) from None
+
+
+async def _run_tools(
+    toolset: ToolSet,
+    calls: Sequence[ToolCall],
+    ctx: RunContext[Any],
+    observer: ToolObserver | None,
+) -> list[ToolResultMessage]:
+    """Run one turn's tool calls, telling `observer` before and after."""
+    if observer is None:
+        return await toolset.run_calls(calls, ctx)
+    for call in calls:
+        observer.tool_called(call)
+    started = time.perf_counter()
+    results = await toolset.run_calls(calls, ctx)
+    duration = round(time.perf_counter() - started, 4)
+    by_id = {c.id: c for c in calls}
+    for result in results:
+        called = by_id.get(result.tool_call_id)
+        if called is not None:
+            observer.tool_returned(called, result, duration)
+    return results
 
 
 class _Repair(Exception):

@@ -26,17 +26,14 @@ The matching rule, in full:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pydantic import BaseModel
 
-__all__ = ("AnswerCheck", "NumberClaim", "check_numbers", "numbers_from_outputs", "numbers_in")
-
-AnswerCheck = Callable[[Any, dict[str, Any]], "str | None"]
-"""A check of the final answer: `(final_answer, outputs_by_subtask_id) -> None` or a problem."""
+__all__ = ("NumberClaim", "check_numbers", "numbers_from_outputs", "numbers_in")
 
 _NUMBER = re.compile(
     r"(?P<cur>[$€£]\s?)?"

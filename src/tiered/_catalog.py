@@ -7,42 +7,102 @@ users register local or self-hosted models with their own prices.
 
 from __future__ import annotations
 
-import enum
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import Any, ClassVar
 
 from tiered._errors import UnknownModel, UserError
 from tiered._usage import Usage
 
-__all__ = ("FREE", "Catalog", "ModelSpec", "PriceBreak", "Pricing", "Tier", "default_catalog")
+__all__ = (
+    "FREE",
+    "STANDARD_TIERS",
+    "UNPRICED",
+    "Catalog",
+    "ModelSpec",
+    "PriceBreak",
+    "Pricing",
+    "Tier",
+    "default_catalog",
+    "self_hosted_spec",
+)
 
 _MILLION = Decimal(1_000_000)
 _BATCH_FACTOR = Decimal("0.5")
 _REGIONAL_FACTOR = Decimal("1.1")
 
 
-class Tier(enum.StrEnum):
-    """A rung of the model ladder, cheapest first."""
+_TIER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
-    NANO = "nano"
-    MINI = "mini"
-    FLAGSHIP = "flagship"
+
+class _TierMeta(type):
+    """Iterating `Tier` itself gives the three standard rungs, cheapest first."""
+
+    def __iter__(cls) -> Iterator[Tier]:
+        return iter(STANDARD_TIERS)
+
+    def __len__(cls) -> int:
+        return len(STANDARD_TIERS)
+
+
+class Tier(str, metaclass=_TierMeta):
+    """The name of a rung of the model ladder: `Tier.NANO`, or your own `Tier("pro")`.
+
+    A tier is only a name; the order of the rungs is the `Ladder`'s. Equal names are
+    the same object, so `tier is Tier.NANO` holds for `Tier("nano")` too.
+    """
+
+    __slots__ = ()
+    NANO: ClassVar[Tier]
+    MINI: ClassVar[Tier]
+    FLAGSHIP: ClassVar[Tier]
+    _interned: ClassVar[dict[str, Tier]] = {}
+
+    def __new__(cls, name: str) -> Tier:
+        if isinstance(name, Tier):
+            return name
+        found = cls._interned.get(name)
+        if found is not None:
+            return found
+        if not isinstance(name, str) or not _TIER_NAME.match(name):
+            raise ValueError(
+                f"tier name {name!r} must be lowercase letters, digits, '_' or '-' "
+                f"(pattern {_TIER_NAME.pattern})"
+            )
+        tier = cls._interned[name] = super().__new__(cls, name)
+        return tier
 
     @property
-    def rank(self) -> int:
-        """0 for the cheapest tier, rising by one per rung."""
-        return _TIER_ORDER.index(self)
+    def value(self) -> str:
+        """The tier's name as plain text (as it appears in reports and JSON)."""
+        return str.__str__(self)
 
-    def up(self) -> Tier | None:
-        """The next tier up, or None at the flagship."""
-        i = self.rank + 1
-        return _TIER_ORDER[i] if i < len(_TIER_ORDER) else None
+    def __repr__(self) -> str:
+        return f"Tier({self.value!r})"
+
+    def __reduce__(self) -> tuple[type[Tier], tuple[str]]:
+        return (Tier, (self.value,))
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        """Validate from and serialise to the plain name."""
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_after_validator_function(
+            cls,
+            core_schema.str_schema(),
+            serialization=core_schema.plain_serializer_function_ser_schema(str.__str__),
+        )
 
 
-_TIER_ORDER = (Tier.NANO, Tier.MINI, Tier.FLAGSHIP)
+Tier.NANO = Tier("nano")
+Tier.MINI = Tier("mini")
+Tier.FLAGSHIP = Tier("flagship")
+STANDARD_TIERS: tuple[Tier, ...] = (Tier.NANO, Tier.MINI, Tier.FLAGSHIP)
+"""The OpenAI ladder's rungs, cheapest first: the default order of a ladder."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,6 +128,9 @@ class Pricing:
     """Per 1M output tokens (reasoning included)."""
     breaks: tuple[PriceBreak, ...] = ()
     """Long-context rates, ascending by threshold."""
+    known: bool = True
+    """False for `UNPRICED`: nobody knows what the calls cost, so they count as $0 and
+    are flagged (the report says "no price known"; a dollar budget is refused)."""
 
     def cost(self, usage: Usage) -> Decimal:
         """Exact dollar cost of `usage` at these prices."""
@@ -81,6 +144,9 @@ class Pricing:
 
 
 FREE = Pricing(input=Decimal(0), cached_input=Decimal(0), output=Decimal(0))
+"""Known to cost nothing (a model on your own hardware); give it an `equivalent`."""
+UNPRICED = Pricing(input=Decimal(0), cached_input=Decimal(0), output=Decimal(0), known=False)
+"""No price known: a self-hosted model that names no OpenAI model it stands in for."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,6 +169,11 @@ class ModelSpec:
     """Provider id in `genai-prices`."""
     equivalent: str | None = None
     """For a local or free model: the catalog model whose prices say what it would cost."""
+
+    @property
+    def priced(self) -> bool:
+        """False when this model's own prices are `UNPRICED` (its `equivalent` may still be)."""
+        return self.pricing is None or self.pricing.known
 
     def prices(self) -> Pricing:
         """The prices in force: explicit ones, else the `genai-prices` snapshot."""
@@ -231,3 +302,45 @@ def default_catalog() -> Catalog:
         )
     )
     return cat
+
+
+_SELF_HOSTED_CONTEXT_WINDOW = 32_768
+_SELF_HOSTED_MAX_OUTPUT = 8_192
+
+
+def self_hosted_spec(
+    name: str,
+    tier: Tier,
+    *,
+    equivalent: str | None = None,
+    catalog: Catalog | None = None,
+    context_window: int = _SELF_HOSTED_CONTEXT_WINDOW,
+    max_output_tokens: int = _SELF_HOSTED_MAX_OUTPUT,
+) -> ModelSpec:
+    """The spec of a model the catalog does not know (vLLM, Ollama, llama.cpp's server).
+
+    With `equivalent` (a catalog model, e.g. "gpt-5.4-nano") it is free and metered at
+    that model's prices; without, its price is unknown (`UNPRICED`), not $0.
+    """
+    if equivalent is None:
+        return ModelSpec(
+            name=name,
+            tier=tier,
+            context_window=context_window,
+            max_output_tokens=max_output_tokens,
+            pricing=UNPRICED,
+        )
+    cat = catalog if catalog is not None else default_catalog()
+    if equivalent not in cat:
+        raise UserError(
+            f"model {name!r} stands in for {equivalent!r}, which the catalog does not know: "
+            f"name one of {', '.join(cat)} (see `tiered models`)"
+        )
+    return ModelSpec(
+        name=name,
+        tier=tier,
+        context_window=context_window,
+        max_output_tokens=max_output_tokens,
+        pricing=FREE,
+        equivalent=equivalent,
+    )

@@ -10,16 +10,19 @@ failed, 2 misuse (bad arguments, unknown model).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
 from tiered import __version__
-from tiered._catalog import ModelSpec, Pricing, default_catalog
+from tiered._catalog import Catalog, ModelSpec, Pricing, Tier, default_catalog
 from tiered._cli_run import add_run_command
 from tiered._errors import TieredError, UserError
 from tiered._usage import Usage
+from tiered.models import parse_model_map
+from tiered.models._select import ladder_specs, split_equivalent
 
 __all__ = ("main",)
 
@@ -62,13 +65,21 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_models(subparsers: _Subparsers) -> None:
     p = subparsers.add_parser(
-        "models", help="list the model catalog", description="List the model catalog."
+        "models",
+        help="list the model catalog",
+        description="List the model catalog, and how a --models / TIERED_MODELS map is priced.",
+    )
+    p.add_argument(
+        "--models",
+        help="tier-to-model map to show prices for (default: TIERED_MODELS), e.g. "
+        "nano=qwen2.5:0.5b@gpt-5.4-nano,mini=...,flagship=...",
     )
     p.set_defaults(handler=_models)
 
 
 def _models(args: argparse.Namespace) -> int:
-    specs = sorted(default_catalog().values(), key=lambda s: s.tier.rank)
+    catalog = default_catalog()
+    specs = list(catalog.values())  # registered cheapest tier first
     header = (
         "model",
         "tier",
@@ -79,6 +90,8 @@ def _models(args: argparse.Namespace) -> int:
         "max output",
         "long context",
     )
+    map_text = args.models or os.environ.get("TIERED_MODELS", "")
+    ladder = _ladder_rows(parse_model_map(map_text), catalog) if map_text.strip() else []
     rows = [header, *(_model_row(s) for s in specs)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     print(
@@ -87,7 +100,35 @@ def _models(args: argparse.Namespace) -> int:
     )
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    if ladder:
+        print()
+        print("Your models (NAME@OPENAI_MODEL meters a self-hosted model at that model's prices):")
+        widths = [max(len(r[i]) for r in ladder) for i in range(3)]
+        for row in ladder:
+            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     return 0
+
+
+def _ladder_rows(names: dict[Tier, str], catalog: Catalog) -> list[tuple[str, ...]]:
+    """How each model of a tier map is metered: catalog prices, an equivalent's, or none."""
+    rows: list[tuple[str, ...]] = [("tier", "model", "priced as")]
+    for tier, spec in ladder_specs(names, catalog).items():
+        name = split_equivalent(names[tier], catalog)[0]
+        if spec is None:
+            priced = "catalog prices (above)"
+        elif spec.equivalent is not None:
+            p = catalog[spec.equivalent].prices()
+            priced = (
+                f"{spec.equivalent}: {_usd(p.input)} / {_usd(p.cached_input)} / "
+                f"{_usd(p.output)} per 1M"
+            )
+        else:
+            priced = (
+                f"no price known: write {name}@{catalog.for_tier(tier).name} to price it "
+                "(a dollar --budget is refused until then)"
+            )
+        rows.append((tier.value, name, priced))
+    return rows
 
 
 def _model_row(spec: ModelSpec) -> tuple[str, ...]:

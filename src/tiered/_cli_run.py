@@ -111,6 +111,8 @@ def _live_view() -> LiveDisplay | Progress:
 
 def run_command(args: argparse.Namespace) -> int:
     """Load, run and report; 0 when every subtask succeeded."""
+    limits = Limits(concurrency=args.concurrency, deadline=args.deadline)  # bad values: 1 line
+    budget = _budget(args.budget)
     workflow = load_workflow(args.file)
     model_map = parse_model_map(args.models) if args.models else None
     ladder = models_from_env(base_url=args.base_url, model_map=model_map, threads=args.threads)
@@ -120,9 +122,10 @@ def run_command(args: argparse.Namespace) -> int:
         workflow.executors,
         planner=workflow.planner,
         models=ladder,
-        limits=Limits(concurrency=args.concurrency, deadline=args.deadline),
-        budget=_budget(args.budget),
+        limits=limits,
+        budget=budget,
         verify=verify,
+        answer_check=workflow.answer_check,
     )
     goal = args.goal or workflow.goal
     print(f"tiered: goal: {goal}", file=sys.stderr, flush=True)

@@ -66,6 +66,8 @@ class TieredError(Exception):
 
     usage: Usage | None = None
     """Tokens the failed agent run had already used, when one was under way."""
+    result: Any = None
+    """The orchestrator's partial `RunResult` (usage so far), when a run was under way."""
 
 
 # --- misuse ---------------------------------------------------------------------------
@@ -120,9 +122,6 @@ class EscalationRequested(ControlFlow):
 
 class RunError(TieredError):
     """A run, or one call within it, failed."""
-
-    result: Any = None
-    """The orchestrator's partial `RunResult` (usage so far), when a run was under way."""
 
 
 class ModelError(RunError):

@@ -1,8 +1,13 @@
 """Escalation: what to do when a subtask attempt fails, and the record of every attempt.
 
 The default policy reads as a list of (predicate, action) rules, first match wins,
-rather than an if-chain: retry transient errors on the same tier, move up a tier,
-hand plan-shaped or top-tier failures to the planner, and give up at the end.
+rather than an if-chain: retry transient errors on the same tier, wait out rate limits
+instead of paying for a pricier tier, move up the ladder, hand plan-shaped or top-tier
+failures to the planner, and give up at the end. Compose your own with
+`DefaultPolicy(rules=[my_rule, *DefaultPolicy.default_rules()])`.
+
+Misuse is not a failure to escalate: `classify_failure` returns None for a `UserError`
+or an exception from user code that is not a model failure, and the run ends with it.
 """
 
 from __future__ import annotations
@@ -11,22 +16,30 @@ import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, Field
 
 from tiered._catalog import Tier
 from tiered._context import RunContext
 from tiered._errors import (
+    AuthenticationFailed,
     EscalationRequested,
     MaxTurnsExceeded,
     ModelError,
     OutputInvalid,
-    TieredError,
+    RateLimited,
+    RunError,
 )
+from tiered._ledger import Charge
 from tiered._messages import ToolResultMessage
 from tiered._tool import Tool
 from tiered._usage import Usage
+from tiered.models import Ladder
+
+if TYPE_CHECKING:
+    from tiered._agent import Agent
+    from tiered._plan import Subtask
 
 __all__ = (
     "Action",
@@ -40,6 +53,7 @@ __all__ = (
     "PolicyState",
     "Rule",
     "classify_failure",
+    "timeout_failure",
 )
 
 
@@ -82,12 +96,18 @@ class Failure:
     tier: Tier
     retryable: bool = False
     """True for transient provider errors (rate limit, timeout, 5xx)."""
+    rate_limited: bool = False
+    """True when the provider said slow down: wait on this tier, never pay for a pricier one."""
     error: BaseException | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Attempt:
-    """One try at a subtask: where it ran, why, what it cost and how it ended."""
+    """One try at a subtask: where it ran, why, what it cost and how it ended.
+
+    Usage and dollars are sums of the attempt's `charges`, exactly as the ledger
+    recorded them call by call (so long-context rates apply per call, never to a sum).
+    """
 
     number: int
     tier: Tier
@@ -101,6 +121,21 @@ class Attempt:
     outcome: str
     """'succeeded', or the failure kind."""
     error: str | None = None
+    charges: tuple[Charge, ...] = field(default=(), repr=False)
+    """Every model call of this attempt as the ledger booked it."""
+
+    @classmethod
+    def from_charges(cls, charges: Sequence[Charge], **fields: Any) -> Attempt:
+        """An attempt whose totals are the sums of `charges`."""
+        usage = Usage()
+        cost = equivalent = Decimal(0)
+        for c in charges:
+            usage = usage + c.usage
+            cost += c.cost
+            equivalent += c.equivalent_cost
+        return cls(
+            usage=usage, cost=cost, equivalent_cost=equivalent, charges=tuple(charges), **fields
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,11 +152,14 @@ class EscalationDecision:
 class PolicyState:
     """What the policy knows about the subtask so far."""
 
+    subtask: Subtask
+    agent: Agent[Any, Any]
+    ladder: Ladder
+    """The run's rungs, cheapest first: 'one tier up' is `ladder.above(tier)`."""
     attempts: Sequence[Attempt]
     depth: int
     """How many decompositions deep this subtask sits (0 for the planner's own subtasks)."""
     max_depth: int
-    top_tier: Tier
 
 
 class EscalationPolicy(Protocol):
@@ -143,70 +181,109 @@ class Rule:
     when: Predicate
     action: Action
     why: str
+    name: str = ""
+    """A short handle, so a composed list can be read and filtered by name."""
 
 
 def _retries_on_tier(state: PolicyState, tier: Tier) -> int:
     return sum(1 for a in state.attempts if a.tier is tier) - 1
 
 
-class DefaultPolicy:
-    """Retry transient errors, escalate a tier, decompose at the top, then give up.
+def _can_go_up(f: Failure, s: PolicyState) -> bool:
+    return s.ladder.above(f.tier) is not None
 
-    `max_retries` is per tier and only for transient model errors and timeouts;
-    `max_attempts` caps the subtask's attempts overall.
+
+def _can_decompose(f: Failure, s: PolicyState) -> bool:
+    return s.depth < s.max_depth
+
+
+class DefaultPolicy:
+    """Retry transient errors, wait out rate limits, escalate a rung, decompose, give up.
+
+    `rules` replaces the list (build on `DefaultPolicy.default_rules()`); `max_retries`
+    is per tier for transient model errors and timeouts; `max_attempts` caps the
+    subtask's attempts overall and always applies first.
     """
 
-    def __init__(self, *, max_retries: int = 1, max_attempts: int = 4) -> None:
+    def __init__(
+        self, *, rules: Sequence[Rule] | None = None, max_retries: int = 1, max_attempts: int = 4
+    ) -> None:
+        if max_attempts < 1 or max_retries < 0:
+            raise ValueError("max_attempts must be >= 1 and max_retries >= 0")
         self.max_retries = max_retries
         self.max_attempts = max_attempts
-        can_go_up: Predicate = lambda f, s: f.tier.up() is not None  # noqa: E731
-        can_decompose: Predicate = lambda f, s: s.depth < s.max_depth  # noqa: E731
-        self.rules: list[Rule] = [
+        chosen = self.default_rules(max_retries=max_retries) if rules is None else rules
+        self.rules: tuple[Rule, ...] = tuple(chosen)
+
+    @staticmethod
+    def default_rules(*, max_retries: int = 1) -> list[Rule]:
+        """The default rule list, first match wins; compose yours around it."""
+        return [
             Rule(
-                when=lambda f, s: len(s.attempts) >= self.max_attempts,
-                action=Action.GIVE_UP,
-                why=f"reached {max_attempts} attempts",
-            ),
-            Rule(
-                when=lambda f, s: f.kind is FailureKind.PLAN_SHAPED and can_decompose(f, s),
+                name="plan_shaped",
+                when=lambda f, s: f.kind is FailureKind.PLAN_SHAPED and _can_decompose(f, s),
                 action=Action.DECOMPOSE,
                 why="the executor says the work is plan-shaped: the planner decomposes it",
             ),
             Rule(
+                name="auth",
+                when=lambda f, s: isinstance(f.error, AuthenticationFailed),
+                action=Action.GIVE_UP,
+                why="the provider refused the credentials: fix the API key",
+            ),
+            Rule(
+                name="rate_limited",
+                when=lambda f, s: f.rate_limited,
+                action=Action.RETRY,
+                why="rate limited: wait and retry on the same tier (never a pricier one)",
+            ),
+            Rule(
+                name="transient",
                 when=lambda f, s: (
                     (f.retryable or f.kind is FailureKind.TIMEOUT)
-                    and _retries_on_tier(s, f.tier) < self.max_retries
+                    and _retries_on_tier(s, f.tier) < max_retries
                 ),
                 action=Action.RETRY,
                 why="transient failure: retry on the same tier",
             ),
-            Rule(when=can_go_up, action=Action.ESCALATE, why="move one tier up"),
+            Rule(name="escalate", when=_can_go_up, action=Action.ESCALATE, why="move one tier up"),
             Rule(
-                when=can_decompose,
+                name="decompose",
+                when=_can_decompose,
                 action=Action.DECOMPOSE,
                 why="failed at the top tier: the planner decomposes it",
             ),
         ]
 
     def decide(self, failure: Failure, state: PolicyState) -> EscalationDecision:
-        """First matching rule wins; no match gives up."""
+        """First matching rule wins; no match (or the attempt cap) gives up."""
+        if len(state.attempts) >= self.max_attempts:
+            return EscalationDecision(
+                action=Action.GIVE_UP,
+                reason=f"{failure.kind.value}: reached {self.max_attempts} attempts",
+            )
         for rule in self.rules:
             if rule.when(failure, state):
-                tier = failure.tier
-                if rule.action is Action.ESCALATE:
-                    tier = failure.tier.up() or failure.tier
+                tier: Tier | None = None
+                if rule.action is Action.RETRY:
+                    tier = failure.tier
+                elif rule.action is Action.ESCALATE:
+                    tier = state.ladder.above(failure.tier) or failure.tier
                 return EscalationDecision(
-                    action=rule.action,
-                    reason=f"{failure.kind.value}: {rule.why}",
-                    tier=tier if rule.action in (Action.RETRY, Action.ESCALATE) else None,
+                    action=rule.action, reason=f"{failure.kind.value}: {rule.why}", tier=tier
                 )
         return EscalationDecision(
             action=Action.GIVE_UP, reason=f"{failure.kind.value}: no further step allowed"
         )
 
 
-def classify_failure(exc: BaseException, tier: Tier) -> Failure:
-    """Turn an attempt's exception into a `Failure` the policy can read."""
+def classify_failure(exc: BaseException, tier: Tier) -> Failure | None:
+    """The attempt's exception as a `Failure` the policy can read, or None for misuse.
+
+    Only run failures (model errors, invalid output, turns exhausted, escalation
+    requests) are failures; a `UserError` or a bug in user code ends the run instead of
+    being paid for again on a pricier tier.
+    """
     msg = str(exc)
     if isinstance(exc, EscalationRequested):
         kind = FailureKind.PLAN_SHAPED if exc.plan_shaped else FailureKind.ESCALATION_REQUESTED
@@ -219,20 +296,24 @@ def classify_failure(exc: BaseException, tier: Tier) -> Failure:
         if tool_errors:
             msg = f"{msg}; last tool error: {tool_errors[-1].content}"
         return Failure(kind=kind, message=msg, tier=tier, error=exc)
-    if isinstance(exc, TimeoutError):
-        return Failure(kind=FailureKind.TIMEOUT, message="the attempt timed out", tier=tier)
     if isinstance(exc, ModelError):
         return Failure(
             kind=FailureKind.MODEL_ERROR,
             message=msg,
             tier=tier,
             retryable=exc.retryable,
+            rate_limited=isinstance(exc, RateLimited),
             error=exc,
         )
-    if isinstance(exc, TieredError):
+    if isinstance(exc, RunError):
         return Failure(kind=FailureKind.MODEL_ERROR, message=msg, tier=tier, error=exc)
+    return None
+
+
+def timeout_failure(tier: Tier, seconds: float) -> Failure:
+    """The failure of an attempt that ran past the subtask time limit."""
     return Failure(
-        kind=FailureKind.MODEL_ERROR, message=f"{type(exc).__name__}: {msg}", tier=tier, error=exc
+        kind=FailureKind.TIMEOUT, message=f"the attempt timed out after {seconds:g}s", tier=tier
     )
 
 

@@ -1,4 +1,9 @@
-"""Typed run events: the same facts as the structlog lines, for a live progress view."""
+"""Typed run events: the same facts as the structlog lines, for a live view or a product.
+
+Every event has `to_dict()`, a JSON-safe dict (Decimals as strings, usage, the plan,
+outputs) with its `name`, so a service can forward the stream as it is (see
+`examples/embed_service.py`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 
 from tiered._catalog import Tier
 from tiered._plan import Plan
@@ -15,6 +23,9 @@ if TYPE_CHECKING:
     from tiered._result import RunResult
 
 __all__ = (
+    "ComposeFinished",
+    "ComposeStarted",
+    "ModelDelta",
     "PlanCreated",
     "RunEvent",
     "RunFinished",
@@ -25,7 +36,27 @@ __all__ = (
     "SubtaskRouted",
     "SubtaskSkipped",
     "SubtaskStarted",
+    "ToolCalled",
+    "ToolReturned",
 )
+
+_LOG_SKIP = frozenset({"plan", "result", "run_usage", "run_equivalent_cost", "output"})
+
+
+def _jsonable(value: Any) -> Any:
+    """One field as JSON-safe data."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value.value if isinstance(value, Tier) else value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Usage):
+        return dataclasses.asdict(value)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):
+        return to_dict()
+    return to_jsonable_python(value, fallback=str)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,18 +74,17 @@ class RunEvent:
 
     def log_fields(self) -> dict[str, Any]:
         """Fields for the structlog line (large payloads left out)."""
-        out: dict[str, Any] = {}
+        return {
+            f.name: _jsonable(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if f.name not in _LOG_SKIP
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole event as JSON-safe data, `name` first."""
+        out: dict[str, Any] = {"name": self.name}
         for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name in ("plan", "result", "run_usage", "run_equivalent_cost"):
-                continue
-            if isinstance(value, Decimal):
-                value = str(value)
-            elif isinstance(value, Tier):
-                value = value.value
-            elif isinstance(value, Usage):
-                value = dataclasses.asdict(value)
-            out[f.name] = value
+            out[f.name] = _jsonable(getattr(self, f.name))
         return out
 
 
@@ -64,6 +94,8 @@ class RunStarted(RunEvent):
 
     name: ClassVar[str] = "run.started"
     goal: str
+    budget_usd: Decimal | None = None
+    """The run's dollar budget, if it has one."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,6 +115,7 @@ class SubtaskStarted(RunEvent):
     name: ClassVar[str] = "subtask.started"
     subtask_id: str
     agent: str
+    tier: Tier
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,6 +124,7 @@ class SubtaskRouted(RunEvent):
 
     name: ClassVar[str] = "subtask.routed"
     subtask_id: str
+    agent: str
     tier: Tier
     reason: str
 
@@ -104,6 +138,8 @@ class SubtaskEscalated(RunEvent):
     action: str
     from_tier: Tier
     to_tier: Tier | None
+    failure: str
+    """The failure kind that led here (e.g. 'verifier_rejected')."""
     reason: str
 
 
@@ -113,11 +149,16 @@ class SubtaskFinished(RunEvent):
 
     name: ClassVar[str] = "subtask.finished"
     subtask_id: str
+    agent: str
     tier: Tier
     attempts: int
     usage: Usage
     cost: Decimal
     equivalent_cost: Decimal
+    output: Any = None
+    """The subtask's typed output."""
+    restored: bool = False
+    """True when the output came from the journal of an earlier run."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,6 +177,60 @@ class SubtaskSkipped(RunEvent):
     name: ClassVar[str] = "subtask.skipped"
     subtask_id: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCalled(RunEvent):
+    """An executor called a tool."""
+
+    name: ClassVar[str] = "tool.called"
+    subtask_id: str | None
+    agent: str
+    tool: str
+    call_id: str
+    arguments: str
+    """The arguments as the model sent them (JSON text)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolReturned(RunEvent):
+    """A tool call finished; `is_error` when the model was told it failed."""
+
+    name: ClassVar[str] = "tool.returned"
+    subtask_id: str | None
+    agent: str
+    tool: str
+    call_id: str
+    is_error: bool
+    duration_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelDelta(RunEvent):
+    """Text a model is streaming (the planner while it plans, or an executor)."""
+
+    name: ClassVar[str] = "model.delta"
+    subtask_id: str | None
+    agent: str
+    tier: Tier
+    text: str
+    output_tokens: int = 0
+    """Output tokens of this call so far (estimated while streaming)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ComposeStarted(RunEvent):
+    """The planner began writing the final answer."""
+
+    name: ClassVar[str] = "compose.started"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ComposeFinished(RunEvent):
+    """The final answer is written (or failed, with `error`)."""
+
+    name: ClassVar[str] = "compose.finished"
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

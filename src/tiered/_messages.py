@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tiered._names import check_name
 from tiered._usage import Usage
 
 __all__ = (
@@ -90,14 +91,21 @@ class ToolDefinition:
     """JSON schema of the arguments object (strict-mode compatible)."""
     strict: bool = True
 
+    def __post_init__(self) -> None:
+        check_name(self.name, "tool")
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OutputSchema:
     """The JSON schema the final output must follow (structured output)."""
 
     name: str
+    """Must match `^[a-zA-Z0-9_-]{1,64}$` (the API rejects anything else)."""
     schema: dict[str, Any]
     strict: bool = True
+
+    def __post_init__(self) -> None:
+        check_name(self.name, "output schema")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -22,7 +22,7 @@ from tiered._context import RunContext
 from tiered._errors import ModelRetry, OutputInvalid, PlanInvalid
 from tiered._ledger import Ledger
 from tiered._plan import Plan, Stakes, Subtask, check_plan
-from tiered.models import Model
+from tiered.models import Ladder, Model, models_from_env
 
 __all__ = ("Planner",)
 
@@ -162,7 +162,7 @@ class Planner:
     def __init__(
         self,
         *,
-        tier: Tier = Tier.FLAGSHIP,
+        tier: Tier | None = None,
         model: Model | None = None,
         instructions: str = PLANNER_INSTRUCTIONS,
         max_repairs: int = 2,
@@ -173,18 +173,26 @@ class Planner:
         self.instructions = instructions
         self.max_repairs = max_repairs
         self.max_subtasks = max_subtasks
-        self._agents: dict[tuple[str, ...], _PlanningAgent] = {}
+        self._agents: dict[tuple[tuple[str, Agent[Any]], ...], _PlanningAgent] = {}
         self._composers: dict[Any, Agent[Any]] = {}
 
+    def tier_on(self, models: Mapping[Tier, Model]) -> Tier:
+        """The planner's tier on this ladder: the one it was given, else the top rung."""
+        return self.tier if self.tier is not None else Ladder.of(models).top
+
+    def _call_tier(self, models: Mapping[Tier, Model]) -> Tier | None:
+        return None if self.model is not None else self.tier_on(models)
+
     def _planning_agent(self, executors: Mapping[str, Agent[Any]]) -> _PlanningAgent:
-        key = tuple(sorted(executors))
+        # keyed by the executors themselves: their schemas and descriptions shape the prompt
+        key = tuple((name, executors[name]) for name in sorted(executors))
         agent = self._agents.get(key)
         if agent is None:
             agent = self._agents[key] = _PlanningAgent(
                 executors,
                 name="planner",
                 instructions=f"{self.instructions}\n\n{_catalog_text(executors)}",
-                tier=self.tier,
+                tier=self.tier or Tier.FLAGSHIP,
                 model=self.model,
                 max_repairs=self.max_repairs,
                 max_turns=self.max_repairs + 2,
@@ -201,8 +209,11 @@ class Planner:
         deps: Any,
     ) -> tuple[Plan, AgentResult[Any]]:
         agent = self._planning_agent(executors)
+        models = models if models is not None else models_from_env()
         try:
-            result = await agent.run(prompt, models=models, ledger=ledger, deps=deps)
+            result = await agent.run(
+                prompt, models=models, tier=self._call_tier(models), ledger=ledger, deps=deps
+            )
         except OutputInvalid as exc:
             problems = [
                 line.removeprefix("- ") for line in exc.errors.splitlines() if line.startswith("- ")
@@ -273,7 +284,7 @@ class Planner:
             composer = self._composers[output_type] = Agent(
                 name="planner.compose",
                 instructions=COMPOSE_INSTRUCTIONS,
-                tier=self.tier,
+                tier=self.tier or Tier.FLAGSHIP,
                 model=self.model,
                 output_type=output_type,
                 max_repairs=self.max_repairs,
@@ -285,7 +296,10 @@ class Planner:
         prompt += "Subtask outputs:\n" + _render_outputs(outputs)
         if failures:
             prompt += "\nFailed subtasks:\n" + "\n".join(f"{k}: {v}" for k, v in failures.items())
-        return await composer.run(prompt, models=models, ledger=ledger, deps=deps)
+        models = models if models is not None else models_from_env()
+        return await composer.run(
+            prompt, models=models, tier=self._call_tier(models), ledger=ledger, deps=deps
+        )
 
 
 def _render_outputs(outputs: Mapping[str, Any]) -> str:

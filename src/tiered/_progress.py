@@ -36,6 +36,13 @@ def _short(text: Any, limit: int = 100) -> str:
     return one if len(one) <= limit else one[: limit - 1] + "…"
 
 
+def _advance(total: int, call: int, now: int) -> tuple[int, int]:
+    """(total, this call) after a delta saying this call has produced `now` tokens so far."""
+    if now < call:  # a new call: its predecessor's tokens stay in the total
+        return total + now, now
+    return total + now - call, now
+
+
 @dataclass(slots=True)
 class Row:
     """One subtask as the view knows it."""
@@ -50,6 +57,8 @@ class Row:
     ended_at: float | None = None
     tokens: int = 0
     """Output tokens streamed so far (model.delta), then the subtask's usage when done."""
+    call_tokens: int = 0
+    """Output tokens of the model call streaming now (model.delta counts per call)."""
     attempts: int = 1
     tool: str | None = None
     """The tool being called right now, if any."""
@@ -87,6 +96,7 @@ class RunView:
     status: str | None = None
     elapsed_s: float = 0.0
     _seen_at: float = 0.0
+    _planner_call: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     # --- counts -----------------------------------------------------------------------
@@ -166,7 +176,7 @@ class RunView:
             self.rows.setdefault(sid, Row(id=sid, agent=s.agent))
             after = f" after {', '.join(s.depends_on)}" if s.depends_on else ""
             steps.append(f"{sid} {s.agent}{after}")
-        self.phase, self.planner_tokens = "running", 0
+        self.phase, self.planner_tokens, self._planner_call = "running", 0, 0
         where = f" for {parent}" if parent else ""
         return f"plan{where}, {len(steps)} subtasks: " + "; ".join(steps)
 
@@ -181,7 +191,7 @@ class RunView:
         tier = getattr(event, "tier", None)
         if tier is not None:
             row.tier = _tier(tier)
-        row.state, row.started_at, row.tokens = "running", event.elapsed_s, 0
+        row.state, row.started_at, row.tokens, row.call_tokens = "running", event.elapsed_s, 0, 0
         route = f" ({_short(row.route, 60)})" if row.route else ""
         return f"{row.id} {row.agent} started on {row.tier}{route}"
 
@@ -195,7 +205,7 @@ class RunView:
         if to is not None:
             row.tier = _tier(to)
         failure = getattr(event, "failure", None)
-        kind = _tier(getattr(failure, "kind", None)) if failure is not None else ""
+        kind = failure if isinstance(failure, str) else _tier(getattr(failure, "kind", None))
         reason = str(getattr(event, "reason", ""))
         message = getattr(failure, "message", None)
         if message and str(message) not in reason:
@@ -244,23 +254,30 @@ class RunView:
         return text
 
     def _delta(self, event: RunEvent) -> None:
+        # `output_tokens` counts the call so far; a smaller count means a new call began
         n = int(getattr(event, "output_tokens", 0) or 0)
         sid = getattr(event, "subtask_id", None)
         if sid is None:
-            self.planner_tokens += n
+            self.planner_tokens, self._planner_call = _advance(
+                self.planner_tokens, self._planner_call, n
+            )
             return
         row = self._row(event)
-        row.tokens += n
+        row.tokens, row.call_tokens = _advance(row.tokens, row.call_tokens, n)
         tier = getattr(event, "tier", None)
         if tier is not None:
             row.tier = _tier(tier)
 
     def _compose(self, event: RunEvent) -> str:
-        self.phase, self.planner_tokens = "composing", 0
+        self.phase, self.planner_tokens, self._planner_call = "composing", 0, 0
         return "composing the final answer (planner)"
 
     def _composed(self, event: RunEvent) -> str:
         self.phase = "finishing"
+        error = getattr(event, "error", None)
+        if error:
+            self.notes.append(Note(event.elapsed_s, "failed", f"composing failed: {error}"))
+            return f"composing the final answer FAILED: {_short(error, 200)}"
         return "final answer composed"
 
     def _run_finished(self, event: RunEvent) -> str:
@@ -276,7 +293,12 @@ class RunView:
         counterfactual = getattr(event, "counterfactual_cost", None)
         if counterfactual:
             parts.append(f"${counterfactual:.6f} all-flagship")
-        return f"run {self.status} in {event.elapsed_s:.1f}s: " + ", ".join(parts)
+        line = f"run {self.status} in {event.elapsed_s:.1f}s: " + ", ".join(parts)
+        error = getattr(getattr(event, "result", None), "error", None)
+        if error and self.status != "succeeded":
+            self.notes.append(Note(event.elapsed_s, "failed", f"run {self.status}: {error}"))
+            line += f"\n  why: {_short(error, 400)}"
+        return line
 
 
 _HANDLERS: dict[str, Callable[[RunView, RunEvent], str | None]] = {

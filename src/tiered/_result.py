@@ -43,6 +43,8 @@ class RunStatus(enum.StrEnum):
     BUDGET_EXCEEDED = "budget_exceeded"
     DEADLINE = "deadline"
     CANCELLED = "cancelled"
+    ANSWER_REJECTED = "answer_rejected"
+    """The final answer failed the run's answer check (`error` says which claim)."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -103,6 +105,8 @@ class RunResult:
     plan: Plan | None
     subtasks: dict[str, SubtaskResult]
     final_answer: Any = None
+    planner_attempts: list[Attempt] = field(default_factory=list)
+    """The planner's own calls: planning the goal and composing the final answer."""
     error: str | None = None
     """Why the run stopped early (budget, deadline, cancellation), if it did."""
     usage: Usage = field(default_factory=Usage)
@@ -173,12 +177,53 @@ def _usd(value: Decimal) -> str:
     return f"${value:.6f}".rstrip("0").rstrip(".") if value < 1 else f"${value:,.4f}"
 
 
+_NO_PRICE = "no price known"
+
+
+def _cost(value: Decimal, unknown: bool) -> str:
+    """Dollars, or "no price known" for $0 booked on a model nobody priced."""
+    return _NO_PRICE if unknown and not value else _usd(value)
+
+
+def _unpriced_tiers(result: RunResult) -> set[Tier]:
+    return {t for t, tt in result.by_tier.items() if tt.unpriced_requests}
+
+
+def _totals_line(result: RunResult) -> str:
+    unpriced = sum(tt.unpriced_requests for tt in result.by_tier.values())
+    if not unpriced:
+        return (
+            f"total: {_usd(result.cost)} charged, {_usd(result.equivalent_cost)} at OpenAI "
+            f"prices; all-flagship would have cost {_usd(result.counterfactual_cost)} "
+            f"({float(result.savings) * 100:.0f}% saved)"
+        )
+    calls = result.usage.requests
+    counterfactual = result.counterfactual_cost
+    # the flagship went unpriced if its calls did, or if real tokens came to $0 there
+    flagship_unknown = Tier.FLAGSHIP in _unpriced_tiers(result) or (
+        not counterfactual and result.usage.total_tokens > 0
+    )
+    rest = (
+        f"no price known for any of the {calls} calls"
+        if unpriced >= calls
+        else f"no price known for {unpriced} of {calls} calls, "
+        f"{_usd(result.equivalent_cost)} at OpenAI prices for the other {calls - unpriced}"
+    )
+    return (
+        f"total: {rest}; all-flagship: {_cost(counterfactual, flagship_unknown)}; savings "
+        "unknown. To price a self-hosted model, name the OpenAI model it stands in for: "
+        "--models 'nano=NAME@gpt-5.4-nano,...'"
+    )
+
+
 def _tokens(u: Usage) -> str:
     cached = f" ({u.cached_input_tokens:,} cached)" if u.cached_input_tokens else ""
     return f"{u.input_tokens:,} in{cached} / {u.output_tokens:,} out"
 
 
-def _rows(results: dict[str, SubtaskResult], indent: str = "") -> list[list[str]]:
+def _rows(
+    results: dict[str, SubtaskResult], unpriced: set[Tier], indent: str = ""
+) -> list[list[str]]:
     rows = []
     for sid, r in results.items():
         path = " > ".join(t.value for t in r.tier_path) or "-"
@@ -194,11 +239,11 @@ def _rows(results: dict[str, SubtaskResult], indent: str = "") -> list[list[str]
                 path,
                 outcome,
                 _tokens(r.usage),
-                _usd(r.equivalent_cost),
+                _cost(r.equivalent_cost, bool(unpriced.intersection(r.tier_path))),
             ]
         )
         if r.children:
-            rows.extend(_rows({c.subtask.id: c for c in r.children}, indent + "  "))
+            rows.extend(_rows({c.subtask.id: c for c in r.children}, unpriced, indent + "  "))
     return rows
 
 
@@ -217,9 +262,15 @@ def render_report(result: RunResult) -> str:
     if result.error:
         lines.append(f"stopped: {result.error}")
     lines.append("")
-    lines.extend(
-        _table(["subtask", "agent", "tiers", "outcome", "tokens", "cost"], _rows(result.subtasks))
-    )
+    rows = _rows(result.subtasks, _unpriced_tiers(result))
+    if result.planner_attempts:
+        usage = Usage()
+        for a in result.planner_attempts:
+            usage = usage + a.usage
+        equivalent = sum((a.equivalent_cost for a in result.planner_attempts), Decimal(0))
+        what = " + ".join(a.outcome for a in result.planner_attempts)
+        rows.append(["(planner)", "planner", what, "-", _tokens(usage), _usd(equivalent)])
+    lines.extend(_table(["subtask", "agent", "tiers", "outcome", "tokens", "cost"], rows))
     lines.append("")
     tier_rows = [
         [
@@ -227,8 +278,8 @@ def render_report(result: RunResult) -> str:
             result.models.get(t.value, ""),
             str(tt.usage.requests),
             _tokens(tt.usage),
-            _usd(tt.cost),
-            _usd(tt.equivalent_cost),
+            _cost(tt.cost, tt.unpriced_requests > 0),
+            _cost(tt.equivalent_cost, tt.unpriced_requests > 0),
         ]
         for t, tt in result.by_tier.items()
     ]
@@ -236,11 +287,7 @@ def render_report(result: RunResult) -> str:
         _table(["tier", "model", "calls", "tokens", "cost", "OpenAI-equivalent"], tier_rows)
     )
     lines.append("")
-    lines.append(
-        f"total: {_usd(result.cost)} charged, {_usd(result.equivalent_cost)} at OpenAI prices; "
-        f"all-flagship would have cost {_usd(result.counterfactual_cost)} "
-        f"({float(result.savings) * 100:.0f}% saved)"
-    )
+    lines.append(_totals_line(result))
     if result.final_answer is not None:
         answer = result.final_answer
         text = answer if isinstance(answer, str) else json.dumps(_plain(answer), indent=2)

@@ -1,7 +1,9 @@
 """Routing: pick the cheapest tier that can do a subtask, and say why.
 
-`RuleRouter` applies the practitioners' rules in DESIGN.md; `ClassifierRouter` asks a
-nano agent and falls back to the rules when the classifier is unsure or fails.
+`RuleRouter` applies the practitioners' rules listed in the README ("Routing and
+escalation are explainable"); `ClassifierRouter` asks a nano agent and falls back to
+the rules when the classifier is unsure or fails. Both read the tier order from the
+run's `Ladder`, so two-rung and four-rung ladders route the same way.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from tiered._catalog import ModelSpec, Tier
 from tiered._errors import BudgetExceeded, RunError
 from tiered._ledger import Ledger
 from tiered._plan import Stakes, Subtask
-from tiered.models import Model
+from tiered.models import Ladder, Model
 
 __all__ = (
     "LONG_INPUT_TOKENS",
@@ -47,8 +49,13 @@ class RouteRequest:
     agent: Agent[Any]
     estimated_input_tokens: int
     """Instructions, arguments and dependency outputs, estimated."""
-    specs: Mapping[Tier, ModelSpec]
-    """The model on each tier (context windows, prices)."""
+    ladder: Ladder
+    """The run's rungs, cheapest first, and the model on each."""
+
+    @property
+    def specs(self) -> Mapping[Tier, ModelSpec]:
+        """The model spec on each rung (context windows, prices)."""
+        return self.ladder.specs
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,54 +82,58 @@ def _fits(spec: ModelSpec, tokens: int) -> bool:
 
 
 def _lowest_fitting(request: RouteRequest, start: Tier) -> Tier:
+    ladder = request.ladder
     current: Tier | None = start
     while current is not None:
-        spec = request.specs.get(current)
-        if spec is None or _fits(spec, request.estimated_input_tokens):
+        if _fits(ladder[current].spec, request.estimated_input_tokens):
             return current
-        current = current.up()
-    return Tier.FLAGSHIP
+        current = ladder.above(current)
+    return ladder.top
 
 
 class RuleRouter:
     """Cheapest tier that fits: the agent's default (or the planner's hint), then the rules.
 
-    Plan-shaped work and inputs over 272K tokens go to the flagship; high stakes go one
-    tier up; a tier whose context window the input would overflow is skipped.
+    Plan-shaped work and inputs over 272K tokens go to the top rung; high stakes go one
+    rung up; a rung whose context window the input would overflow is skipped.
     """
 
     def decide(self, request: RouteRequest) -> RouteDecision:
         """The rule-based decision (synchronous; no model call)."""
         s = request.subtask
+        ladder = request.ladder
         if s.plan_shaped:
-            return RouteDecision(tier=Tier.FLAGSHIP, reason="plan-shaped work goes to the flagship")
+            return RouteDecision(
+                tier=ladder.top, reason=f"plan-shaped work goes to the top tier ({ladder.top})"
+            )
         tokens = request.estimated_input_tokens
         if tokens > LONG_INPUT_TOKENS:
             return RouteDecision(
-                tier=Tier.FLAGSHIP,
+                tier=ladder.top,
                 reason=f"estimated input {tokens:,} tokens is over {LONG_INPUT_TOKENS:,}",
             )
         if s.tier is not None:
             tier, why = s.tier, f"planner's hint {s.tier.value}"
         else:
             tier, why = request.agent.tier, f"agent {request.agent.name}'s default tier"
+        ladder.index(tier)  # a tier the ladder lacks is a UserError, not a silent move
         reasons = [why]
         if s.stakes is Stakes.HIGH:
-            up = tier.up()
+            up = ladder.above(tier)
             if up is not None:
                 tier = up
                 reasons.append(f"high stakes: one tier up to {tier.value}")
         current: Tier | None = tier
         while current is not None:
-            spec = request.specs.get(current)
-            if spec is None or _fits(spec, tokens):
+            spec = ladder[current].spec
+            if _fits(spec, tokens):
                 break
             reasons.append(
                 f"{current.value} skipped: ~{tokens:,} tokens overflow "
                 f"{spec.name}'s {spec.context_window:,} context"
             )
-            current = current.up()
-        return RouteDecision(tier=current or Tier.FLAGSHIP, reason="; ".join(reasons))
+            current = ladder.above(current)
+        return RouteDecision(tier=current or ladder.top, reason="; ".join(reasons))
 
     async def route(
         self, request: RouteRequest, *, models: Mapping[Tier, Model], ledger: Ledger
@@ -155,13 +166,15 @@ class ClassifierRouter:
     The hard rules (plan-shaped, over 272K tokens, context overflow) still win.
     """
 
-    def __init__(self, *, min_confidence: float = 0.6, tier: Tier = Tier.NANO) -> None:
+    def __init__(self, *, min_confidence: float = 0.6, tier: Tier | None = None) -> None:
         self.min_confidence = min_confidence
+        self.tier = tier
+        """The classifier's tier; None is the ladder's cheapest rung."""
         self.rules = RuleRouter()
         self.agent: Agent[TierChoice] = Agent(
             name="router",
             instructions=_CLASSIFIER_INSTRUCTIONS,
-            tier=tier,
+            tier=tier or Tier.NANO,
             output_type=TierChoice,
             max_repairs=1,
             max_turns=3,
@@ -185,7 +198,8 @@ class ClassifierRouter:
             }
         )
         try:
-            result = await self.agent.run(brief, models=models, ledger=ledger)
+            tier = self.tier or request.ladder.bottom
+            result = await self.agent.run(brief, models=models, tier=tier, ledger=ledger)
         except BudgetExceeded:
             raise
         except RunError as exc:
@@ -202,8 +216,15 @@ class ClassifierRouter:
                 router="classifier",
             )
         tier = Tier(choice.tier)
-        floor = _lowest_fitting(request, Tier.NANO)
-        if tier.rank < floor.rank:
+        ladder = request.ladder
+        if tier not in ladder:
+            return RouteDecision(
+                tier=ruled.tier,
+                reason=f"classifier chose {tier.value}, not on this ladder; rules: {ruled.reason}",
+                router="classifier",
+            )
+        floor = _lowest_fitting(request, ladder.bottom)
+        if ladder.index(tier) < ladder.index(floor):
             tier = floor  # the context window rule is not negotiable
         return RouteDecision(
             tier=tier,

@@ -10,33 +10,32 @@ from __future__ import annotations
 
 import inspect
 import json
-import re
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, get_type_hints, overload
+from typing import Annotated, Any, ClassVar, Generic, get_args, get_origin, get_type_hints, overload
 
 import anyio
 import anyio.to_thread
 from pydantic import BaseModel, Field, create_model
 from pydantic_core import to_jsonable_python
 
-from tiered._context import RunContext
+from tiered._context import DepsT, RunContext
+from tiered._docstring import parse_docstring
 from tiered._errors import EscalationRequested, ModelRetry, UserError
 from tiered._messages import ToolCall, ToolDefinition, ToolResultMessage
+from tiered._names import check_name, snake_case
 from tiered._schema import StrictSchema
 
 __all__ = ("Tool", "ToolSet", "tool")
 
 
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-class Tool:
+class Tool(Generic[DepsT]):
     """A function the model can call. Subclass with a nested `Args` model and `run`.
 
-    The class docstring is the description the model sees; `name` defaults to the
-    class name in snake_case; `timeout` (seconds) bounds one call.
+    `Tool[Deps]` types `ctx.deps`; an `Agent[..., Deps]` accepts only tools of its deps
+    type. The class docstring is the description the model sees; `name` defaults to the
+    class name in snake_case (`HTTPFetch` -> `http_fetch`) and must match
+    `^[a-zA-Z0-9_-]{1,64}$`; `timeout` (seconds) bounds one call.
     """
 
     name: str = ""
@@ -44,15 +43,20 @@ class Tool:
     Args: ClassVar[type[BaseModel]]
     timeout: float | None = 30.0
     """Seconds one call may take before the model is told it timed out; None: no limit."""
+    strict: bool = True
+    """Send the arguments schema in OpenAI strict mode; False sends pydantic's schema
+    non-strict (for `dict[str, X]`, `Any` and other types strict mode cannot express)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "name" not in cls.__dict__ or not cls.__dict__["name"]:
-            cls.name = _snake(cls.__name__)
+            cls.name = snake_case(cls.__name__)
+        else:
+            check_name(cls.name, f"tool {cls.__name__}:")
         if "description" not in cls.__dict__ or not cls.__dict__["description"]:
             cls.description = inspect.cleandoc(cls.__doc__ or "")
 
-    async def run(self, args: Any, ctx: RunContext[Any]) -> Any:
+    async def run(self, args: Any, ctx: RunContext[DepsT]) -> Any:
         """Do the work; the return value (str, pydantic model, JSON-able) goes to the model."""
         raise NotImplementedError(f"{type(self).__name__} must implement `async def run`")
 
@@ -64,18 +68,22 @@ class Tool:
         if cached is None:
             if not hasattr(cls, "Args"):
                 raise UserError(f"tool {cls.__name__} needs a nested `class Args(BaseModel)`")
-            cached = StrictSchema(cls.Args)
+            cached = StrictSchema(cls.Args, strict=cls.strict, owner=f"tool {cls.name!r}")
             cls._args_schema = cached  # type: ignore[attr-defined]
         return cached
 
     def definition(self) -> ToolDefinition:
         """What the model is told about this tool."""
+        schema = self.args_schema
         return ToolDefinition(
-            name=self.name, description=self.description, parameters=self.args_schema.schema
+            name=check_name(self.name, "tool"),
+            description=self.description,
+            parameters=schema.schema,
+            strict=schema.strict,
         )
 
 
-class _FunctionTool(Tool):
+class _FunctionTool(Tool[Any]):
     """A tool made from a plain function by `@tool`."""
 
     def __init__(
@@ -86,16 +94,18 @@ class _FunctionTool(Tool):
         description: str | None,
         timeout: float | None,
         in_thread: bool,
+        strict: bool = True,
     ) -> None:
         self._fn = fn
         self._is_async = inspect.iscoroutinefunction(fn)
         self._in_thread = in_thread
-        self.name = name or fn.__name__
-        summary, param_docs = _parse_docstring(fn.__doc__ or "")
+        self.name = check_name(name or fn.__name__, f"@tool {fn.__name__}:")
+        summary, param_docs = parse_docstring(fn.__doc__ or "")
         self.description = description or summary
         self.timeout = timeout
+        self.strict = strict
         self._takes_ctx, self._args_model = _args_model_for(fn, param_docs)
-        self._schema = StrictSchema(self._args_model)
+        self._schema = StrictSchema(self._args_model, strict=strict, owner=f"tool {self.name!r}")
 
     @property
     def args_schema(self) -> StrictSchema:
@@ -116,68 +126,23 @@ class _FunctionTool(Tool):
         return self._fn(*call_args, **kwargs)
 
 
-_GOOGLE_SECTION = re.compile(
-    r"^(Args|Arguments|Parameters|Returns?|Yields?|Raises|Examples?|Notes?|Warnings?):\s*$"
-)
-_GOOGLE_ARG = re.compile(r"^(\w+)(?:\s*\([^)]*\))?:\s*(.+)$")
-_SPHINX_FIELD = re.compile(
-    r"^:(param|parameter|arg|argument|key|keyword|type|returns?|rtype|raises?|except|"
-    r"exception|yields?|ytype|var|ivar|cvar|vartype|meta)\b[^:]*:"
-)
-_SPHINX_PARAM = re.compile(r"^:param\s+(?:\w+\s+)?(\w+):\s*(.+)$")
-
-
-def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
-    """Split a docstring into its description and per-parameter docs.
-
-    Understands Google style (`Args:` then `name: text`, continuation lines indented
-    further) and Sphinx (`:param name: text`). Other sections (`Returns:`, `Raises:`,
-    `:rtype:`...) are left out of the description.
-    """
-    params: dict[str, str] = {}
-    summary_lines: list[str] = []
-    section: str | None = None  # the Google section we are in; None in the description
-    field_indent: int | None = None  # indent of the entry whose deeper lines continue it
-    arg: str | None = None  # the parameter that entry documents; None: not a parameter
-    for line in inspect.cleandoc(doc).splitlines():
-        stripped = line.strip()
-        indent = len(line) - len(line.lstrip())
-        if field_indent is not None and stripped and indent > field_indent:
-            if arg is not None:
-                params[arg] += " " + stripped
-            continue
-        header = _GOOGLE_SECTION.match(stripped)
-        if header and not indent:
-            section, field_indent = header.group(1), None
-            continue
-        if section is not None and stripped and not indent:
-            section = None  # unindented text ends a section
-        entry = None
-        if section is None and _SPHINX_FIELD.match(stripped):
-            entry = _SPHINX_PARAM.match(stripped)
-        elif section in ("Args", "Arguments", "Parameters") and stripped:
-            entry = _GOOGLE_ARG.match(stripped)
-        elif section is None:
-            field_indent = None
-            summary_lines.append(line)
-            continue
-        if stripped:
-            field_indent, arg = indent, entry.group(1) if entry else None
-            if entry:
-                params[entry.group(1)] = entry.group(2).strip()
-    return "\n".join(summary_lines).strip(), params
-
-
 def _args_model_for(
     fn: Callable[..., Any], param_docs: dict[str, str]
 ) -> tuple[bool, type[BaseModel]]:
+    """The arguments model of `fn`'s parameters (after a leading `RunContext` one).
+
+    `Annotated[int, Field(ge=0)]` metadata and defaults carry over, so pydantic checks
+    the constraints and the schema shows them.
+    """
     sig = inspect.signature(fn)
-    hints = get_type_hints(fn)
+    hints = get_type_hints(fn, include_extras=True)
     params = list(sig.parameters.values())
     takes_ctx = False
     if params:
         first = hints.get(params[0].name)
-        origin = getattr(first, "__origin__", first)
+        if get_origin(first) is Annotated:
+            first = get_args(first)[0]
+        origin = get_origin(first) or first
         if origin is RunContext:
             takes_ctx = True
             params = params[1:]
@@ -187,13 +152,14 @@ def _args_model_for(
             raise UserError(f"@tool {fn.__name__}: *args/**kwargs cannot be described to a model")
         tp = hints.get(p.name, Any)
         default = ... if p.default is p.empty else p.default
-        fields[p.name] = (tp, Field(default, description=param_docs.get(p.name)))
+        doc = param_docs.get(p.name)  # None would override an `Annotated` description
+        fields[p.name] = (tp, Field(default, description=doc) if doc else Field(default))
     model = create_model(f"{fn.__name__}_args", **fields)
     return takes_ctx, model
 
 
 @overload
-def tool(fn: Callable[..., Any], /) -> Tool: ...
+def tool(fn: Callable[..., Any], /) -> Tool[Any]: ...
 @overload
 def tool(
     *,
@@ -201,7 +167,8 @@ def tool(
     description: str | None = None,
     timeout: float | None = 30.0,
     in_thread: bool = True,
-) -> Callable[[Callable[..., Any]], Tool]: ...
+    strict: bool = True,
+) -> Callable[[Callable[..., Any]], Tool[Any]]: ...
 def tool(
     fn: Callable[..., Any] | None = None,
     /,
@@ -210,17 +177,25 @@ def tool(
     description: str | None = None,
     timeout: float | None = 30.0,
     in_thread: bool = True,
-) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    strict: bool = True,
+) -> Tool[Any] | Callable[[Callable[..., Any]], Tool[Any]]:
     """Turn a typed function (sync or async) into a `Tool`.
 
     The docstring becomes the description and its `Args:` entries the field docs. A
     first parameter typed `RunContext` receives the run context. A sync function runs
     in a worker thread unless `in_thread=False` (cheaper for quick, pure functions).
+    `Annotated[...]` constraints are enforced; `strict=False` sends a non-strict
+    schema, for parameter types OpenAI strict mode cannot express (`dict[str, X]`, `Any`).
     """
 
-    def make(f: Callable[..., Any]) -> Tool:
+    def make(f: Callable[..., Any]) -> Tool[Any]:
         return _FunctionTool(
-            f, name=name, description=description, timeout=timeout, in_thread=in_thread
+            f,
+            name=name,
+            description=description,
+            timeout=timeout,
+            in_thread=in_thread,
+            strict=strict,
         )
 
     return make(fn) if fn is not None else make
@@ -240,8 +215,8 @@ class ToolSet:
 
     __slots__ = ("_tools", "definitions")
 
-    def __init__(self, tools: Sequence[Tool]) -> None:
-        self._tools: dict[str, Tool] = {}
+    def __init__(self, tools: Sequence[Tool[Any]]) -> None:
+        self._tools: dict[str, Tool[Any]] = {}
         for t in tools:
             if t.name in self._tools:
                 raise UserError(f"two tools are named {t.name!r}: give one a different `name`")

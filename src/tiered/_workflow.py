@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from tiered._agent import Agent
-from tiered._answer_check import AnswerCheck
 from tiered._errors import UserError
 from tiered._planner import Planner
+from tiered._run_state import AnswerCheck
 from tiered._verify import AgentCheck, Check
 
 __all__ = ("Workflow", "load_workflow")

@@ -12,7 +12,11 @@ __all__ = ("Model",)
 
 @runtime_checkable
 class Model(Protocol):
-    """A chat model. Implement `spec` and one async `request`; wrap it to add behaviour."""
+    """A chat model: `spec`, one async `request`, and `aclose`; wrap it to add behaviour.
+
+    `aclose` releases what the model holds (an HTTP client, a server slot); a model
+    that holds nothing implements it as a no-op, so wrappers never look for it.
+    """
 
     @property
     def spec(self) -> ModelSpec:
@@ -21,4 +25,8 @@ class Model(Protocol):
 
     async def request(self, request: ModelRequest) -> ModelResponse:
         """Send one request; raise a `ModelError` subclass on failure."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the model's resources; it may reopen them on the next request."""
         ...

@@ -583,6 +583,9 @@ class LocalModel:
         server = _server_for(self.weights, self._config)
         await anyio.to_thread.run_sync(server.start)
 
+    async def aclose(self) -> None:
+        """Nothing to release per model: the shared llama.cpp server lives for the process."""
+
     async def request(self, request: ModelRequest) -> ModelResponse:
         """Run one request; tools and structured output via constrained JSON."""
         protocol = _protocol(request)

@@ -43,10 +43,8 @@ class RetryingModel:
         return self.wrapped.spec
 
     async def aclose(self) -> None:
-        """Close the wrapped model's client, if it has one."""
-        close = getattr(self.wrapped, "aclose", None)
-        if close is not None:
-            await close()
+        """Close the wrapped model."""
+        await self.wrapped.aclose()
 
     async def request(self, request: ModelRequest) -> ModelResponse:
         """Send `request`, retrying transient failures."""

@@ -104,6 +104,9 @@ class ScriptedModel:
         """Name, tier and prices this model is metered at."""
         return self._spec
 
+    async def aclose(self) -> None:
+        """Nothing to release: a scripted model holds no resources."""
+
     async def request(self, request: ModelRequest) -> ModelResponse:
         """Return the next scripted step (or the responder's answer) for `request`."""
         self.requests.append(request)

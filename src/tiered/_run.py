@@ -1,0 +1,242 @@
+"""One run, phase by phase: start, plan, execute (the scheduler), compose, check, finish.
+
+Partial failure keeps results; a budget hit or deadline stops new work and keeps every
+finished output; misuse (a `UserError`, a bug in user code) ends the run with that
+error, after the result so far is recorded on it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import anyio
+
+from tiered._catalog import ModelSpec, default_catalog
+from tiered._errors import BudgetExceeded, PlanInvalid, TieredError, UserError
+from tiered._escalation import Attempt
+from tiered._events import ComposeFinished, ComposeStarted, PlanCreated, RunEvent, RunStarted
+from tiered._journal import Journal
+from tiered._ledger import Budget, Ledger, collect_charges
+from tiered._plan import Plan, check_plan
+from tiered._recorder import RunRecorder
+from tiered._result import RunResult, RunStatus, SubtaskStatus
+from tiered._run_state import RunConfig, RunState
+from tiered._scheduler import run_plan
+from tiered._stream import EventChannel
+from tiered.models import Ladder
+
+__all__ = ("execute_run",)
+
+
+def _flagship_spec(ladder: Ladder, flagship: ModelSpec | None) -> ModelSpec:
+    """The counterfactual's model: given, else what the top rung stands in for."""
+    if flagship is not None:
+        return flagship
+    catalog = default_catalog()
+    spec = ladder[ladder.top].spec
+    if spec.equivalent and spec.equivalent in catalog:
+        return catalog[spec.equivalent]
+    return spec
+
+
+def _check_ladder(config: RunConfig, ladder: Ladder) -> None:
+    """Every tier the run will start on must be on the ladder: a `UserError` up front."""
+    for agent in config.executors.values():
+        if agent.model is None and agent.tier not in ladder:
+            ladder.index(agent.tier)
+    if config.planner.model is None and config.planner.tier_on(ladder) not in ladder:
+        ladder.index(config.planner.tier_on(ladder))
+
+
+def _planner_attempt(charges: list[Any], planner_tier: Any, model: str, what: str) -> Attempt:
+    return Attempt.from_charges(
+        charges,
+        number=0,
+        tier=planner_tier,
+        model=model,
+        reason=what,
+        duration_s=0.0,
+        outcome=what,
+    )
+
+
+async def execute_run(
+    config: RunConfig,
+    goal: str,
+    *,
+    ladder: Ladder,
+    budget: Budget,
+    flagship: ModelSpec | None,
+    deps: Any,
+    plan: Plan | None,
+    output_type: Any,
+    compose: bool,
+    sink: Callable[[RunEvent], Any] | None,
+    channel: EventChannel | None,
+    journal: str | os.PathLike[str] | Journal | None,
+) -> RunResult:
+    """Run `goal` to a `RunResult` (see `Orchestrator.run`)."""
+    _check_ladder(config, ladder)
+    run_id = uuid.uuid4().hex[:12]
+    ledger = Ledger(budget, flagship=_flagship_spec(ladder, flagship))
+    ledger.require_prices(m.spec for m in ladder.values())  # before anything is spent
+    the_journal = None
+    if journal is not None:
+        the_journal = journal if isinstance(journal, Journal) else Journal(journal)
+        the_journal.load(goal)
+        if plan is None:
+            plan = the_journal.plan
+    recorder = RunRecorder(run_id=run_id, ledger=ledger, sink=sink, journal=the_journal)
+    run = RunState(
+        config=config,
+        goal=goal,
+        deps=deps,
+        ladder=ladder,
+        ledger=ledger,
+        recorder=recorder,
+        limiter=anyio.CapacityLimiter(config.limits.concurrency),
+        channel=channel,
+        journal=the_journal,
+    )
+    result = RunResult(
+        run_id=run_id,
+        goal=goal,
+        status=RunStatus.SUCCEEDED,
+        plan=plan,
+        subtasks={},
+        models={t.value: m.spec.name for t, m in ladder.items()},
+    )
+    recorder.emit(RunStarted(run_id=run_id, elapsed_s=0.0, goal=goal, budget_usd=budget.usd))
+    planner = config.planner
+    planner_name = (planner.model or ladder[planner.tier_on(ladder)]).spec.name
+    try:
+        if plan is None:
+            with collect_charges() as charges:
+                try:
+                    plan, _ = await planner.plan(
+                        goal, config.executors, models=ladder, ledger=ledger, deps=deps
+                    )
+                finally:
+                    result.planner_attempts.append(
+                        _planner_attempt(charges, planner.tier_on(ladder), planner_name, "plan")
+                    )
+        else:
+            problems = check_plan(plan, config.executors)
+            if problems:
+                raise PlanInvalid(problems)
+        result.plan = plan
+        if the_journal is not None:
+            the_journal.record_plan(goal, plan)
+        recorder.emit(
+            PlanCreated(
+                run_id=run_id,
+                elapsed_s=round(recorder.elapsed(), 4),
+                plan=plan,
+                subtasks=len(plan.subtasks),
+            )
+        )
+        await _execute(run, plan, result)
+        answer_problem = None
+        if run.fatal is None and compose and _should_compose(run, result):
+            answer_problem = await _compose(run, plan, result, output_type, planner_name)
+    except (PlanInvalid, BudgetExceeded) as exc:  # no plan, so nothing ran
+        status = RunStatus.BUDGET_EXCEEDED if isinstance(exc, BudgetExceeded) else RunStatus.FAILED
+        recorder.finish(result, ladder.tiers, status, str(exc))
+        exc.result = result
+        raise
+    except anyio.get_cancelled_exc_class():
+        # synchronous bookkeeping only, so cancellation cannot interrupt it
+        recorder.skip_unfinished(result.subtasks, "run cancelled")
+        recorder.finish(result, ladder.tiers, RunStatus.CANCELLED, "run cancelled")
+        raise
+    if run.fatal is not None:
+        fatal = run.fatal
+        recorder.skip_unfinished(result.subtasks, f"run ended: {type(fatal).__name__}")
+        recorder.finish(result, ladder.tiers, RunStatus.FAILED, f"{type(fatal).__name__}: {fatal}")
+        if isinstance(fatal, TieredError):
+            fatal.result = result
+        raise fatal
+    final: RunStatus | None = run.stop_status
+    error = run.stop_reason
+    if final is None and answer_problem is not None:
+        final, error = RunStatus.ANSWER_REJECTED, answer_problem
+    recorder.finish(result, ladder.tiers, final, error)
+    return result
+
+
+async def _execute(run: RunState, plan: Plan, result: RunResult) -> None:
+    deadline = run.config.limits.deadline
+    scope_cm: AbstractContextManager[Any] = (
+        anyio.move_on_after(deadline) if deadline is not None else nullcontext()
+    )
+    with anyio.CancelScope() as fatal_scope:
+        run.scope = fatal_scope
+        with scope_cm as scope:
+            await run_plan(run, plan, result.subtasks)
+    if run.fatal is not None:
+        return
+    if scope is not None and scope.cancelled_caught:
+        run.stop(RunStatus.DEADLINE, f"deadline of {deadline:g}s reached")
+        run.recorder.skip_unfinished(result.subtasks, run.stop_reason or "deadline")
+
+
+def _should_compose(run: RunState, result: RunResult) -> bool:
+    if run.stop_reason is not None:
+        return False
+    return any(r.status is SubtaskStatus.SUCCEEDED for r in result.subtasks.values())
+
+
+async def _compose(
+    run: RunState, plan: Plan, result: RunResult, output_type: Any, planner_name: str
+) -> str | None:
+    """Write the final answer; return what its check found wrong, if anything.
+
+    A final answer that could not be written fails the run: the deliverable is missing.
+    """
+    results = result.subtasks
+    outputs = {k: r.output for k, r in results.items() if r.status is SubtaskStatus.SUCCEEDED}
+    failures = {
+        k: r.error or r.status.value
+        for k, r in results.items()
+        if r.status is not SubtaskStatus.SUCCEEDED
+    }
+    recorder = run.recorder
+    recorder.emit(ComposeStarted(run_id=recorder.run_id, elapsed_s=round(recorder.elapsed(), 4)))
+    planner = run.config.planner
+    error: str | None = None
+    with collect_charges() as charges:
+        try:
+            composed = await planner.compose(
+                run.goal,
+                plan,
+                outputs,
+                failures=failures,
+                output_type=output_type,
+                models=run.ladder,
+                ledger=run.ledger,
+                deps=run.deps,
+            )
+        except BudgetExceeded as exc:
+            run.stop(RunStatus.BUDGET_EXCEEDED, str(exc))
+            error = str(exc)
+        except UserError:
+            raise
+        except TieredError as exc:
+            error = f"composing the final answer failed: {exc}"
+            run.stop(RunStatus.FAILED, error)
+        else:
+            result.final_answer = composed.output
+    tier = planner.tier_on(run.ladder)
+    result.planner_attempts.append(_planner_attempt(charges, tier, planner_name, "compose"))
+    recorder.emit(
+        ComposeFinished(run_id=recorder.run_id, elapsed_s=round(recorder.elapsed(), 4), error=error)
+    )
+    check = run.config.answer_check
+    if check is None or error is not None:
+        return None
+    problem = check(result.final_answer, outputs)
+    return f"the final answer failed its check: {problem}" if problem else None

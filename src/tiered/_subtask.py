@@ -1,0 +1,123 @@
+"""One subtask from start to end: dependencies and journal first, then route and the steps.
+
+The driver loops over the attempt runner's typed steps until one ends the subtask;
+`Decompose` hands it to the decomposer, which runs a sub-plan through the scheduler
+it is given (so this module never imports the scheduler).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from tiered._attempt import (
+    Decompose,
+    EscalateTo,
+    GiveUp,
+    Retry,
+    Step,
+    Stopped,
+    SubtaskJob,
+    Succeeded,
+    Try,
+    estimate_input,
+    run_attempt,
+    subtask_context,
+)
+from tiered._decompose import PlanRunner, decompose
+from tiered._errors import BudgetExceeded
+from tiered._ledger import collect_charges
+from tiered._plan import Subtask, agent_input
+from tiered._planner import render_outputs
+from tiered._result import RunStatus, SubtaskResult, SubtaskStatus
+from tiered._routing import RouteRequest
+from tiered._run_state import RunState
+
+__all__ = ("start_subtask",)
+
+
+async def start_subtask(
+    run: RunState,
+    subtask: Subtask,
+    results: Mapping[str, SubtaskResult],
+    *,
+    depth: int,
+    prefix: str,
+    run_plan: PlanRunner,
+) -> None:
+    """Run `subtask` (its dependencies are done): skip, restore from the journal, or drive it."""
+    record = results[subtask.id]
+    sid = prefix + subtask.id
+    recorder = run.recorder
+    bad = [d for d in subtask.depends_on if results[d].status is not SubtaskStatus.SUCCEEDED]
+    if bad:
+        why = "; ".join(f"{d} {results[d].status.value}" for d in bad)
+        recorder.skipped(record, sid, f"dependency did not succeed: {why}")
+        return
+    if run.stop_reason is not None:
+        recorder.skipped(record, sid, run.stop_reason)
+        return
+    agent = run.config.executors[subtask.agent]
+    if run.journal is not None:
+        found, output = run.journal.restore(sid, agent.output_type)
+        if found:
+            recorder.succeeded(record, sid, agent.tier, output, restored=True)
+            return
+    inputs = {d: results[d].output for d in subtask.depends_on}
+    job = SubtaskJob(
+        subtask=subtask,
+        sid=sid,
+        record=record,
+        agent=agent,
+        typed_input=agent_input(agent, subtask.arguments),
+        inputs=inputs,
+        depth=depth,
+    )
+    try:
+        await _drive(run, job, run_plan)
+    except BudgetExceeded as exc:  # e.g. from a classifier router's model call
+        run.stop(RunStatus.BUDGET_EXCEEDED, str(exc))
+        _end_stopped(run, job, str(exc))
+    except Exception as exc:  # misuse or a bug in a hook (router, policy): end the run with it
+        recorder.failed(record, sid, f"{type(exc).__name__}: {exc}")
+        run.fail_fast(exc)
+
+
+def _end_stopped(run: RunState, job: SubtaskJob, reason: str) -> None:
+    if job.record.attempts:
+        run.recorder.failed(job.record, job.sid, reason)
+    else:
+        run.recorder.skipped(job.record, job.sid, reason)
+
+
+async def _first_try(run: RunState, job: SubtaskJob) -> Try:
+    context = subtask_context(job.subtask, job.inputs, render_outputs)
+    request = RouteRequest(
+        subtask=job.subtask,
+        agent=job.agent,
+        estimated_input_tokens=estimate_input(job.agent, context, job.subtask),
+        ladder=run.ladder,
+    )
+    with collect_charges() as charges:  # a classifier router's calls belong to the subtask
+        decision = await run.config.router.route(request, models=run.ladder, ledger=run.ledger)
+    job.pending_charges.extend(charges)
+    run.ladder.index(decision.tier)  # a route off the ladder is a UserError
+    run.recorder.routed(job.record, job.sid, decision)
+    return Try(tier=decision.tier, reason=f"routed: {decision.reason}", context=context)
+
+
+async def _drive(run: RunState, job: SubtaskJob, run_plan: PlanRunner) -> None:
+    step: Step = Retry(await _first_try(run, job))
+    while isinstance(step, Retry | EscalateTo):
+        if run.stop_reason is not None:
+            _end_stopped(run, job, run.stop_reason)
+            return
+        step = await run_attempt(run, job, step.next)
+    recorder = run.recorder
+    if isinstance(step, Succeeded):
+        recorder.succeeded(job.record, job.sid, step.tier, step.output)
+    elif isinstance(step, Stopped):
+        _end_stopped(run, job, step.reason)
+    elif isinstance(step, Decompose):
+        await decompose(run, job, step.failure, run_plan)
+    elif isinstance(step, GiveUp):
+        recorder.failed(job.record, job.sid, step.error, reason=step.reason)

@@ -7,9 +7,10 @@ tool, and `RefundMath` (nano) asks the `refund_total` tool what is owed. The
 deterministic work (looking orders up, the lateness rule, the sum) lives in tools, so
 the small models only choose what to call. Every executor has a Python verifier that
 checks its output against the ticket or the order database, so a wrong answer from a
-cheap tier is escalated for real; and the final answer must pass `check_numbers`: a
-number no subtask produced (a made-up total) fails the run as `answer_rejected`
-instead of printing `succeeded`. `--force-escalation` rejects every first output to
+cheap tier is escalated for real. The final answer is typed (`RefundAnswer`), so the
+composer copies the total into a field, and it must pass `check_numbers`: a number no
+subtask produced (a made-up total) fails the run as `answer_rejected` instead of
+printing `succeeded`. `--force-escalation` rejects every first output to
 show the escalation path on demand.
 
     tiered run examples/triage.py [--goal TEXT] [--force-escalation] [--json]
@@ -148,9 +149,22 @@ class RefundMath(Agent[Refund]):
     max_output_tokens = 200
 
 
+class RefundAnswer(BaseModel):
+    """The run's final answer, typed so the composer copies numbers instead of writing them."""
+
+    total_refund_cents: int = Field(description="RefundMath's total_cents, copied exactly.")
+    refunded_orders: list[str] = Field(description="RefundMath's refunded order ids.")
+    summary: str = Field(description="One sentence: the total in cents and which orders.")
+
+
+_ASKS_FOR_MONEY = re.compile(r"refund|money back|reimburse", re.IGNORECASE)
+
+
 def triage_matches_ticket(subtask: Subtask, output: Triage) -> str | None:
-    """Reject a triage whose order id is not the one the ticket mentions."""
+    """Reject a triage whose order id is not the ticket's, or a refund request not called one."""
     ticket = str(subtask.arguments.get("ticket", "")).upper()
+    if _ASKS_FOR_MONEY.search(ticket) and output.category != "refund":
+        return f"the ticket asks for money back, so its category is refund, not {output.category}"
     mentioned = sorted(set(re.findall(r"[A-Z]-\d{4}", ticket)))
     got = output.order_id.strip().upper() if output.order_id else None
     if got is None and mentioned:
@@ -195,6 +209,7 @@ workflow = Workflow(
     executors=[TicketTriage(), OrderCheck(), RefundMath()],
     goal=GOAL,
     deps=ORDERS,
+    output_type=RefundAnswer,
     verify={
         "TicketTriage": triage_matches_ticket,
         "OrderCheck": order_matches_database,

@@ -54,6 +54,13 @@ PLAN = {
 }
 
 
+ANSWER = {
+    "total_refund_cents": 3499,
+    "refunded_orders": ["A-1001"],
+    "summary": "Refund 3499 cents for order A-1001.",
+}
+
+
 def _answer(body: dict[str, Any]) -> dict[str, Any]:
     """What each agent says, keyed on its system prompt and the transcript so far."""
     system = body["messages"][0]["content"]
@@ -61,7 +68,7 @@ def _answer(body: dict[str, Any]) -> dict[str, Any]:
     if "You are the planner" in system:
         return {"content": json.dumps(PLAN)}
     if "final answer of a run" in system:
-        return {"content": "Refund 3499 cents for order A-1001."}
+        return {"content": json.dumps(ANSWER)}
     if "support ticket" in system:
         return {"content": json.dumps({"category": "refund", "order_id": "A-1001"})}
     if "lookup_order" in system:
@@ -157,7 +164,7 @@ def test_run_over_an_openai_compatible_server(
     assert "plan, 3 subtasks: triage TicketTriage; check OrderCheck" in captured.err  # progress
     data = json.loads(captured.out)
     assert data["status"] == "succeeded"
-    assert data["final_answer"] == "Refund 3499 cents for order A-1001."
+    assert data["final_answer"] == ANSWER
     assert data["subtasks"]["check"]["output"]["price_cents"] == 3499
     assert [a["tier"] for a in data["subtasks"]["check"]["attempts"]] == ["nano"]
     assert data["models"] == {"nano": "gpt-5.4-nano", "mini": "gpt-5.4-mini", "flagship": "gpt-5.4"}

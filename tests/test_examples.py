@@ -91,7 +91,9 @@ async def run_workflow(workflow: Workflow, models: dict[Tier, Model]) -> RunResu
         verify=workflow.verify,
         answer_check=workflow.answer_check,
     )
-    return await orchestrator.run(workflow.goal, deps=workflow.deps)
+    return await orchestrator.run(
+        workflow.goal, deps=workflow.deps, output_type=workflow.output_type
+    )
 
 
 def answer_problem(workflow: Workflow, result: RunResult) -> str | None:
@@ -153,7 +155,7 @@ TRIAGE_PLAN = {
 }
 
 
-def triage_responder(answer: str) -> Any:
+def triage_responder(answer: dict[str, Any]) -> Any:
     """Answers as each triage agent would; nano first reports the wrong order id once."""
     wrong_once: set[str] = set()
 
@@ -169,6 +171,9 @@ def triage_responder(answer: str) -> Any:
                 wrong_once.add(sid)
                 order = "A-1001"  # a cheap model's slip; the verifier must catch it
             kind = "refund" if "money back" in text else "shipping"
+            if sid == "triage_1" and sid not in wrong_once:
+                wrong_once.add(sid)
+                kind = "question"  # seen on the embedded nano; the verifier must catch it
             return {"category": kind, "order_id": order}
         found = tool_result(request)
         if agent == "OrderCheck":
@@ -186,7 +191,12 @@ def triage_responder(answer: str) -> Any:
 
 async def test_triage_gets_3499_and_its_verifier_catches_a_wrong_order_id() -> None:
     workflow = load_workflow(EXAMPLES / "triage.py")
-    models = ladder(triage_responder("The total refund owed is 3,499 cents (order A-1001)."))
+    answer = {
+        "total_refund_cents": 3499,
+        "refunded_orders": ["A-1001"],
+        "summary": "The total refund owed is 3,499 cents (order A-1001).",
+    }
+    models = ladder(triage_responder(answer))
     result = await run_workflow(workflow, models)
 
     assert result.status is RunStatus.SUCCEEDED
@@ -195,12 +205,22 @@ async def test_triage_gets_3499_and_its_verifier_catches_a_wrong_order_id() -> N
     assert result.subtasks["triage_2"].tier_path == [Tier.NANO, Tier.MINI]
     assert result.subtasks["triage_2"].attempts[0].outcome == "verifier_rejected"
     assert result.outputs["triage_2"].order_id == "A-1002"
+    assert result.subtasks["triage_1"].tier_path == [Tier.NANO, Tier.MINI]
+    assert "its category is refund, not question" in (
+        result.subtasks["triage_1"].attempts[0].error or ""
+    )
+    assert result.outputs["triage_1"].category == "refund"
+    assert result.final_answer.total_refund_cents == 3499
     assert answer_problem(workflow, result) is None
 
 
 async def test_triage_answer_check_names_the_made_up_total() -> None:
     workflow = load_workflow(EXAMPLES / "triage.py")
-    made_up = "The total refund owed is 200 cents, as both orders arrived late."
+    made_up = {
+        "total_refund_cents": 3499,
+        "refunded_orders": ["A-1001", "A-1002"],
+        "summary": "The total refund owed is 200 cents, as both orders arrived late.",
+    }
     result = await run_workflow(workflow, ladder(triage_responder(made_up)))
     assert result.status is RunStatus.ANSWER_REJECTED
     assert {r.status for r in result.subtasks.values()} == {SubtaskStatus.SUCCEEDED}

@@ -495,6 +495,7 @@ async def test_research_report_answer_check_catches_a_number_from_nowhere() -> N
 async def test_extract_on_the_embedded_ladder() -> None:
     extract = example("extract")
     result = await extract.main(models_from_env())
+    print(extract.show(result))  # what the README shows, with -s
     assert set(result.subtasks) == {"contact_1", "contact_2", "contact_3"}
     for sid, output in result.outputs.items():
         assert extract.values_in_text(result.subtasks[sid].subtask, output) is None
@@ -507,6 +508,7 @@ async def test_extract_on_the_embedded_ladder() -> None:
 async def test_rerank_on_the_embedded_ladder() -> None:
     rerank = example("rerank")
     result = await rerank.main(models_from_env())
+    print(rerank.show(result))
     assert 1 <= len(result.output.ranked) <= 3
     assert set(result.output.ids()) <= set(rerank.PASSAGES)
     assert result.tier is Tier.NANO
@@ -517,6 +519,7 @@ async def test_rerank_on_the_embedded_ladder() -> None:
 async def test_custom_agent_on_the_embedded_ladder() -> None:
     custom = example("custom_agent")
     result = await custom.main(models_from_env())
+    print(custom.show(result))
     assert result.turns >= 2  # the tool was called before the answer
     assert result.output.words >= 0
     assert result.model == "qwen2.5-coder-0.5b"
@@ -526,6 +529,7 @@ async def test_custom_agent_on_the_embedded_ladder() -> None:
 async def test_bulk_summarize_on_the_embedded_ladder_with_a_limit() -> None:
     bulk = example("bulk_summarize")
     report = await bulk.main(models_from_env(), limit=3, concurrency=2)
+    print(bulk.show(report))
     assert report.documents == 3
     for output in report.result.outputs.values():
         assert 0 < len(output.summary.split()) <= 20

@@ -257,7 +257,7 @@ async def test_plain_lines_print_each_event_once_without_counters() -> None:
     assert len(set(lines)) == len(lines)
     assert all("running" not in line for line in lines[:-1])  # no counters repeated per line
     assert re.match(r"\[\s*\d+\.\ds\] run succeeded in \d+\.\ds: 5/5 subtasks done", lines[-1])
-    assert "1 escalations" in lines[-1]
+    assert "1 escalation," in lines[-1]
 
 
 def test_library_warnings_print_through_the_view_while_it_is_live(

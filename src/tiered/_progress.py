@@ -287,7 +287,8 @@ class RunView:
         parts = [f"{done}/{total} subtasks done"]
         parts += [f"{failed} failed"] if failed else []
         parts += [f"{skipped} skipped"] if skipped else []
-        parts += [f"{self.escalations} escalations"] if self.escalations else []
+        if self.escalations:
+            parts.append(f"{self.escalations} escalation{'s' if self.escalations > 1 else ''}")
         parts.append(f"{self.tokens:,} tokens")
         parts.append(f"${self.spend:.6f} at OpenAI prices")
         counterfactual = getattr(event, "counterfactual_cost", None)

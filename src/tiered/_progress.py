@@ -69,11 +69,11 @@ class Row:
 
 @dataclass(frozen=True, slots=True)
 class Note:
-    """A moment worth showing: an escalation, a rejection, a failure, a tool error, a log."""
+    """A moment worth showing: an escalation, a rejection, a failure, a tool error."""
 
     at: float
     kind: str
-    """escalated, rejected, failed, skipped, tool_error, warning or info."""
+    """escalated, rejected, failed, skipped or tool_error (a log line: warning or info)."""
     text: str
 
 
@@ -83,7 +83,7 @@ class RunView:
 
     clock: Callable[[], float] = time.monotonic
     phase: str = "starting"
-    """starting, planning, running, composing, finished."""
+    """starting, planning, running, composing, finishing, finished."""
     goal: str = ""
     budget: Decimal | None = None
     rows: dict[str, Row] = field(default_factory=dict)
@@ -129,13 +129,6 @@ class RunView:
         return sorted(rows, key=lambda r: r.started_at or 0.0)
 
     # --- events -----------------------------------------------------------------------
-
-    def note(self, kind: str, text: str) -> Note:
-        """Record a notable moment (also used for log lines routed here)."""
-        with self.lock:
-            item = Note(at=self.now(), kind=kind, text=text)
-            self.notes.append(item)
-            return item
 
     def update(self, event: RunEvent) -> str | None:
         """Apply `event`; return its one-line description, or None if not worth a line."""

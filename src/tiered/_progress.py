@@ -200,7 +200,7 @@ class RunView:
         failure = getattr(event, "failure", None)
         kind = failure if isinstance(failure, str) else _tier(getattr(failure, "kind", None))
         reason = str(getattr(event, "reason", ""))
-        message = getattr(failure, "message", None)
+        message = getattr(event, "message", None) or getattr(failure, "message", None)
         if message and str(message) not in reason:
             reason = f"{reason} ({message})"
         rejected = kind == "verifier_rejected" or "verifier_rejected" in reason

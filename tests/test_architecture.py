@@ -54,6 +54,7 @@ LAYERS: dict[str, float] = {
     "tiered._routing": 6,
     "tiered._escalation": 6,
     "tiered._verify": 6,
+    "tiered._answer_check": 6,
     "tiered._limits": 6,
     "tiered._estimate": 6,
     # 7. orchestrator
@@ -78,6 +79,7 @@ LAYERS: dict[str, float] = {
     "tiered._cli_run": 8,
     "tiered._cli_runs": 8,
     "tiered._progress": 8,
+    "tiered._display": 8,
     "tiered.__main__": 8,
     "tiered": 8,
 }

@@ -126,9 +126,11 @@ TIERED_ALL = (
     "UserMessage",
     "WeightsInvalid",
     "Workflow",
+    "check_numbers",
     "check_plan",
     "default_catalog",
     "load_workflow",
+    "numbers_from_outputs",
     "redact_secrets",
     "tool",
 )

@@ -3,6 +3,7 @@
 from tiered._agent import Agent, AgentResult
 from tiered._agent_calls import ToolObserver
 from tiered._agent_support import AgentStream
+from tiered._answer_check import check_numbers, numbers_from_outputs
 from tiered._catalog import (
     FREE,
     STANDARD_TIERS,
@@ -217,9 +218,11 @@ __all__ = (
     "UserMessage",
     "WeightsInvalid",
     "Workflow",
+    "check_numbers",
     "check_plan",
     "default_catalog",
     "load_workflow",
+    "numbers_from_outputs",
     "redact_secrets",
     "tool",
 )

@@ -36,6 +36,7 @@ LAYERS: dict[str, float] = {
     "tiered._tool": 4,
     "tiered._schema": 4,
     "tiered._context": 4,
+    "tiered._schema_tool": 4,
     # 5. agent
     "tiered._agent": 5,
     # 6. plan, planner, routing, escalation
@@ -44,18 +45,24 @@ LAYERS: dict[str, float] = {
     "tiered._routing": 6,
     "tiered._escalation": 6,
     "tiered._verify": 6,
+    "tiered._learning": 6,
+    "tiered._calibration": 6,
+    "tiered._calibrated": 6,
     # 7. orchestrator
     "tiered._orchestrator": 7,
     "tiered._events": 7,
     "tiered._result": 7,
     "tiered._journal": 7,
     "tiered._workflow": 7,
+    "tiered._eval": 7,
+    "tiered._eval_report": 7,
     # ready-made pieces: use the public API, never the CLI
     "tiered.agents": 7.5,
     "tiered.tools": 7.5,
     # 8. the command line and the public surface
     "tiered._cli": 8,
     "tiered._cli_run": 8,
+    "tiered._cli_eval": 8,
     "tiered._progress": 8,
     "tiered.__main__": 8,
     "tiered": 8,

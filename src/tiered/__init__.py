@@ -1,6 +1,8 @@
 """tiered: a flagship planner, cheap executors, routing, escalation and exact cost metering."""
 
 from tiered._agent import Agent, AgentResult
+from tiered._calibrated import CalibratedRouter, Evidence, gain_aware_rules, should_escalate
+from tiered._calibration import Calibration
 from tiered._catalog import FREE, Catalog, ModelSpec, PriceBreak, Pricing, Tier, default_catalog
 from tiered._context import RunContext
 from tiered._errors import (
@@ -38,6 +40,8 @@ from tiered._escalation import (
     PolicyState,
     Rule,
 )
+from tiered._eval import Case, Evaluation, evaluate
+from tiered._eval_report import EvalReport
 from tiered._events import (
     PlanCreated,
     RunEvent,
@@ -51,6 +55,7 @@ from tiered._events import (
     SubtaskStarted,
 )
 from tiered._journal import Journal
+from tiered._learning import Estimate, RoutingStats
 from tiered._ledger import Budget, Charge, Ledger, TierTotals
 from tiered._logging import redact_secrets
 from tiered._messages import (
@@ -90,6 +95,9 @@ __all__ = (
     "BadModelResponse",
     "Budget",
     "BudgetExceeded",
+    "CalibratedRouter",
+    "Calibration",
+    "Case",
     "Catalog",
     "Charge",
     "Check",
@@ -101,6 +109,10 @@ __all__ = (
     "EscalationDecision",
     "EscalationPolicy",
     "EscalationRequested",
+    "Estimate",
+    "EvalReport",
+    "Evaluation",
+    "Evidence",
     "Failure",
     "FailureKind",
     "Journal",
@@ -132,6 +144,7 @@ __all__ = (
     "RouteDecision",
     "RouteRequest",
     "Router",
+    "RoutingStats",
     "Rule",
     "RuleRouter",
     "RunContext",
@@ -168,6 +181,9 @@ __all__ = (
     "Workflow",
     "check_plan",
     "default_catalog",
+    "evaluate",
+    "gain_aware_rules",
     "redact_secrets",
+    "should_escalate",
     "tool",
 )

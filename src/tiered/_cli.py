@@ -17,6 +17,7 @@ from typing import Any
 
 from tiered import __version__
 from tiered._catalog import ModelSpec, Pricing, default_catalog
+from tiered._cli_eval import add_eval_command, add_routing_command
 from tiered._cli_run import add_run_command
 from tiered._errors import TieredError, UserError
 from tiered._usage import Usage
@@ -193,5 +194,11 @@ def _tokens(n: int) -> str:
     return f"{n:,}"
 
 
-_COMMANDS: tuple[Callable[[_Subparsers], None], ...] = (add_run_command, _add_models, _add_cost)
+_COMMANDS: tuple[Callable[[_Subparsers], None], ...] = (
+    add_run_command,
+    add_eval_command,
+    add_routing_command,
+    _add_models,
+    _add_cost,
+)
 """Every subcommand, in the order `tiered --help` lists them."""

@@ -12,7 +12,7 @@ import inspect
 import json
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, get_type_hints, overload
 
 import anyio
@@ -67,6 +67,24 @@ class Tool:
             cached = StrictSchema(cls.Args)
             cls._args_schema = cached  # type: ignore[attr-defined]
         return cached
+
+    @classmethod
+    def from_schema(
+        cls,
+        name: str,
+        description: str,
+        parameters: Mapping[str, Any],
+        fn: Callable[..., Any],
+        *,
+        timeout: float | None = 30.0,
+    ) -> Tool:
+        """A tool from a raw JSON schema (OpenAPI, MCP, BFCL): no pydantic model needed.
+
+        `fn` gets the validated arguments as keywords; see `tiered._schema_tool`.
+        """
+        from tiered._schema_tool import SchemaTool
+
+        return SchemaTool(name, description, parameters, fn, timeout=timeout)
 
     def definition(self) -> ToolDefinition:
         """What the model is told about this tool."""

@@ -87,8 +87,10 @@ def eval_command(args: argparse.Namespace) -> int:
     """Load, evaluate, write the calibration and print the table (or JSON)."""
     evaluation = load_evaluation(args.file)
     model_map = parse_model_map(args.models) if args.models else None
-    ladder = models_from_env(base_url=args.base_url, model_map=model_map, threads=args.threads)
-    print(f"tiered: models: {ladder.source}", file=sys.stderr, flush=True)
+    ladder: Any = evaluation.models
+    if ladder is None:
+        ladder = models_from_env(base_url=args.base_url, model_map=model_map, threads=args.threads)
+        print(f"tiered: models: {ladder.source}", file=sys.stderr, flush=True)
     tiers = [t.strip() for t in args.tiers.split(",") if t.strip()] if args.tiers else None
     if args.concurrency < 1:
         raise UserError("--concurrency must be at least 1")
@@ -104,7 +106,9 @@ def eval_command(args: argparse.Namespace) -> int:
                 progress=None if args.quiet else _progress,
             )
         finally:
-            await ladder.aclose()
+            close = getattr(ladder, "aclose", None)
+            if close is not None:
+                await close()
 
     report = anyio.run(main)
     if args.calibration.lower() != "none":

@@ -70,6 +70,9 @@ class Evaluation:
     """A check for every case that has none of its own."""
     name: str = ""
     """For the report; defaults to the agent's name."""
+    models: Mapping[Tier, Model] | None = None
+    """A fixed ladder (tests, a custom setup); None: the one `evaluate` is given, else the
+    environment's."""
 
     def loaded_cases(self) -> list[Case]:
         """The cases, read from the JSONL file if one was named, ids filled in."""
@@ -125,11 +128,6 @@ def _verdict(evaluation: Evaluation, case: Case, result: AgentResult[Any]) -> st
     check = case.check or evaluation.check
     if check is not None:
         return _judge(check, result.output, case, result)
-    if case.expected is _MISSING:
-        raise UserError(
-            f"case {case.id!r} has no expected value and no check: give it `expected=` or "
-            "give the Evaluation a `check=`"
-        )
     if result.output == case.expected:
         return None
     return f"expected {case.expected!r}, got {result.output!r}"[:300]
@@ -154,6 +152,8 @@ async def evaluate(
     one run. A run that raises counts as a failure of its kind; it never stops the rest.
     """
     if models is None:
+        models = evaluation.models
+    if models is None:
         from tiered.models import models_from_env
 
         models = models_from_env()
@@ -168,6 +168,12 @@ async def evaluate(
     cases = evaluation.loaded_cases()
     if not cases:
         raise UserError("the evaluation has no cases")
+    for case in cases:
+        if case.check is None and evaluation.check is None and case.expected is _MISSING:
+            raise UserError(
+                f"case {case.id!r} has no expected value and no check: give it `expected=` "
+                "or give the Evaluation a `check=`"
+            )
     limiter = anyio.CapacityLimiter(limits.concurrency)
     per_model: dict[str, anyio.CapacityLimiter] = {}
     outcomes: list[CaseOutcome] = []

@@ -125,7 +125,9 @@ class CalibratedRouter:
 
     Reads `Evidence` (calibration and/or learned stats) per agent, and per category
     when `category(request)` names one; a tier qualifies when its cascade is expected
-    to reach `min_success`, else the most successful start wins. Without enough
+    to reach `min_success` or to come within `tolerance` of the best start's success
+    (e.g. 0.01: "as good as mini, to a point"), else the most successful start wins.
+    Without enough
     evidence (fewer than `min_cases` on every tier) the rules decide.
     """
 
@@ -137,6 +139,7 @@ class CalibratedRouter:
         min_success: float = 0.95,
         min_cases: int = 10,
         margin: float = 0.05,
+        tolerance: float = 0.0,
         category: Callable[[RouteRequest], str | None] | None = None,
         fallback: Router | None = None,
     ) -> None:
@@ -144,6 +147,7 @@ class CalibratedRouter:
         self.min_success = min_success
         self.min_cases = min_cases
         self.margin = margin
+        self.tolerance = tolerance
         self.category = category or (lambda request: None)
         self.fallback: Router = fallback or RuleRouter()
 
@@ -177,11 +181,10 @@ class CalibratedRouter:
             cost, p = _cascade(views, i, self.margin)
             per_success = cost / Decimal(str(p)) if p > 0 else Decimal("Infinity")
             scored.append((v, cost, p, per_success))
-        ok = [x for x in scored if x[2] >= self.min_success]
-        if ok:
-            best = min(ok, key=lambda x: (x[3], views.index(x[0])))
-        else:
-            best = max(scored, key=lambda x: (x[2], -views.index(x[0])))
+        top = max(x[2] for x in scored)
+        ok = [x for x in scored if x[2] >= min(self.min_success, top - self.tolerance)]
+        reached = any(x[2] >= self.min_success for x in scored)
+        best = min(ok, key=lambda x: (x[3], views.index(x[0])))  # the best start is in `ok`
         parts = []
         for v, _cost, p, per_success in [best, *(x for x in scored if x is not best)]:
             est = v.estimate
@@ -194,7 +197,11 @@ class CalibratedRouter:
             cascade = f" (cascade {100 * p:.0f}%)" if p != est.mean else ""
             parts.append(f"{head}{cascade}, {cps} per success")
         where = f" [{category}]" if category else ""
-        floor = "" if ok else f"; no start reaches the {100 * self.min_success:.0f}% floor"
+        floor = ""
+        if not reached:
+            floor = f"; no start reaches the {100 * self.min_success:.0f}% floor"
+            if self.tolerance:
+                floor += f": the cheapest within {100 * self.tolerance:.0f} points of the best"
         return RouteDecision(
             tier=best[0].tier, reason="; ".join(parts) + where + floor, router="calibrated"
         )

@@ -234,3 +234,14 @@ def test_gain_aware_rules_retry_then_give_up_and_stay_quiet_without_data() -> No
     unknown = _state([Tier.NANO], Agent(name="other", instructions="?"), models)
     assert not retry.when(failure, unknown)
     assert not give_up.when(failure, unknown)
+
+
+def test_tolerance_accepts_a_cheaper_start_near_the_best_when_the_floor_is_out_of_reach() -> None:
+    models = ladder()
+    cal = calibrate(models, nano=(100, 85, 2, "0.0001"), mini=(100, 86, 2, "0.0004"))
+    strict = route(CalibratedRouter(cal), models)
+    assert strict.tier == Tier.MINI
+    assert "no start reaches the 95% floor" in strict.reason
+    lenient = route(CalibratedRouter(cal, tolerance=0.02), models)
+    assert lenient.tier == Tier.NANO
+    assert "within 2 points of the best" in lenient.reason

@@ -24,6 +24,8 @@ from bench.bfcl.data import CATEGORIES, BfclCase, load_category
 from bench.bfcl.economics import Strategy, replay
 from bench.bfcl.evaluation import build
 from bench.bfcl.rule import score
+from tiered import Tier
+from tiered._eval_report import CaseOutcome, TierSummary
 
 
 def ground_truth_calls(case: BfclCase) -> list[dict[str, Any]]:
@@ -79,24 +81,46 @@ def _usd(d: Decimal) -> str:
     return f"${d:.6f}"
 
 
+def _load_outcomes(path: str) -> list[dict[str, Any]]:
+    """Outcomes from `tiered eval --json` output or from its `--outcomes` JSONL."""
+    text = Path(path).read_text(encoding="utf-8")
+    if path.endswith(".jsonl"):
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    outcomes: list[dict[str, Any]] = json.loads(text)["outcomes"]
+    return outcomes
+
+
+def _summaries(
+    outcomes: list[dict[str, Any]], tiers: list[str], category: str | None
+) -> list[dict[str, Any]]:
+    rows = []
+    for t in tiers:
+        picked = [CaseOutcome.from_dict(o) for o in outcomes
+                  if o["tier"] == t and category in (None, o["category"])]  # fmt: skip
+        if picked:
+            rows.append(TierSummary.of(Tier(t), picked[0].model, picked).to_dict())
+    return rows
+
+
 def report(path: str, trace: str | None, per_category: int) -> None:
-    """The BENCHMARKS.md section, from `tiered eval --json` output."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    outcomes: list[dict[str, Any]] = data["outcomes"]
-    tiers = [t["tier"] for t in data["tiers"]]
-    cats = [c for c in CATEGORIES if c in data["categories"]]
+    """The BENCHMARKS.md section, from `tiered eval --json` (or `--outcomes`) output."""
+    outcomes = _load_outcomes(path)
+    tiers = [t for t in ("nano", "mini", "flagship") if any(o["tier"] == t for o in outcomes)]
+    cats = [c for c in CATEGORIES if any(o["category"] == c for o in outcomes)]
     split = {c.id: str(c.metadata["split"]) for c in build(per_category, tuple(cats)).cases}
-    print(f"Models: {', '.join(f'{k} = {v}' for k, v in data['models'].items())}.\n")
+    models = {o["tier"]: o["model"] for o in outcomes}
+    print(f"Models: {', '.join(f'{k} = {models[k]}' for k in tiers)}.\n")
     print("category | tier | n | accuracy | 95% CI | tokens/case (in+out) | p50 s | p95 s "
           "| OpenAI-eq $/case | failures")  # fmt: skip
     print("---|---|---|---|---|---|---|---|---|---")
-    for scope, rows in [*((c, data["categories"][c]) for c in cats), ("all", data["tiers"])]:
-        for r in rows:
+    scopes: list[str | None] = [*cats, None]
+    for scope in scopes:
+        for r in _summaries(outcomes, tiers, scope):
             toks = (r["input_tokens"] + r["output_tokens"]) / max(1, r["n"])
             fails = ", ".join(f"{k} {v}" for k, v in r["failures"].items()) or "-"
             ci = f"{100 * r['ci95'][0]:.0f}-{100 * r['ci95'][1]:.0f}%"
-            print(f"{scope} | {r['tier']} | {r['n']} | {100 * r['success_rate']:.0f}% | {ci} | "
-                  f"{toks:,.0f} | {r['latency_p50_s']:.1f} | {r['latency_p95_s']:.1f} | "
+            print(f"{scope or 'all'} | {r['tier']} | {r['n']} | {100 * r['success_rate']:.0f}% | "
+                  f"{ci} | {toks:,.0f} | {r['latency_p50_s']:.1f} | {r['latency_p95_s']:.1f} | "
                   f"{_usd(Decimal(r['equivalent_cost_per_case']))} | {fails}")  # fmt: skip
     strategies = replay(outcomes, split, tiers)
     base = next(s for s in strategies if s.name == f"all-{tiers[-1]}")

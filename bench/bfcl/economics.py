@@ -110,6 +110,8 @@ def replay(
     out.append(run("rules + default escalation", lambda cat, row: tiers[0], lambda cat: True, {}))
     out.append(run("calibrated + gain-aware", lambda cat, row: start[cat], lambda cat: gain[cat],
                    start))  # fmt: skip
+    out.append(run("calibrated + default escalation", lambda cat, row: start[cat],
+                   lambda cat: True, start))  # fmt: skip
 
     def cheapest_right(cat: str, row: Mapping[str, Outcome]) -> str:
         return next((t for t in tiers if row[t]["succeeded"]), tiers[0])

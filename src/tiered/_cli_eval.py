@@ -66,6 +66,11 @@ def add_eval_command(sub: Any) -> None:
         help=f"calibration file to write (default ./{CALIBRATION_FILE}); 'none' to skip",
     )
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    p.add_argument(
+        "--outcomes",
+        help="append every case's outcome to this JSONL file as it finishes (an interrupted "
+        "evaluation keeps what it measured)",
+    )
     p.add_argument("--base-url", help="an OpenAI-compatible server (or TIERED_BASE_URL)")
     p.add_argument("--models", help="tier-to-model map: nano=NAME,mini=NAME,flagship=NAME")
     p.add_argument("--threads", type=int, help="CPU threads for the local models")
@@ -73,7 +78,12 @@ def add_eval_command(sub: Any) -> None:
     p.set_defaults(handler=eval_command)
 
 
-def _progress(outcome: CaseOutcome, done: int, total: int) -> None:
+def _progress(outcome: CaseOutcome, done: int, total: int, quiet: bool, log: str | None) -> None:
+    if log:
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(json.dumps(outcome.to_dict()) + "\n")
+    if quiet:
+        return
     verdict = "ok" if outcome.succeeded else f"FAIL {outcome.failure}"
     print(
         f"[{done}/{total}] {outcome.tier.value:<8} {outcome.case_id:<24} {verdict} "
@@ -103,7 +113,9 @@ def eval_command(args: argparse.Namespace) -> int:
                 models=ladder,
                 tiers=tiers,
                 limits=limits,
-                progress=None if args.quiet else _progress,
+                progress=lambda o, done, total: _progress(
+                    o, done, total, args.quiet, args.outcomes
+                ),
             )
         finally:
             close = getattr(ladder, "aclose", None)

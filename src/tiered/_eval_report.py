@@ -64,6 +64,15 @@ class CaseOutcome:
         d["output"] = to_jsonable_python(self.output, fallback=str)
         return d
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CaseOutcome:
+        """Inverse of `to_dict` (the output stays as JSON)."""
+        fields = {k: d[k] for k in cls.__slots__ if k in d}
+        fields["tier"] = Tier(d["tier"])
+        fields["cost"] = Decimal(str(d["cost"]))
+        fields["equivalent_cost"] = Decimal(str(d["equivalent_cost"]))
+        return cls(**fields)
+
 
 def _percentile(values: Sequence[float], q: float) -> float:
     """Linear-interpolated percentile (q in 0..100); 0 for no values."""

@@ -202,8 +202,8 @@ async def evaluate(
             progress(outcome, len(outcomes), total)
 
     async with anyio.create_task_group() as tg:
-        for tier in chosen:
-            for case in cases:
+        for case in cases:  # case-major: an interrupted run has every tier on what it did
+            for tier in chosen:
                 tg.start_soon(one, case, tier)
     order = {(c.id, t): i for i, (c, t) in enumerate((c, t) for t in chosen for c in cases)}
     outcomes.sort(key=lambda o: order[(o.case_id, o.tier)])

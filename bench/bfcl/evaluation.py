@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from typing import Any
 
 from bench.bfcl.checker import score_with_bfcl
@@ -111,6 +112,13 @@ def build(per_category: int, categories: tuple[str, ...] = CATEGORIES) -> Evalua
                     metadata={"bfcl": b, "split": "calibrate" if i % 2 == 0 else "report"},
                 )
             )
+    # round-robin over categories, so an interrupted run has some of every category
+    seen: Counter[str] = Counter()
+    position: dict[str, int] = {}
+    for c in cases:
+        position[c.id] = seen[str(c.category)]
+        seen[str(c.category)] += 1
+    cases.sort(key=lambda c: (position[c.id], categories.index(str(c.category))))
     return Evaluation(agent=agent, cases=cases, check=check, name="bfcl")
 
 

@@ -200,3 +200,19 @@ def test_cli_routing_shows_the_learned_table(
     assert rows[0][:4] == ["shout", "nano", "-", "60%"]
     assert rows[1][:4] == ["shout", "nano", "easy", "60%"]
     assert main(["routing", str(tmp_path / "none.json")]) == 2
+
+
+def test_deadline_reports_what_finished() -> None:
+    async def slow(request: ModelRequest) -> str:
+        text = str(request.messages[-1].content)
+        if text != "a":
+            await anyio.sleep(5)
+        return text.upper()
+
+    models = {Tier.NANO: ScriptedModel(slow, spec=default_catalog().for_tier(Tier.NANO))}
+    report = anyio.run(
+        lambda: evaluate(
+            Evaluation(agent=AGENT, cases=CASES[:3]), models=models, limits=Limits(deadline=0.5)
+        )
+    )
+    assert [(o.case_id, o.succeeded) for o in report.outcomes] == [("a", True)]

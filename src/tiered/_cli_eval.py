@@ -61,6 +61,11 @@ def add_eval_command(sub: Any) -> None:
     p.add_argument("--concurrency", type=int, default=4, help="runs in flight (default 4)")
     p.add_argument("--timeout", type=float, help="seconds one case may take")
     p.add_argument(
+        "--deadline",
+        type=float,
+        help="seconds the whole evaluation may take (then it reports the cases that finished)",
+    )
+    p.add_argument(
         "--calibration",
         default=CALIBRATION_FILE,
         help=f"calibration file to write (default ./{CALIBRATION_FILE}); 'none' to skip",
@@ -104,7 +109,9 @@ def eval_command(args: argparse.Namespace) -> int:
     tiers = [t.strip() for t in args.tiers.split(",") if t.strip()] if args.tiers else None
     if args.concurrency < 1:
         raise UserError("--concurrency must be at least 1")
-    limits = Limits(concurrency=args.concurrency, subtask_timeout=args.timeout)
+    limits = Limits(
+        concurrency=args.concurrency, subtask_timeout=args.timeout, deadline=args.deadline
+    )
 
     async def main() -> EvalReport:
         try:

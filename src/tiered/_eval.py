@@ -148,8 +148,9 @@ async def evaluate(
     """Run every case on each tier (all of `models`, or those named) and report.
 
     `models` defaults to the environment's ladder. `limits.concurrency` bounds the
-    runs in flight, `limits.per_model` the runs per model, and `limits.subtask_timeout`
-    one run. A run that raises counts as a failure of its kind; it never stops the rest.
+    runs in flight, `limits.per_model` the runs per model, `limits.subtask_timeout` one
+    run, and `limits.deadline` the whole evaluation (the report then holds the runs that
+    finished). A run that raises counts as a failure of its kind; it never stops the rest.
     """
     if models is None:
         models = evaluation.models
@@ -201,10 +202,11 @@ async def evaluate(
         if progress is not None:
             progress(outcome, len(outcomes), total)
 
-    async with anyio.create_task_group() as tg:
-        for case in cases:  # case-major: an interrupted run has every tier on what it did
-            for tier in chosen:
-                tg.start_soon(one, case, tier)
+    with anyio.move_on_after(limits.deadline):  # past the deadline: report what finished
+        async with anyio.create_task_group() as tg:
+            for case in cases:  # case-major: a cut-short run has every tier on what it did
+                for tier in chosen:
+                    tg.start_soon(one, case, tier)
     order = {(c.id, t): i for i, (c, t) in enumerate((c, t) for t in chosen for c in cases)}
     outcomes.sort(key=lambda o: order[(o.case_id, o.tier)])
     return EvalReport(

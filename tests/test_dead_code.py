@@ -1,6 +1,6 @@
-"""No helper is left unused: every function and class a private module defines, and every
-private method, is used somewhere in the shipped code (one only tests call is dead weight).
-Public methods are API, so they are not checked."""
+"""No helper is left unused: every function and class a private module defines, every
+private constant and every private method is used somewhere in the shipped code (one
+that only tests call is dead weight). Public methods are API, so they are not checked."""
 
 from __future__ import annotations
 
@@ -17,26 +17,39 @@ def _private(name: str) -> bool:
     return name.startswith("_") and not name.startswith("__")
 
 
-def names_used(tree: ast.AST) -> Counter[str]:
-    """Every name a module reads, imports, or spells as a string (`getattr`, `__all__`)."""
-    used: Counter[str] = Counter()
+def names_read(tree: ast.AST) -> Counter[str]:
+    """The bare names a module reads (not the ones it assigns)."""
+    return Counter(
+        node.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Store)
+    )
+
+
+def names_reached(tree: ast.AST) -> Counter[str]:
+    """The names a module reaches in other modules or objects: imported, read as an
+    attribute, or spelled as a string (`getattr(obj, "_name")`, `__all__`)."""
+    reached: Counter[str] = Counter()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Name):
-            used[node.id] += 1
-        elif isinstance(node, ast.Attribute):
-            used[node.attr] += 1
+        if isinstance(node, ast.Attribute):
+            reached[node.attr] += 1
         elif isinstance(node, ast.alias):
-            used[(node.asname or node.name).rpartition(".")[2]] += 1
+            reached[(node.asname or node.name).rpartition(".")[2]] += 1
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            used[node.value] += 1
-    return used
+            reached[node.value] += 1
+    return reached
 
 
 def definitions(tree: ast.Module, *, private_module: bool) -> list[str]:
     """Module-level functions and classes (all of them in a private module, else the
-    private ones), and private methods, as "name" / "Class.method"."""
+    private ones), private constants, and private methods, as "name" / "Class.method"."""
     found: list[str] = []
     for node in tree.body:
+        target: ast.expr | None = node.target if isinstance(node, ast.AnnAssign) else None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+        if isinstance(target, ast.Name) and _private(target.id):
+            found.append(target.id)
         if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             continue
         if private_module or _private(node.name):
@@ -50,29 +63,58 @@ def definitions(tree: ast.Module, *, private_module: bool) -> list[str]:
     return found
 
 
-def unused(used: Counter[str], defined: list[str]) -> list[str]:
-    """The definitions whose name nothing uses."""
-    return [d for d in defined if not used[d.rpartition(".")[2]]]
+def unused(
+    defined: list[str], own: Counter[str], read: Counter[str], reached: Counter[str]
+) -> list[str]:
+    """The definitions nothing uses. A module-level `_name` is used when its own module
+    reads it (`own`) or another reaches it; any other name when any module reads it
+    (`read`) or reaches it."""
+    dead = []
+    for name in defined:
+        short = name.rpartition(".")[2]
+        local = "." not in name and _private(name)
+        if not ((own if local else read)[short] or reached[short]):
+            dead.append(name)
+    return dead
 
 
 def test_no_helper_is_unused() -> None:
-    used: Counter[str] = Counter()
-    defined: dict[str, list[str]] = {}
+    read: Counter[str] = Counter()
+    reached: Counter[str] = Counter()
+    modules: dict[str, tuple[list[str], Counter[str]]] = {}
     for folder in SHIPPED:
         for path in sorted((ROOT / folder).rglob("*.py")):
             tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-            used += names_used(tree)
+            own = names_read(tree)
+            read += own
+            reached += names_reached(tree)
             if folder == "src/tiered":
                 rel = path.relative_to(ROOT)
                 private_module = any(_private(part) for part in rel.parts)
-                defined[str(rel)] = definitions(tree, private_module=private_module)
-    dead = [f"{path}: {name}" for path, names in defined.items() for name in unused(used, names)]
+                modules[str(rel)] = (definitions(tree, private_module=private_module), own)
+    dead = [
+        f"{path}: {name}"
+        for path, (defined, own) in modules.items()
+        for name in unused(defined, own, read, reached)
+    ]
     assert not dead, "defined but never used (remove them):\n" + "\n".join(dead)
 
 
 def test_the_check_sees_an_unused_helper() -> None:
-    source = "def used(): ...\ndef dead(): ...\nclass C:\n    def _gone(self): ...\nused()\n"
-    tree = ast.parse(source)
-    found = unused(names_used(tree), definitions(tree, private_module=True))
-    assert found == ["dead", "C", "C._gone"]
-    assert unused(names_used(tree), definitions(tree, private_module=False)) == ["C._gone"]
+    module = ast.parse(
+        "_LIMIT = 3\n_UNUSED: int = 4\ndef used(): return _LIMIT\ndef dead(): ...\n"
+        "class C:\n    def _gone(self): ...\nused()\n"
+    )
+    other = ast.parse("_UNUSED = 5\nprint(_UNUSED)\n")  # the same name elsewhere is not a use
+    own, reached = names_read(module), names_reached(module)
+    read = own + names_read(other)
+    assert unused(definitions(module, private_module=True), own, read, reached) == [
+        "_UNUSED",
+        "dead",
+        "C",
+        "C._gone",
+    ]
+    assert unused(definitions(module, private_module=False), own, read, reached) == [
+        "_UNUSED",
+        "C._gone",
+    ]

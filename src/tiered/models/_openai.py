@@ -39,7 +39,6 @@ __all__ = ("OpenAIModel",)
 OPENAI_BASE_URL: Final = "https://api.openai.com/v1"
 _NO_KEY: Final = "no-key"
 """Sent as the bearer token to a self-hosted server when no key is configured."""
-_EMPTY: Final[dict[str, Any]] = {}
 
 Api = Literal["responses", "chat"]
 

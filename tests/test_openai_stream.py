@@ -197,6 +197,26 @@ async def test_a_server_that_ignores_stream_true_is_read_whole(api: Api, over: s
     ]
 
 
+class _DroppedBody(httpx2.AsyncByteStream):
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield b'{"id": "chatcmpl-'
+        raise httpx2.ReadError("connection reset by peer")
+
+
+async def test_a_whole_body_dropped_mid_read_is_a_typed_transport_failure() -> None:
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        headers = {"content-type": "application/json"}
+        return httpx2.Response(200, headers=headers, stream=_DroppedBody())
+
+    request, deltas = streamed()
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(answer)) as http:
+        model = OpenAIModel("gpt-5.4-mini", api="chat", api_key="sk-test", http_client=http)
+        with pytest.raises(ProviderError, match="failed mid-request") as info:
+            await model.request(request)
+    assert info.value.possibly_billed  # the request was sent: it may have been billed
+    assert deltas == []
+
+
 @pytest.mark.parametrize("api", APIS)
 @pytest.mark.parametrize(
     ("fault", "says"),

@@ -359,3 +359,17 @@ async def test_a_cancelled_probe_does_not_leave_the_circuit_half_open() -> None:
         await model.request(HELLO)  # the probe, cancelled
     assert not breaker.is_open(name)  # the next call may probe again
     assert breaker.before(name) is True
+
+
+def test_a_stalled_queue_sends_one_burst_not_everything_the_stall_accrued() -> None:
+    from tiered.models._pacing import _Bucket
+
+    bucket = _Bucket(limit=40, period=2.0, headroom=1.0, stamp=0.0)  # burst 20, 20/s
+    marks = [bucket.take(1, 0.0) for _ in range(60)]  # 60 callers queue at once
+    for mark in marks[:20]:
+        assert bucket.wait_for(mark, 0.0) == 0
+        bucket.grant(mark)
+    # the event loop stalls for 3 s (60 tokens' worth) before the queue looks again: the
+    # provider's bucket, idle meanwhile, holds at most its capacity, so must we
+    assert bucket.wait_for(marks[39], 3.0) == 0
+    assert bucket.wait_for(marks[40], 3.0) > 0

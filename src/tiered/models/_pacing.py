@@ -40,6 +40,10 @@ class _Bucket:
 
     FIFO by marks: `issued` counts every token handed out, `supply` every token that
     ever became available; the caller holding mark M may go once supply reaches M.
+    Unused supply is capped at `capacity` beyond what has actually *gone* (`granted`),
+    not beyond what is queued: after a stall (a busy event loop) the queue may send one
+    burst, never every token the stall accrued at once, which the provider's own bucket,
+    full and capped while idle, would refuse.
     """
 
     limit: float
@@ -48,6 +52,7 @@ class _Bucket:
     capacity: float = 0.0
     supply: float = 0.0
     issued: float = 0.0
+    granted: float = 0.0
     stamp: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
@@ -67,8 +72,13 @@ class _Bucket:
         return self.supply - self.issued
 
     def refill(self, now: float) -> None:
-        self.supply = min(self.supply + (now - self.stamp) * self.rate, self.issued + self.capacity)
+        accrued = self.supply + (now - self.stamp) * self.rate
+        self.supply = min(accrued, self.granted + self.capacity)
         self.stamp = now
+
+    def grant(self, mark: float) -> None:
+        """The caller holding `mark` has gone (or left the queue)."""
+        self.granted = max(self.granted, mark)
 
     def take(self, amount: float, now: float) -> float:
         """Hand out `amount` tokens; the mark to wait for."""
@@ -82,10 +92,10 @@ class _Bucket:
         return max(mark - self.supply, 0.0) / self.rate
 
     def give_back(self, amount: float) -> None:
-        self.supply = min(self.supply + amount, self.issued + self.capacity)
+        self.supply = min(self.supply + amount, self.granted + self.capacity)
 
     def lower_to(self, level: float) -> None:
-        self.supply = min(self.supply, self.issued + level)
+        self.supply = min(self.supply, self.granted + level)
 
     def resize(self, limit: float) -> None:
         if limit > 0 and limit != self.limit:
@@ -179,6 +189,7 @@ class RateLimits:
                         pace.blocked_until - now,
                     )
                     if wait <= 0:
+                        _grant(pace, rmark, tmark)
                         break
                     if pace.changed is None:
                         pace.changed = anyio.Event()
@@ -188,6 +199,8 @@ class RateLimits:
             done = True
         finally:
             if not done:  # cancelled while queued: give the slot back
+                with self._lock:
+                    _grant(pace, rmark, tmark)
                 permit.refund(requests=True)
         return permit
 
@@ -239,6 +252,13 @@ class RateLimits:
                 pace.requests.limit if pace.requests else None,
                 pace.tokens.limit if pace.tokens else None,
             )
+
+
+def _grant(pace: _Pace, rmark: float, tmark: float) -> None:
+    if pace.requests is not None:
+        pace.requests.grant(rmark)
+    if pace.tokens is not None:
+        pace.tokens.grant(tmark)
 
 
 class _Permit:

@@ -88,12 +88,19 @@ class Journal:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / FILE
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
-        row = self._db.execute("SELECT goal, plan, status FROM run WHERE id = 1").fetchone()
-        self.goal: str | None = row[0] if row else None
-        self.plan: Plan | None = Plan.model_validate_json(row[1]) if row and row[1] else None
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT goal, plan, status FROM run WHERE id = 1").fetchone()
+            self.goal: str | None = row[0] if row else None
+            self.plan: Plan | None = Plan.model_validate_json(row[1]) if row and row[1] else None
+        except (sqlite3.DatabaseError, ValueError) as exc:  # not SQLite, or not our tables
+            self._db.close()
+            raise UserError(
+                f"{str(self.path)!r} is not a readable run journal ({str(exc)[:200]}): move it "
+                "away, or use a new run directory"
+            ) from None
         self.status: str | None = row[2] if row else None
 
     def __repr__(self) -> str:
@@ -258,14 +265,14 @@ def list_runs(root: str | os.PathLike[str]) -> Iterator[RunSummary]:
         db = sqlite3.connect(f"file:{file}?mode=ro", uri=True)
         try:
             row = db.execute("SELECT goal, status, updated FROM run WHERE id = 1").fetchone()
-            bodies = db.execute("SELECT body FROM charge").fetchall()
-        except sqlite3.DatabaseError:
+            charges = [_CHARGE.validate_json(b[0]) for b in db.execute("SELECT body FROM charge")]
+        except (sqlite3.DatabaseError, ValueError):  # listed, so a broken run is not hidden
+            found.append(RunSummary(file.parent, "", "unreadable", file.stat().st_mtime, "?", 0))
             continue
         finally:
             db.close()
         if row is None:
             continue
-        charges = [_CHARGE.validate_json(b[0]) for b in bodies]
         spent = sum((c.cost if c.cost > 0 else c.equivalent_cost for c in charges), start=0)
         found.append(RunSummary(file.parent, row[0], row[1], row[2], str(spent), len(charges)))
     yield from sorted(found, key=lambda r: -r.updated)

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import traceback
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 
 from orchestration_support import Echo, Text, last_user, subtask
@@ -32,13 +34,14 @@ from tiered import (
     SubtaskStarted,
     SubtaskStatus,
     Tier,
+    TieredError,
     ToolResultMessage,
     Usage,
     default_catalog,
     tool,
 )
 from tiered._journal import list_runs
-from tiered.models import Model, call
+from tiered.models import Model, OpenAIModel, call
 
 pytestmark = pytest.mark.anyio
 
@@ -342,3 +345,69 @@ async def test_without_a_journal_a_side_effecting_tool_gets_no_key() -> None:
     orch = Orchestrator([Payer()], models=models(payer_responder(seen, crash_after_tool=[False])))
     await orch.run("pay", plan=pay_plan(), deps=book, compose=False)
     assert book.keys == [None, None]
+
+
+# --- secrets ------------------------------------------------------------------------------
+
+SECRET = "sk-proj-ECHOED-0123456789abcdef"
+
+
+def echoing_server(status: int) -> httpx2.MockTransport:
+    """Answers subtask `fine`; rejects `leak` quoting the bearer token it was sent."""
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        token = request.headers.get("authorization", "")
+        if request.headers.get("x-tiered-subtask") == "leak":
+            error = {"message": f"Incorrect API key provided: {token}", "code": "invalid_api_key"}
+            return httpx2.Response(status, json={"error": error}, headers={"x-echo": token})
+        message = {"role": "assistant", "content": json.dumps({"text": "fine"})}
+        body = {
+            "id": "c1",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "gpt-5.4-nano",
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        }
+        return httpx2.Response(200, json=body)
+
+    return httpx2.MockTransport(handler)
+
+
+@pytest.mark.parametrize("status", [401, 500])
+async def test_the_key_never_reaches_the_journal_the_report_or_the_events(
+    tmp_path: Path, status: int
+) -> None:
+    events: list[RunEvent] = []
+    async with httpx2.AsyncClient(transport=echoing_server(status)) as http:
+        ladder = {
+            t: OpenAIModel(
+                default_catalog().for_tier(t).name,
+                api_key=SECRET,
+                http_client=http,
+                base_url="http://127.0.0.1:9/v1",
+            )
+            for t in Tier
+        }
+        orch = Orchestrator([Echo()], models=ladder, limits=Limits(concurrency=1))
+        plan = Plan(subtasks=(subtask("fine"), subtask("leak")))
+        raised, partial = "", None
+        try:
+            result = await orch.run(
+                "keys", plan=plan, compose=False, journal=tmp_path / "run", on_event=events.append
+            )
+        except TieredError as exc:  # a rejected key may end the run: its result still counts
+            partial = exc.result
+            raised = "".join(traceback.format_exception(exc)) + repr(vars(exc))
+        if partial is not None:
+            result = partial
+    assert result.subtasks["fine"].status is SubtaskStatus.SUCCEEDED
+    assert result.subtasks["leak"].status is not SubtaskStatus.SUCCEEDED
+    journal = b"".join(f.read_bytes() for f in (tmp_path / "run").iterdir())
+    assert b"fine" in journal  # the journal was written ...
+    assert SECRET.encode() not in journal  # ... and holds no key (nor its WAL)
+    assert SECRET[-8:].encode() not in journal
+    seen = result.to_json() + result.report() + raised
+    seen += "".join(json.dumps(e.to_dict()) for e in events)
+    assert "Incorrect API key provided: Bearer [redacted]" in seen
+    assert SECRET not in seen

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from pydantic import BaseModel
 
 from orchestration_support import Echo, Text, last_user, subtask
 from tiered import (
@@ -225,6 +226,29 @@ async def test_a_restored_output_keeps_its_type(tmp_path: Path) -> None:
     assert again.outputs["a"] == Text(text="typed")
 
 
+class Count(BaseModel):
+    n: int
+
+
+class CountingEcho(Agent[Count]):
+    """The Echo agent of a later release, whose output type changed."""
+
+    name = "Echo"
+    instructions = "Upper-case the text."
+    input_type = Text
+    output_type = Count
+
+
+async def test_an_output_of_a_changed_type_is_computed_again(tmp_path: Path) -> None:
+    orch = Orchestrator([Echo()], models=models(lambda r: {"text": "old"}))
+    await orch.run("types", plan=four(), compose=False, journal=tmp_path / "run")
+    later = Orchestrator([CountingEcho()], models=models(lambda r: {"n": 3}))
+    result = await later.resume(tmp_path / "run", compose=False)
+    assert result.status is RunStatus.SUCCEEDED
+    assert not any(r.restored for r in result.subtasks.values())
+    assert result.outputs["a"] == Count(n=3)
+
+
 # --- side effects -----------------------------------------------------------------------
 
 
@@ -338,6 +362,17 @@ async def test_a_failed_side_effect_is_not_journaled_and_may_run_again(tmp_path:
     assert len(again) == 1
     assert again[0] in first_keys
     assert "the payment API said no" not in seen[-1]
+
+
+async def test_two_subtasks_asking_the_same_thing_are_two_side_effects(tmp_path: Path) -> None:
+    book, seen = Book(), list[str]()
+    responder = payer_responder(seen, crash_after_tool=[False])
+    orch = Orchestrator([Payer()], models=models(responder), limits=Limits(concurrency=1))
+    one = subtask("p1", agent="Payer")
+    twins = Plan(subtasks=(one, one.model_copy(update={"id": "p2"})))  # same agent, words, args
+    await orch.run("pay twice", plan=twins, deps=book, compose=False, journal=tmp_path / "r")
+    assert len(book.keys) == len(set(book.keys)) == 4  # as many payments as without a journal
+    assert seen == ["receipt-1 receipt-2", "receipt-3 receipt-4"]
 
 
 async def test_without_a_journal_a_side_effecting_tool_gets_no_key() -> None:

@@ -201,14 +201,20 @@ class Journal:
             return False, None
         raw = json.loads(row[1])
         if output_type is str:
-            return True, raw
-        return True, TypeAdapter(output_type).validate_python(raw)
+            return (True, raw) if isinstance(raw, str) else (False, None)
+        try:
+            return True, TypeAdapter(output_type).validate_python(raw)
+        except ValueError:  # the agent's output type changed since: compute it again
+            return False, None
 
     # --- side effects ---------------------------------------------------------------------
 
     def effects_for(self, subtask: str, identity: str) -> EffectLog:
-        """The idempotency keys and store for one subtask's side-effecting tool calls."""
-        return EffectLog(_SubtaskEffects(self, subtask), identity)
+        """The idempotency keys and store for one subtask's side-effecting tool calls.
+
+        The keys are scoped by the subtask's id as well as its identity: two subtasks
+        that ask the same thing are two calls, not one."""
+        return EffectLog(_SubtaskEffects(self, subtask), f"{subtask}\x1f{identity}")
 
     def tool_result(self, key: str) -> tuple[str, bool] | None:
         """(content, is_error) of a side-effecting call that already ran, by its key."""

@@ -4,10 +4,11 @@
 
 CONFIG_JSON names the fault server (`base_url`), the run directory (`journal`), the file
 the side-effecting tool appends to (`effects`), `subtasks` as [[id, [deps...]], ...],
-and optionally `block` (a subtask whose tool call, after its effect, writes `marker` and
-waits for the kill), `resume` (continue the journal with `Orchestrator.resume`) and
-`budget`. Every subtask asks for the tool once (`#sim:call=record_effect`), so each
-finished subtask is two model calls and one effect. The RunResult JSON goes to stdout.
+and optionally `concurrency` (default 1), `block` (a subtask whose tool call, after its
+effect, writes `marker` and waits for the kill), `resume` (continue the journal with
+`Orchestrator.resume`). Every subtask asks for the tool once (`#sim:call=record_effect`),
+so each finished subtask is two model calls and one effect.
+The RunResult JSON goes to stdout; `drive(config)` does the same in the caller's process.
 """
 
 from __future__ import annotations
@@ -16,14 +17,13 @@ import json
 import os
 import sys
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import anyio
 from pydantic import BaseModel
 
-from tiered import Agent, Limits, Orchestrator, Plan, RunContext, Subtask, Tier, tool
+from tiered import Agent, Limits, Orchestrator, Plan, RunContext, RunResult, Subtask, Tier, tool
 from tiered.models import OpenAIModel
 
 GOAL = "crash and resume"
@@ -86,18 +86,17 @@ def plan(subtasks: list[list[Any]]) -> Plan:
     )
 
 
-async def main(config: dict[str, Any]) -> None:
+async def drive(config: dict[str, Any]) -> RunResult:
+    """Start (or resume) the run `config` describes; the test calls it in process too."""
     names = {Tier.NANO: "gpt-5.4-nano", Tier.MINI: "gpt-5.4-mini", Tier.FLAGSHIP: "gpt-5.4"}
     models = {
         t: OpenAIModel(name, base_url=config["base_url"], api_key="sk-crash", read_timeout=60)
         for t, name in names.items()
     }
-    budget = config.get("budget")
     orch = Orchestrator(
         [Worker()],
         models=models,
-        limits=Limits(concurrency=1),
-        budget=Decimal(budget) if budget else None,
+        limits=Limits(concurrency=int(config.get("concurrency", 1))),
     )
     marker = config.get("marker")
     deps = Deps(Path(config["effects"]), config.get("block"), Path(marker) if marker else None)
@@ -111,7 +110,11 @@ async def main(config: dict[str, Any]) -> None:
     finally:
         for m in models.values():
             await m.aclose()
-    print(result.to_json())
+    return result
+
+
+async def main(config: dict[str, Any]) -> None:
+    print((await drive(config)).to_json())
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ that finished is never repeated (the tool appends a line per real execution), an
 final report's cost is the usage the server reported, priced with tiered's own table,
 to the last Decimal digit, however many sessions the run took. The kill lands at a
 moment where no answer is on its way back (a `slow` answer the server does not count as
-reported, or the run sitting in a tool), so the server's count is the truth to match.
+reported, or the run sitting in a tool), so the server's count is the truth to match;
+one more kills a burst of four subtasks in flight. Some resume in a fresh process, some
+in this one (a new orchestrator over the same directory: faster, the same guarantees).
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from bench_support import load_bench
+from crash_driver import drive
 from tiered import Usage, default_catalog
 
 load_bench()
@@ -103,7 +107,14 @@ class Run:
     def calls(self, subtask: str) -> int:
         return int(self.server.stats()["calls"].get(subtask, 0))
 
+    def resume_here(self, **extra: Any) -> dict[str, Any]:
+        """Resume in this process, with a new orchestrator over the same run directory."""
+        result = anyio.run(drive, json.loads(self.config(resume=True, **extra)))
+        data: dict[str, Any] = json.loads(result.to_json())
+        return data
+
     def resume(self, **extra: Any) -> dict[str, Any]:
+        """Resume in a fresh process."""
         proc = self.start(resume=True, **extra)
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err[-3000:]
@@ -111,10 +122,21 @@ class Run:
         return result
 
     def finished(self) -> set[str]:
-        """The subtasks whose output the journal holds (read after the kill)."""
-        db = sqlite3.connect(self.dir / "journal.sqlite3")
+        """The subtasks whose output the journal holds."""
+        return {row[0] for row in self.query("SELECT subtask FROM output")}
+
+    def journaled_effects(self) -> set[str]:
+        """The idempotency keys of the side effects the journal holds."""
+        return {row[0] for row in self.query("SELECT key FROM tool_call")}
+
+    def query(self, sql: str) -> list[Any]:
+        if not (self.dir / "journal.sqlite3").exists():
+            return []
+        db = sqlite3.connect(self.dir / "journal.sqlite3", timeout=10)
         try:
-            return {row[0] for row in db.execute("SELECT subtask FROM output")}
+            return db.execute(sql).fetchall()
+        except sqlite3.OperationalError:  # the driver has not made its tables yet
+            return []
         finally:
             db.close()
 
@@ -183,7 +205,7 @@ def test_killed_inside_a_side_effect_runs_it_again_under_the_same_key(
     in_flight = run.effect_lines()
     assert in_flight[("s2", next(k for s, k in in_flight if s == "s2"))] == 1
 
-    result = run.resume()
+    result = run.resume_here()
 
     assert result["status"] == "succeeded"
     assert {s for s in IDS if result["subtasks"][s]["restored"]} == done
@@ -212,7 +234,7 @@ def test_killed_twice_the_second_time_while_composing(tmp_path: Path, server: Fa
     run.kill_when(run.start(resume=True), lambda: run.calls("") >= 1)
     assert run.finished() == set(IDS)  # every subtask done; only the final answer is left
 
-    result = run.resume()
+    result = run.resume_here()
 
     assert result["status"] == "succeeded"
     assert result["final_answer"]
@@ -224,3 +246,34 @@ def test_killed_twice_the_second_time_while_composing(tmp_path: Path, server: Fa
     assert sorted(s for s, _ in effects) == IDS
     assert set(effects.values()) == {1}
     assert_billed_exactly(result, server)
+
+
+def test_killed_mid_burst_repeats_no_finished_subtask_and_no_journaled_effect(
+    tmp_path: Path, server: FaultServer
+) -> None:
+    # four subtasks at a time, answers overlapping: the kill lands with calls in flight
+    server.configure(latency=0.05)
+    wide: list[list[Any]] = [[f"w{i}", []] for i in range(12)] + [["join", ["w0", "w5", "w11"]]]
+    ids = [s[0] for s in wide]
+    run = Run(tmp_path, server)
+    run.kill_when(run.start(subtasks=wide, concurrency=4), lambda: len(run.finished()) >= 4)
+    done, effects_done = run.finished(), run.journaled_effects()
+    calls_at_kill = {s: run.calls(s) for s in ids}
+    assert len(done) < len(ids)
+
+    result = run.resume_here(subtasks=wide, concurrency=4)
+
+    assert result["status"] == "succeeded"
+    assert {s for s in ids if result["subtasks"][s]["restored"]} == done
+    for s in done:  # nothing that finished was asked again
+        assert run.calls(s) == calls_at_kill[s] == 2, s
+    effects = run.effect_lines()
+    assert {s for s, _ in effects} == set(ids)
+    for key in effects_done:  # a journaled side effect never ran again
+        assert sum(n for (_, k), n in effects.items() if k == key) == 1
+    assert all(n == 1 for (s, _), n in effects.items() if s in done)
+    # calls in flight at the kill were billed by the server but never booked: at most
+    # one per subtask in flight, and every booked one is in the report
+    cost, usage = priced(server.stats())
+    assert 0 <= usage.requests - result["usage"]["requests"] <= 4
+    assert Decimal(result["cost"]) <= cost

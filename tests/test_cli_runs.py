@@ -5,16 +5,21 @@ anything that finished; and every broken run directory is one line on stderr."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from openai_emulator import Emulator
+from openai_emulator import Emulator, Reply, Seen
 from orchestration_support import Echo, ladder, subtask
-from test_cli_openai_path import EXAMPLE, _answer
-from tiered import Orchestrator, Plan
+from test_cli_openai_path import EXAMPLE, USAGE, _answer
+from tiered import Orchestrator, Plan, Usage, default_catalog
 from tiered._cli import main
 
 MODELS = "nano=gpt-5.4-nano,mini=gpt-5.4-mini,flagship=gpt-5.4"
@@ -141,3 +146,63 @@ def test_runs_of_an_empty_folder_says_how_to_start_one(
     assert (code, err) == (0, "")
     assert "no journaled runs" in out
     assert "--journal" in out
+
+
+def planner(seen: Seen) -> bool:
+    """The planner's and the composer's calls (their prompts name every agent's tools)."""
+    return "You are the planner" in seen.system or "final answer of a run" in seen.system
+
+
+def test_a_killed_tiered_run_is_continued_by_tiered_resume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reached, release = threading.Event(), threading.Event()
+
+    def refund_math(seen: Seen) -> bool:
+        return "calculator" in seen.system and not planner(seen)
+
+    def answer(seen: Seen) -> Reply:
+        if refund_math(seen) and seen.tool_output is None and not reached.is_set():
+            reached.set()  # the refund subtask's first call: hold it, the process dies here
+            release.wait(30)
+        return _answer(seen)
+
+    emulator = Emulator(script=answer)
+    run_dir = tmp_path / "run"
+    with emulator.serve() as base_url:
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
+        argv = [sys.executable, "-m", "tiered", "run", str(EXAMPLE), "--base-url", base_url]
+        argv += ["--models", MODELS, "--journal", str(run_dir), "--concurrency", "1", "--quiet"]
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            held = reached.wait(60)
+            proc.send_signal(signal.SIGKILL)
+            _, stderr = proc.communicate()
+        finally:
+            release.set()
+        assert held, stderr.decode()[-3000:]
+        assert proc.returncode == -signal.SIGKILL
+        n_before = len(emulator.requests)
+
+        code, out, err = cli(capsys, "resume", str(run_dir), "--json", "--quiet")
+
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["status"] == "succeeded"
+    assert {k for k, v in data["subtasks"].items() if v["restored"]} == {"triage", "check"}
+    # the journaled plan is used: no planning call, only the final answer is composed
+    assert not any("You are the planner" in s.system for s in emulator.requests[n_before:])
+    asked_again = [s for s in emulator.requests[n_before:] if not planner(s)]
+    assert not any("support ticket" in s.system for s in asked_again)  # finished: not re-asked
+    assert not any("lookup_order" in s.system for s in asked_again)
+    # the held call was never answered, so never booked; every other one is in the report
+    answered = emulator.requests[:]
+    del answered[next(i for i, s in enumerate(answered) if refund_math(s))]
+    catalog, cost = default_catalog(), Decimal(0)
+    per_call = Usage(
+        input_tokens=USAGE.input, cached_input_tokens=USAGE.cached, output_tokens=USAGE.output
+    )
+    for s in answered:
+        cost += catalog[s.body["model"]].cost(per_call)
+    assert data["usage"]["requests"] == len(answered)
+    assert Decimal(data["cost"]) == cost

@@ -1,6 +1,9 @@
 """Embed tiered in a product: an HTTP endpoint that takes a goal and streams the run's
 events to the caller as server-sent events, as they happen.
 
+Shows `Orchestrator.stream` behind a Starlette endpoint, `event.to_dict()` as the wire
+form, and cancellation on disconnect.
+
 `POST /runs` with `{"goal": "..."}` answers `text/event-stream`: one SSE message per
 event (`event: subtask.finished`, `data: {...}` from `event.to_dict()`), ending with
 `run.finished`, which carries the whole result. If the caller hangs up, the run is

@@ -1,23 +1,29 @@
-"""Support-inbox triage: the whole mission in one small workflow.
+"""Support-inbox triage: the whole mission in one small workflow, checked end to end.
 
-The planner (flagship tier) turns the goal into typed subtasks for three executors:
+Shows cheap models plus checks plus escalation giving an answer you can trust. The
+planner (flagship tier) turns the goal into typed subtasks for three executors:
 `TicketTriage` (nano) reads a ticket, `OrderCheck` (nano) looks the order up with a
-tool, and `RefundMath` (mini) adds up what is owed with the calculator. A Python
-verifier checks `OrderCheck` against the order database, so a wrong answer from the
-cheap tier is escalated for real; `--force-escalation` rejects every first output to
-show the escalation path on demand. The planner composes the final answer.
+tool, and `RefundMath` (nano) asks the `refund_total` tool what is owed. The
+deterministic work (looking orders up, the lateness rule, the sum) lives in tools, so
+the small models only choose what to call. Every executor has a Python verifier that
+checks its output against the ticket or the order database, so a wrong answer from a
+cheap tier is escalated for real. The final answer is typed (`RefundAnswer`), so the
+composer copies the total into a field, and it must pass `check_numbers`: a number no
+subtask produced (a made-up total) fails the run as `answer_rejected` instead of
+printing `succeeded`. `--force-escalation` rejects every first output to
+show the escalation path on demand.
 
     tiered run examples/triage.py [--goal TEXT] [--force-escalation] [--json]
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from tiered import Agent, RunContext, Subtask, Tier, Workflow, tool
-from tiered.tools import Calculator
+from tiered import Agent, RunContext, Subtask, Tier, Workflow, check_numbers, tool
 
 ORDERS: dict[str, dict[str, Any]] = {
     "A-1001": {"item": "kettle", "price_cents": 3499, "days_late": 14},
@@ -89,28 +95,94 @@ class OrderCheck(Agent[OrderFacts]):
     max_output_tokens = 200
 
 
+def refund_owed(orders: dict[str, dict[str, Any]], order_ids: list[str]) -> dict[str, Any]:
+    """The refund rule, in Python: every order delivered late is refunded in full."""
+    refunded, on_time, unknown = [], [], []
+    total = 0
+    for raw in order_ids:
+        order_id = raw.strip().upper()
+        order = orders.get(order_id)
+        if order is None:
+            unknown.append(order_id)
+        elif order["days_late"] > 0:
+            refunded.append(order_id)
+            total += order["price_cents"]
+        else:
+            on_time.append(order_id)
+    return {"total_cents": total, "refunded": refunded, "on_time": on_time, "unknown": unknown}
+
+
+@tool(in_thread=False)
+def refund_total(
+    ctx: RunContext[dict[str, dict[str, Any]]], order_ids: list[str]
+) -> dict[str, Any]:
+    """Apply the refund rule (late orders are refunded in full) and sum what is owed.
+
+    Args:
+        order_ids: Every order id the customers wrote about, like ["A-1001", "A-1002"].
+    """
+    return refund_owed(ctx.deps, order_ids)
+
+
 class RefundQuestion(BaseModel):
-    rule: str = Field(description="The refund rule to apply, in one line.")
+    order_ids: list[str] = Field(description="Every order id in the tickets, like A-1001.")
 
 
 class Refund(BaseModel):
-    total_cents: int = Field(description="Total refund owed, in cents.")
-    explanation: str = Field(description="One line: which orders and why.")
+    total_cents: int = Field(description="Total refund owed, in cents, as the tool said.")
+    refunded: list[str] = Field(description="The order ids refunded, as the tool said.")
 
 
 class RefundMath(Agent[Refund]):
-    """Works out the total refund owed from checked orders, using the calculator."""
+    """Works out the total refund owed for some orders with the refund_total tool."""
 
-    tier = Tier.MINI
+    tier = Tier.NANO
     instructions = (
-        "Apply the rule to the orders in the task's earlier outputs. Use the calculator "
-        "for the sum, then give the total in cents and a one-line explanation."
+        "Call refund_total with the order ids, then report its total_cents and refunded "
+        "list exactly as the tool returned them."
     )
-    tools = (Calculator(),)
+    tools = (refund_total,)
+    tool_choice = "required"  # the tool applies the rule; never sum from memory
     input_type = RefundQuestion
     output_type = Refund
     max_turns = 4
-    max_output_tokens = 300
+    max_output_tokens = 200
+
+
+class RefundAnswer(BaseModel):
+    """The run's final answer, typed so the composer copies numbers instead of writing them."""
+
+    total_refund_cents: int = Field(description="RefundMath's total_cents, copied exactly.")
+    refunded_orders: list[str] = Field(description="RefundMath's refunded order ids.")
+    summary: str = Field(description="One sentence: the total in cents and which orders.")
+
+
+_ASKS_FOR_MONEY = re.compile(r"refund|money back|reimburse", re.IGNORECASE)
+
+
+def triage_matches_ticket(subtask: Subtask, output: Triage) -> str | None:
+    """Reject a triage whose order id is not the ticket's, or a refund request not called one."""
+    ticket = str(subtask.arguments.get("ticket", "")).upper()
+    if _ASKS_FOR_MONEY.search(ticket) and output.category != "refund":
+        return f"the ticket asks for money back, so its category is refund, not {output.category}"
+    mentioned = sorted(set(re.findall(r"[A-Z]-\d{4}", ticket)))
+    got = output.order_id.strip().upper() if output.order_id else None
+    if got is None and mentioned:
+        return f"the ticket mentions {', '.join(mentioned)} but order_id is null"
+    if got is not None and got not in mentioned:
+        found = ", ".join(mentioned) or "no order id"
+        return f"order_id {output.order_id!r} is not in the ticket (it mentions {found})"
+    return None
+
+
+def refund_matches_rule(subtask: Subtask, output: Refund) -> str | None:
+    """Reject a refund that is not what the rule gives for the subtask's orders."""
+    want = refund_owed(ORDERS, list(subtask.arguments.get("order_ids", [])))
+    if output.total_cents != want["total_cents"]:
+        return f"total_cents {output.total_cents} but refund_total gives {want['total_cents']}"
+    if sorted(o.strip().upper() for o in output.refunded) != sorted(want["refunded"]):
+        return f"refunded {output.refunded} but refund_total gives {want['refunded']}"
+    return None
 
 
 def order_matches_database(subtask: Subtask, output: OrderFacts) -> str | None:
@@ -137,6 +209,12 @@ workflow = Workflow(
     executors=[TicketTriage(), OrderCheck(), RefundMath()],
     goal=GOAL,
     deps=ORDERS,
-    verify={"OrderCheck": order_matches_database},
-    description="support-inbox triage: classify, look up, refund",
+    output_type=RefundAnswer,
+    verify={
+        "TicketTriage": triage_matches_ticket,
+        "OrderCheck": order_matches_database,
+        "RefundMath": refund_matches_rule,
+    },
+    answer_check=check_numbers,
+    description="support-inbox triage: classify, look up, refund (checked end to end)",
 )

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from decimal import Decimal
+
 import anyio
 import pytest
 
@@ -19,6 +22,7 @@ from tiered import (
     ModelResponse,
     ModelSpec,
     OutputTruncated,
+    Pricing,
     ProviderError,
     RunError,
     ScriptedModel,
@@ -129,7 +133,10 @@ def truncated(cap: int | None, output_tokens: int) -> OutputTruncated:
 
 
 async def test_a_truncated_answer_is_retried_once_with_a_larger_cap() -> None:
-    model = ScriptedModel([truncated(100, 100), "done"], spec=SPEC)
+    priced = replace(
+        SPEC, pricing=Pricing(input=Decimal(1), cached_input=Decimal(0), output=Decimal(8))
+    )
+    model = ScriptedModel([truncated(100, 100), "done"], spec=priced)
     ledger = Ledger()
     agent = Agent(instructions="x", max_output_tokens=100)
     result = await agent.run("hi", model=model, ledger=ledger)
@@ -138,6 +145,7 @@ async def test_a_truncated_answer_is_retried_once_with_a_larger_cap() -> None:
     assert result.usage.requests == 2  # the cut-off call is metered too
     assert result.usage.output_tokens >= 100
     assert ledger.usage.requests == 2
+    assert result.cost == ledger.cost > 0  # the cut-off call is paid for, and counted
 
 
 async def test_without_a_cap_the_default_cap_is_sent_and_at_the_spec_limit_no_retry() -> None:

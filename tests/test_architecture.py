@@ -44,8 +44,11 @@ LAYERS: dict[str, float] = {
     "tiered._docstring": 4,
     "tiered._context": 4,
     "tiered._effects": 4,
+    "tiered._schema_tool": 4,
     # 5. agent
     "tiered._agent": 5,
+    "tiered._agent_loop": 5,
+    "tiered._agent_output": 5,
     "tiered._agent_calls": 5,
     "tiered._agent_support": 5,
     # 6. plan, planner, routing, escalation
@@ -54,8 +57,12 @@ LAYERS: dict[str, float] = {
     "tiered._routing": 6,
     "tiered._escalation": 6,
     "tiered._verify": 6,
+    "tiered._answer_check": 6,
     "tiered._limits": 6,
     "tiered._estimate": 6,
+    "tiered._learning": 6,
+    "tiered._calibration": 6,
+    "tiered._calibrated": 6,
     # 7. orchestrator
     "tiered._orchestrator": 7,
     "tiered._run": 7,
@@ -70,6 +77,8 @@ LAYERS: dict[str, float] = {
     "tiered._result": 7,
     "tiered._journal": 7,
     "tiered._workflow": 7,
+    "tiered._eval": 7,
+    "tiered._eval_report": 7,
     # ready-made pieces: use the public API, never the CLI
     "tiered.agents": 7.5,
     "tiered.tools": 7.5,
@@ -77,7 +86,9 @@ LAYERS: dict[str, float] = {
     "tiered._cli": 8,
     "tiered._cli_run": 8,
     "tiered._cli_runs": 8,
+    "tiered._cli_eval": 8,
     "tiered._progress": 8,
+    "tiered._display": 8,
     "tiered.__main__": 8,
     "tiered": 8,
 }

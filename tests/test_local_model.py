@@ -1,4 +1,7 @@
-"""The embedded local model against the real weights: assembly, answers, tools, usage."""
+"""The embedded local model against the real weights: assembly, answers, tools, usage.
+
+Needs the `local` extra: without it, selecting these tests ends the session (tests/conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,6 @@ from pathlib import Path
 import anyio
 import jsonschema
 import pytest
-import xllamacpp  # noqa: F401  # the `local` extra: missing, this file fails, never skips
 
 from tiered._catalog import FREE, Tier
 from tiered._errors import ContextTooLong, LocalModelUnavailable, UserError, WeightsInvalid

@@ -186,6 +186,7 @@ class _Events:
 
     def __init__(self, events: list[Any]) -> None:
         self._events = events
+        self.response = httpx2.Response(200, headers={"content-type": "text/event-stream"})
 
     async def __aenter__(self) -> _Events:
         return self

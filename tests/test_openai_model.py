@@ -47,7 +47,7 @@ from tiered._messages import (
 from tiered._usage import Usage
 from tiered.models import OpenAIModel, RetryingModel, allow_remote_requests
 from tiered.models._guard import remote_requests_allowed
-from tiered.models._openai import _is_loopback
+from tiered.models._transport import is_loopback
 
 pytestmark = pytest.mark.anyio
 
@@ -666,7 +666,7 @@ async def test_guard_lets_loopback_servers_through() -> None:
     ],
 )
 def test_loopback_hosts(url: str, loopback: bool) -> None:
-    assert _is_loopback(url) is loopback
+    assert is_loopback(url) is loopback
 
 
 def test_spec_comes_from_the_catalog() -> None:

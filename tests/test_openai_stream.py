@@ -12,7 +12,7 @@ import httpx2
 import pytest
 from pydantic import BaseModel
 
-from openai_emulator import Call, Emulator, Reply, Step, Tokens
+from openai_emulator import Call, Emulator, Reply, Step, StreamFault, Tokens
 from tiered import Agent, AgentResult, OutputTruncated, Tier, tool
 from tiered._errors import BadModelResponse, ProviderError
 from tiered._messages import (
@@ -157,6 +157,92 @@ async def test_malformed_streams_are_bad_model_response(
             await model.request(request)
     got = info.value.usage
     assert (got.input_tokens if got is not None else None) == usage
+
+
+# --- servers that stream badly ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("api", APIS)
+@pytest.mark.parametrize("over", ["in-process", "loopback"])
+async def test_a_server_that_ignores_stream_true_is_read_whole(api: Api, over: str) -> None:
+    """Some OpenAI-compatible servers answer `stream: true` with the plain JSON body: that
+    is the whole answer, so it is parsed as one and handed on as deltas."""
+    emulator = Emulator(
+        script=[Reply(text="whole at once", calls=[Call("lookup_order", {"order_id": "A1"})])],
+        stream_fault="ignored",
+    )
+    request, deltas = streamed(tools=(LOOKUP,))
+    if over == "loopback":
+        with emulator.serve() as base_url:
+            async with OpenAIModel("gpt-5.4-mini", base_url=base_url, api=api) as model:
+                response = await model.request(request)
+    else:
+        async with serve(emulator, api) as model:
+            response = await model.request(request)
+    assert emulator.bodies[0]["stream"] is True
+    assert response.message.content == "whole at once"
+    assert [(c.name, json.loads(c.arguments)) for c in response.message.tool_calls] == [
+        ("lookup_order", {"order_id": "A1"})
+    ]
+    assert response.usage.requests == 1
+    assert response.usage.output_tokens > 0
+    assert deltas == [
+        TextDelta(text="whole at once"),
+        ToolCallDelta(
+            index=0,
+            id=response.message.tool_calls[0].id,
+            name="lookup_order",
+            arguments=response.message.tool_calls[0].arguments,
+        ),
+    ]
+
+
+class _DroppedBody(httpx2.AsyncByteStream):
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield b'{"id": "chatcmpl-'
+        raise httpx2.ReadError("connection reset by peer")
+
+
+async def test_a_whole_body_dropped_mid_read_is_a_typed_transport_failure() -> None:
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        headers = {"content-type": "application/json"}
+        return httpx2.Response(200, headers=headers, stream=_DroppedBody())
+
+    request, deltas = streamed()
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(answer)) as http:
+        model = OpenAIModel("gpt-5.4-mini", api="chat", api_key="sk-test", http_client=http)
+        with pytest.raises(ProviderError, match="failed mid-request") as info:
+            await model.request(request)
+    assert info.value.possibly_billed  # the request was sent: it may have been billed
+    assert deltas == []
+
+
+@pytest.mark.parametrize("api", APIS)
+@pytest.mark.parametrize(
+    ("fault", "says"),
+    [("empty", "without a single event"), ("cut", "before")],
+)
+async def test_a_stream_without_its_end_is_bad_model_response(
+    api: Api, fault: StreamFault, says: str
+) -> None:
+    """No events, or events that stop before the finish (chat: no `finish_reason`;
+    Responses: no `response.completed`): never an empty or partial success."""
+    emulator = Emulator(script=[Reply(text="half an ans")], stream_fault=fault)
+    request, _ = streamed()
+    async with serve(emulator, api) as model:
+        with pytest.raises(BadModelResponse, match=says) as info:
+            await model.request(request)
+    assert info.value.model == "gpt-5.4-mini"
+
+
+async def test_an_agent_on_an_empty_stream_fails_typed_not_with_repairs() -> None:
+    emulator = Emulator(script=[Reply(text="never seen")], stream_fault="empty")
+    deltas: list[ModelDelta] = []
+    async with serve(emulator, "chat") as model:
+        with pytest.raises(BadModelResponse, match="without a single event"):
+            await Agent(instructions="x").run("hi", model=model, on_delta=deltas.append)
+    assert deltas == []
+    assert len(emulator.requests) == 1  # no repair turn asked for a reply that never came
 
 
 async def test_a_responses_error_event_is_provider_error() -> None:

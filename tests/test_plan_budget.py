@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from orchestration_support import Echo, ladder, subtask
-from tiered import Budget, Orchestrator, Plan, RunStatus, Tier
+from orchestration_support import Echo, ladder, subtask, tier_of
+from tiered import Budget, ModelRequest, Orchestrator, Plan, RunStatus, Tier
 from tiered._errors import PlanOverBudget
 
 pytestmark = pytest.mark.anyio
@@ -67,3 +67,42 @@ async def test_fit_that_cannot_fit_is_refused() -> None:
     )
     with pytest.raises(PlanOverBudget):
         await orch.run("go", plan=big_plan(), compose=False)
+
+
+async def test_downgrade_moves_a_subtask_down_to_the_tier_whose_call_still_fits() -> None:
+    seen: list[Tier] = []
+    models = ladder(lambda r: {"text": "ok"})
+
+    def answer(request: ModelRequest) -> dict[str, str]:
+        seen.append(tier_of(request, models))
+        return {"text": "ok"}
+
+    models = ladder(answer)
+    hinted = subtask("s", text="x" * 2000).model_copy(update={"tier": Tier.FLAGSHIP})
+    # a budget that holds a nano call's worst case ($0.0056) but not mini's or the flagship's
+    budget = Budget(usd=Decimal("0.01"), on_exhausted="downgrade")
+    result = await Orchestrator([Echo()], models=models, budget=budget).run(
+        "go", plan=Plan(subtasks=(hinted,)), compose=False
+    )
+    assert result.status is RunStatus.SUCCEEDED, result.error
+    assert seen == [Tier.NANO]  # the pricier tiers were never called
+    (attempt,) = result.subtasks["s"].attempts
+    assert attempt.tier is Tier.NANO
+    assert attempt.reason.startswith("downgraded from mini")
+    assert result.cost <= Decimal("0.01")
+
+
+async def test_stop_skips_what_has_not_started_and_keeps_what_finished() -> None:
+    models = ladder(lambda r: {"text": "ok"})
+    b = subtask("b", "a").model_copy(update={"tier": Tier.FLAGSHIP})
+    chain = Plan(subtasks=(subtask("a"), b, subtask("c", "b")))
+    budget = Budget(usd=Decimal("0.01"))  # a's nano call fits; b's flagship worst case does not
+    result = await Orchestrator([Echo()], models=models, budget=budget).run(
+        "go", plan=chain, compose=False
+    )
+    assert result.status is RunStatus.BUDGET_EXCEEDED
+    assert result.subtasks["a"].status.value == "succeeded"
+    assert result.subtasks["b"].status.value == "skipped"
+    assert result.subtasks["c"].status.value == "skipped"
+    assert "budget" in (result.subtasks["b"].error or "").lower()
+    assert result.cost <= Decimal("0.01")

@@ -3,6 +3,9 @@
 from tiered._agent import Agent, AgentResult
 from tiered._agent_calls import ToolObserver
 from tiered._agent_support import AgentStream
+from tiered._answer_check import check_numbers, numbers_from_outputs
+from tiered._calibrated import CalibratedRouter, Evidence, gain_aware_rules, should_escalate
+from tiered._calibration import Calibration
 from tiered._catalog import (
     FREE,
     STANDARD_TIERS,
@@ -54,6 +57,8 @@ from tiered._escalation import (
     Rule,
 )
 from tiered._estimate import PlanEstimate, SubtaskEstimate
+from tiered._eval import Case, Evaluation, evaluate
+from tiered._eval_report import EvalReport
 from tiered._events import (
     ComposeFinished,
     ComposeStarted,
@@ -72,6 +77,7 @@ from tiered._events import (
     ToolReturned,
 )
 from tiered._journal import Journal
+from tiered._learning import Estimate, RoutingStats
 from tiered._ledger import Budget, Charge, Ledger, Reservation, TierTotals
 from tiered._limits import Limits
 from tiered._logging import redact_secrets
@@ -120,6 +126,9 @@ __all__ = (
     "BadModelResponse",
     "Budget",
     "BudgetExceeded",
+    "CalibratedRouter",
+    "Calibration",
+    "Case",
     "Catalog",
     "Charge",
     "Check",
@@ -133,7 +142,11 @@ __all__ = (
     "EscalationDecision",
     "EscalationPolicy",
     "EscalationRequested",
+    "Estimate",
+    "EvalReport",
+    "Evaluation",
     "EventStream",
+    "Evidence",
     "Failure",
     "FailureKind",
     "Journal",
@@ -177,6 +190,7 @@ __all__ = (
     "RouteDecision",
     "RouteRequest",
     "Router",
+    "RoutingStats",
     "Rule",
     "RuleRouter",
     "RunContext",
@@ -217,9 +231,14 @@ __all__ = (
     "UserMessage",
     "WeightsInvalid",
     "Workflow",
+    "check_numbers",
     "check_plan",
     "default_catalog",
+    "evaluate",
+    "gain_aware_rules",
     "load_workflow",
+    "numbers_from_outputs",
     "redact_secrets",
+    "should_escalate",
     "tool",
 )

@@ -1,53 +1,31 @@
-"""`Agent`: instructions, a tier, tools and typed input/output, and the turn loop.
+"""`Agent`: instructions, a tier, tools and typed input/output; `run` sets up one run.
 
-The loop: ask the model; run every tool call of the turn concurrently; send the
-results back; stop at a final output that validates. Invalid output gets a bounded
-number of repair turns carrying the validation error. The stable part of the prompt
-(instructions, tool definitions) always comes first so provider prompt caching hits.
+The turn loop is `_agent_loop`'s, the metered model call and the tool turn
+`_agent_calls`', the final output's validation `_agent_output`'s. The stable part of the
+prompt (instructions, tool definitions) always comes first so provider prompt caching hits.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Generic, cast
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter
 from typing_extensions import TypeVar
 
-from tiered._agent_calls import ToolObserver, add_charges, metered_ask, run_tools
-from tiered._agent_support import AgentStream, open_stream, retry_cap
+from tiered._agent_calls import ToolObserver
+from tiered._agent_loop import TurnLoop, opening_messages
+from tiered._agent_support import AgentStream, open_stream
 from tiered._catalog import Tier
 from tiered._context import DepsT, RunContext
-from tiered._errors import (
-    EscalationRequested,
-    MaxTurnsExceeded,
-    ModelError,
-    ModelRetry,
-    OutputInvalid,
-    OutputTruncated,
-    TieredError,
-    UserError,
-)
-from tiered._json import UntrustedJson, clip, parse_untrusted
+from tiered._errors import UserError
 from tiered._ledger import Ledger
-from tiered._messages import (
-    AssistantMessage,
-    DeltaCallback,
-    Message,
-    ModelRequest,
-    OutputSchema,
-    ReasoningEffort,
-    SystemMessage,
-    UserMessage,
-)
-from tiered._names import legal_name
-from tiered._ratelimit import DEFAULT_OUTPUT_CAP
+from tiered._messages import DeltaCallback, Message, ReasoningEffort
 from tiered._schema import StrictSchema
 from tiered._tool import Tool, ToolSet
 from tiered._usage import Usage
@@ -282,125 +260,33 @@ class Agent(Generic[OutputT, DepsT]):
             input=typed_input,
             effects=effects,
         )
-        messages: list[Message] = [SystemMessage(content=self.instructions)]
-        if history:
-            messages.extend(msg for msg in history if not isinstance(msg, SystemMessage))
-            if followup:
-                messages.append(UserMessage(content=followup))
-        else:
-            text = self.render_input(typed_input)
-            if context:
-                text = f"{context}\n\nInput:\n{text}"
-            messages.append(UserMessage(content=text))
-        output_schema = (
-            None
-            if self._output is None
-            else OutputSchema(
-                name=legal_name(self.name, suffix="_output"),
-                schema=self._output.schema,
-                strict=self._output.strict,
-            )
+        first = ""  # a continued run starts from its history instead
+        if not history:
+            first = self.render_input(typed_input)
+            first = f"{context}\n\nInput:\n{first}" if context else first
+        loop = TurnLoop(
+            self,
+            self._output,
+            m,
+            ctx,
+            toolset,
+            opening_messages(self.instructions, history, followup, first),
+            continued=bool(history),
+            on_delta=on_delta,
+            observer=tool_observer,
         )
-        usage = Usage()
-        cost = Decimal(0)
-        equivalent = Decimal(0)
-        repairs = 0
-        log = ctx.log
-        cap = self.max_output_tokens or min(spec.max_output_tokens, DEFAULT_OUTPUT_CAP)
-        try:
-            for turn in range(1, self.max_turns + 1):
-                ctx.turn = turn
-                request = ModelRequest(
-                    messages=tuple(messages),
-                    tools=toolset.definitions,
-                    tool_choice=self.tool_choice if turn == 1 and not history else "auto",
-                    output_schema=output_schema,
-                    reasoning_effort=self.reasoning_effort,
-                    temperature=self.temperature,
-                    max_output_tokens=cap,
-                    metadata={"agent": self.name, "subtask_id": subtask_id or ""},
-                    on_delta=on_delta,
-                )
-                log.debug("model.request", model=spec.name, turn=turn, messages=len(messages))
-                started = time.perf_counter()
-                # Reserve the worst case (raises BudgetExceeded before anything is sent);
-                # every call's usage is metered, parsed or not, truncated or not.
-                try:
-                    response, charges = await metered_ask(m, request, ledger, cap)
-                except OutputTruncated as exc:
-                    usage = add_charges(usage, getattr(exc, "charges", ()))
-                    bigger = retry_cap(exc, request, spec)
-                    if bigger is None:
-                        exc.usage = usage
-                        raise
-                    log.info("output.truncated", turn=turn, retry_max_output_tokens=bigger)
-                    retry = replace(request, max_output_tokens=bigger)
-                    try:
-                        response, charges = await metered_ask(m, retry, ledger, bigger)
-                    except ModelError as again:
-                        again.usage = add_charges(usage, getattr(again, "charges", ()))
-                        raise
-                except ModelError as exc:
-                    exc.usage = usage = add_charges(usage, getattr(exc, "charges", ()))
-                    ctx.usage = usage
-                    raise
-                charge = charges[-1]
-                for c in charges:
-                    if not c.possibly_billed:
-                        usage = usage + c.usage
-                        cost += c.cost
-                        equivalent += c.equivalent_cost
-                ctx.usage = usage
-                log.info(
-                    "model.response",
-                    model=spec.name,
-                    tier=spec.tier.value,
-                    turn=turn,
-                    input_tokens=response.usage.input_tokens,
-                    cached_input_tokens=response.usage.cached_input_tokens,
-                    output_tokens=response.usage.output_tokens,
-                    cost_usd=str(charge.cost),
-                    equivalent_cost_usd=str(charge.equivalent_cost),
-                    latency_ms=round((time.perf_counter() - started) * 1e3, 2),
-                )
-                reply = response.message
-                messages.append(reply)
-                if reply.tool_calls:
-                    messages.extend(await run_tools(toolset, reply.tool_calls, ctx, tool_observer))
-                    continue
-                try:
-                    output = await self._final_output(reply, ctx)
-                except _Repair as exc:
-                    repairs += 1
-                    if repairs > self.max_repairs:
-                        raise OutputInvalid(
-                            f"agent {self.name!r}: output still invalid after {self.max_repairs} "
-                            f"repair turns ({exc.problem}); simplify the output type, improve the "
-                            "instructions, or use a higher tier",
-                            errors=exc.problem,
-                            messages=messages,
-                        ) from None
-                    log.info("output.repair", turn=turn, problem=exc.problem[:500])
-                    messages.append(UserMessage(content=exc.prompt))
-                    continue
-                return AgentResult(
-                    output=output,
-                    agent=self.name,
-                    model=spec.name,
-                    tier=spec.tier,
-                    usage=usage,
-                    cost=cost,
-                    equivalent_cost=equivalent,
-                    turns=turn,
-                    messages=tuple(messages),
-                )
-            raise MaxTurnsExceeded(self.max_turns, messages)
-        except TieredError as exc:
-            if exc.usage is None:
-                exc.usage = usage
-            if isinstance(exc, EscalationRequested):  # from a tool or from validate_output
-                exc.messages = tuple(messages)
-            raise
+        output = await loop.run()
+        return AgentResult(
+            output=output,
+            agent=self.name,
+            model=spec.name,
+            tier=spec.tier,
+            usage=loop.tally.usage,
+            cost=loop.tally.cost,
+            equivalent_cost=loop.tally.equivalent_cost,
+            turns=loop.turns,
+            messages=tuple(loop.messages),
+        )
 
     def run_sync(self, input: Any, **kwargs: Any) -> AgentResult[OutputT]:
         """`run` for scripts and notebooks: blocks until the result (takes `run`'s keywords).
@@ -420,48 +306,3 @@ class Agent(Generic[OutputT, DepsT]):
         Leaving the block before the end cancels the run."""
         async with open_stream(lambda on_delta: self.run(input, on_delta=on_delta, **options)) as s:
             yield s
-
-    async def _final_output(self, reply: AssistantMessage, ctx: RunContext[DepsT]) -> OutputT:
-        text = reply.content or ""
-        if self._output is None:
-            if not text.strip():
-                raise _Repair("the reply was empty", "Your reply was empty. Answer the task.")
-            value: Any = text
-        else:
-            try:
-                data = parse_untrusted(text)
-            except UntrustedJson as exc:
-                raise _Repair(
-                    exc.worded("the output"),
-                    exc.worded("Your output")
-                    + ". Reply with one JSON object that matches the output schema.",
-                ) from None
-            try:
-                value = self._output.validate(data)
-            except ModelRetry as exc:
-                raise _Repair(exc.message, exc.message) from None
-            except TieredError:
-                raise
-            except Exception as exc:  # a ValidationError, or a field validator that broke
-                problem = clip(str(exc))
-                raise _Repair(
-                    problem,
-                    f"Your output does not match the required schema: {problem}. "
-                    "Reply again with corrected JSON.",
-                ) from None
-        try:
-            return await self.validate_output(cast(OutputT, value), ctx)
-        except ModelRetry as exc:
-            raise _Repair(exc.message, exc.message) from None
-        except ValidationError as exc:  # the hook built a model from a hostile output
-            problem = clip(str(exc))
-            raise _Repair(problem, f"Your output was rejected: {problem}. Reply again.") from None
-
-
-class _Repair(Exception):
-    """Internal: the final output needs a repair turn."""
-
-    def __init__(self, problem: str, prompt: str) -> None:
-        self.problem = problem
-        self.prompt = prompt
-        super().__init__(problem)

@@ -1,14 +1,18 @@
 """One model call and one turn of tool calls, as `Agent.run` makes them: the call metered
-under a reservation of its worst case, the tool calls told to an observer."""
+under a reservation of its worst case (a truncated answer retried once with a larger cap),
+its charges tallied; the tool calls told to an observer."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import Any, Protocol
 
-from tiered._agent_support import ask
+from tiered._agent_support import ask, retry_cap
 from tiered._context import RunContext
+from tiered._errors import ModelError, OutputTruncated
 from tiered._ledger import Charge, Ledger
 from tiered._messages import ModelRequest, ModelResponse, ToolCall, ToolResultMessage
 from tiered._metering import metered_call
@@ -17,7 +21,7 @@ from tiered._tool import ToolSet
 from tiered._usage import Usage
 from tiered.models import Model
 
-__all__ = ("ToolObserver", "add_charges", "metered_ask", "run_tools")
+__all__ = ("Tally", "ToolObserver", "ask_within_cap", "metered_ask", "run_tools")
 
 
 class ToolObserver(Protocol):
@@ -49,12 +53,59 @@ async def metered_ask(
     return response, list(calls.charges)
 
 
-def add_charges(usage: Usage, charges: Any) -> Usage:
-    """`usage` plus the reported usage of `charges` (a possibly-billed worst case is not usage)."""
-    for c in charges:
-        if not c.possibly_billed:
-            usage = usage + c.usage
-    return usage
+@dataclass(slots=True)
+class Tally:
+    """What one agent run's calls used and cost, summed from the charges the ledger booked
+    (a possibly-billed worst case is neither usage nor cost: the ledger keeps it apart)."""
+
+    usage: Usage = field(default_factory=Usage)
+    cost: Decimal = Decimal(0)
+    equivalent_cost: Decimal = Decimal(0)
+
+    def add(self, charges: Iterable[Charge]) -> None:
+        """Count `charges`."""
+        for c in charges:
+            if not c.possibly_billed:
+                self.usage = self.usage + c.usage
+                self.cost += c.cost
+                self.equivalent_cost += c.equivalent_cost
+
+    def failed(self, exc: ModelError) -> None:
+        """Count what a failed call booked (`exc.charges`) and put the run's usage so far
+        on `exc`."""
+        self.add(getattr(exc, "charges", ()))
+        exc.usage = self.usage
+
+
+async def ask_within_cap(
+    model: Model, request: ModelRequest, ctx: RunContext[Any], tally: Tally
+) -> tuple[ModelResponse, Charge]:
+    """One turn's model call, metered into `tally` (and `ctx.usage`); an answer cut off at
+    the token cap is retried once with a larger cap where the model's spec allows. A
+    failure carries the run's usage so far in `exc.usage` (`OutputTruncated` when the
+    retry was cut off too, or was not allowed)."""
+    ledger = ctx.ledger
+    cap = request.max_output_tokens or model.spec.max_output_tokens
+    try:
+        response, charges = await metered_ask(model, request, ledger, cap)
+    except OutputTruncated as exc:
+        bigger = retry_cap(exc, request, model.spec)  # reads this call's own usage
+        tally.failed(exc)
+        if bigger is None:
+            raise
+        ctx.log.info("output.truncated", turn=ctx.turn, retry_max_output_tokens=bigger)
+        retry = replace(request, max_output_tokens=bigger)
+        try:
+            response, charges = await metered_ask(model, retry, ledger, bigger)
+        except ModelError as again:
+            tally.failed(again)
+            raise
+    except ModelError as exc:
+        tally.failed(exc)
+        raise
+    tally.add(charges)
+    ctx.usage = tally.usage
+    return response, charges[-1]
 
 
 async def run_tools(

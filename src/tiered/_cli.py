@@ -18,6 +18,7 @@ from typing import Any
 
 from tiered import __version__
 from tiered._catalog import Catalog, ModelSpec, Pricing, Tier, default_catalog
+from tiered._cli_eval import add_eval_command, add_routing_command
 from tiered._cli_run import add_run_command
 from tiered._cli_runs import add_resume_command, add_runs_command
 from tiered._errors import TieredError, UserError
@@ -239,6 +240,8 @@ _COMMANDS: tuple[Callable[[_Subparsers], None], ...] = (
     add_run_command,
     add_resume_command,
     add_runs_command,
+    add_eval_command,
+    add_routing_command,
     _add_models,
     _add_cost,
 )

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from rich.console import Console
 
+from tiered._display import LiveDisplay
 from tiered._errors import TieredError, UserError
 from tiered._journal import Journal
 from tiered._orchestrator import Limits, Orchestrator
@@ -125,6 +127,12 @@ def _chain(first: Check, then: Check) -> Check:
     return both
 
 
+def _live_view() -> LiveDisplay | Progress:
+    """The rich live display on a terminal; plain lines, each event once, otherwise."""
+    console = Console(stderr=True)
+    return LiveDisplay(console) if console.is_terminal else Progress(sys.stderr)
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Load, run and report; 0 when every subtask succeeded."""
     limits = Limits(concurrency=args.concurrency, deadline=args.deadline)  # bad values: 1 line
@@ -143,10 +151,11 @@ def run_command(args: argparse.Namespace) -> int:
         limits=limits,
         budget=budget,
         verify=verify,
+        answer_check=workflow.answer_check,
     )
     goal = args.goal or workflow.goal
     print(f"tiered: goal: {goal}", file=sys.stderr, flush=True)
-    progress = None if args.quiet else Progress(sys.stderr)
+    progress = None if args.quiet else _live_view()
 
     journal = None
     if args.journal:

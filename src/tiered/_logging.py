@@ -2,7 +2,8 @@
 
 If the application configured structlog, its configuration wins (so
 `structlog.testing.capture_logs()` sees our events), with `redact_secrets` run first;
-otherwise warnings and errors go to stderr and nothing else is printed.
+otherwise warnings and errors go to stderr and nothing else is printed, or, while a
+live view has called `route_logs`, to that view (so they do not break it).
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import contextmanager
 from typing import Any, TextIO, cast
 
 import structlog
 
-__all__ = ("get_logger", "info_enabled", "redact_secrets")
+__all__ = ("get_logger", "info_enabled", "redact_secrets", "route_logs")
 
 _SECRET_KEYS = frozenset({"api_key", "authorization", "headers", "password", "secret", "token"})
 _SECRET_VALUE = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+[A-Za-z0-9_\-\.]+)")
@@ -44,6 +46,34 @@ def redact_secrets(
 
 
 _quiet: Any = None
+_sink: Callable[[str, str], None] | None = None
+
+
+@contextmanager
+def route_logs(sink: Callable[[str, str], None]) -> Iterator[None]:
+    """While inside, our warnings go to `sink(level, text)` instead of stderr.
+
+    For a live progress view: it prints them in its own format, above itself. Applies
+    only when the application has not configured structlog.
+    """
+    global _sink
+    previous, _sink = _sink, sink
+    try:
+        yield
+    finally:
+        _sink = previous
+
+
+def _to_sink(
+    _logger: Any, method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: hand the line to the routed sink, if any, and drop it here."""
+    sink = _sink
+    if sink is None:
+        return event_dict
+    fields = " ".join(f"{k}={v}" for k, v in event_dict.items() if k != "event")
+    sink(method, f"{event_dict.get('event', '')} {fields}".strip())
+    raise structlog.DropEvent
 
 
 class _Stderr:
@@ -121,6 +151,7 @@ def _quiet_base() -> Any:
             wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
             processors=[
                 redact_secrets,
+                _to_sink,
                 structlog.processors.add_log_level,
                 structlog.processors.TimeStamper(fmt="iso"),
                 structlog.dev.ConsoleRenderer(colors=False),

@@ -25,7 +25,7 @@ import json
 from typing import Any
 
 import jsonschema
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from tiered._json import capped
 from tiered._strict import (
@@ -298,8 +298,3 @@ def _closest(err: jsonschema.ValidationError) -> list[jsonschema.ValidationError
     for sub in best:
         out.extend(_closest(sub))
     return out
-
-
-def model_schema(model: type[BaseModel]) -> StrictSchema:
-    """The strict schema of a pydantic model (tool arguments, agent input)."""
-    return StrictSchema(model)

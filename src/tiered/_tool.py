@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, ClassVar, Generic, get_args, get_origin, get_type_hints, overload
 
 import anyio
@@ -77,6 +77,24 @@ class Tool(Generic[DepsT]):
             cached = StrictSchema(cls.Args, strict=cls.strict, owner=f"tool {cls.name!r}")
             cls._args_schema = cached  # type: ignore[attr-defined]
         return cached
+
+    @classmethod
+    def from_schema(
+        cls,
+        name: str,
+        description: str,
+        parameters: Mapping[str, Any],
+        fn: Callable[..., Any],
+        *,
+        timeout: float | None = 30.0,
+    ) -> Tool:
+        """A tool from a raw JSON schema (OpenAPI, MCP, BFCL): no pydantic model needed.
+
+        `fn` gets the validated arguments as keywords; see `tiered._schema_tool`.
+        """
+        from tiered._schema_tool import SchemaTool
+
+        return SchemaTool(name, description, parameters, fn, timeout=timeout)
 
     def definition(self) -> ToolDefinition:
         """What the model is told about this tool."""

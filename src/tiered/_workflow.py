@@ -16,6 +16,7 @@ from typing import Any
 from tiered._agent import Agent
 from tiered._errors import UserError
 from tiered._planner import Planner
+from tiered._run_state import AnswerCheck
 from tiered._verify import AgentCheck, Check
 
 __all__ = ("Workflow", "load_workflow")
@@ -35,6 +36,9 @@ class Workflow:
     """Type of the final answer."""
     verify: Mapping[str, Check | AgentCheck] = field(default_factory=dict)
     """Optional output checks, by executor name."""
+    answer_check: AnswerCheck | None = None
+    """Checks the composed final answer against the subtask outputs (e.g. `check_numbers`);
+    a rejection fails the run as `answer_rejected`."""
     planner: Planner | None = None
     """A custom planner; None uses the default flagship planner."""
     description: str = ""

@@ -6,7 +6,7 @@ SDK's own request types (`openai.types.chat.completion_create_params`,
 cannot carry, and replies in OpenAI's shapes, streamed or not.
 """
 
-from openai_emulator._emulator import Answer, Emulator, Seen, Step
+from openai_emulator._emulator import Answer, Emulator, Seen, Step, StreamFault
 from openai_emulator._render import Call, Reply, Tokens
 from openai_emulator._strict import strict_schema_problems
 from openai_emulator._validate import ApiError, check_chat, check_responses
@@ -19,6 +19,7 @@ __all__ = (
     "Reply",
     "Seen",
     "Step",
+    "StreamFault",
     "Tokens",
     "check_chat",
     "check_responses",

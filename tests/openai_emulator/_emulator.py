@@ -7,7 +7,8 @@ or not), an `ApiError`, a raw `httpx2.Response`, an exception (raised in the tra
 or a function of the `Seen` request returning one of those.
 
 Use it in-process (`transport()`, an `httpx2.MockTransport`) or as a real HTTP server on
-127.0.0.1 (`serve()`), which the CLI and the aiohttp transport need.
+127.0.0.1 (`serve()`), which the CLI and the aiohttp transport need. `stream_fault` makes
+it answer streamed requests as a broken server would (see `StreamFault`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from openai_emulator._render import (
 )
 from openai_emulator._validate import ApiError, check_chat, check_responses
 
-__all__ = ("Answer", "Emulator", "Seen", "Step")
+__all__ = ("Answer", "Emulator", "Seen", "Step", "StreamFault")
 
 REASONING_MODELS = ("gpt-5", "o1", "o3", "o4")
 CACHE_MIN = 1024
@@ -90,6 +91,12 @@ class Seen:
 
 Step: TypeAlias = "Reply | ApiError | httpx2.Response | BaseException | Callable[[Seen], Step]"
 
+StreamFault: TypeAlias = Literal["ignored", "empty", "cut"]
+"""How a broken server answers `stream: true`: "ignored" sends the plain JSON body (as
+servers without streaming do), "empty" an event stream with no events (chat: only
+`[DONE]`), "cut" the events up to the end and no end (chat: no chunk with a
+`finish_reason`, no `[DONE]`; Responses: no terminal `response.completed`)."""
+
 
 @dataclass(slots=True)
 class Answer:
@@ -109,6 +116,8 @@ class Emulator:
     rejected: list[ApiError] = field(default_factory=list)
     """Requests answered with a 400 by the validation (a test usually wants none)."""
     issued: set[str] = field(default_factory=set)
+    stream_fault: StreamFault | None = None
+    """Answer streamed requests as a broken server would; None: as the API does."""
     _position: int = 0
     _prefixes: set[str] = field(default_factory=set)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -198,13 +207,13 @@ class Emulator:
         usage = self._usage(reply, seen, size)
         model = str(seen.body["model"])
         ids = [c.id or f"call_emu{next(self._ids)}" for c in reply.calls]
+        stream = seen.stream and self.stream_fault != "ignored"
         if seen.api == "chat":
-            if not seen.stream:
+            if not stream:
                 return _json(200, chat_body(reply, model, usage, ids))
             with_usage = bool((seen.body.get("stream_options") or {}).get("include_usage"))
             chunks = chat_chunks(reply, model, usage if with_usage else None, ids)
-            frames = [f"data: {json.dumps(c)}\n\n".encode() for c in chunks]
-            return _sse([*frames, b"data: [DONE]\n\n"])
+            return _sse(_chat_frames(chunks, self.stream_fault))
         reasoning = None
         wants = "reasoning.encrypted_content" in (seen.body.get("include") or [])
         if wants and model.startswith(REASONING_MODELS) and seen.effort != "none":
@@ -212,14 +221,9 @@ class Emulator:
             reasoning = (f"rs_emu{n}", f"gAAAA-emulated-{n}")
             self.issued.add(reasoning[1])
         final = response_body(reply, model, usage, ids, reasoning)
-        if not seen.stream:
+        if not stream:
             return _json(200, final)
-        return _sse(
-            [
-                f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode()
-                for e in response_events(final)
-            ]
-        )
+        return _sse(_response_frames(response_events(final), self.stream_fault))
 
     # --- transports -------------------------------------------------------------------
 
@@ -279,6 +283,31 @@ class Emulator:
             httpd.shutdown()
             httpd.server_close()
             thread.join()
+
+
+_DONE = b"data: [DONE]\n\n"
+
+
+def _chat_frames(chunks: list[dict[str, Any]], fault: StreamFault | None) -> list[bytes]:
+    """The SSE frames of a chat stream, broken as `fault` says."""
+    if fault == "empty":
+        return [_DONE]
+    if fault == "cut":  # everything before the chunk with the finish_reason
+        end = next(
+            i for i, c in enumerate(chunks) if any(ch["finish_reason"] for ch in c["choices"])
+        )
+        chunks = chunks[:end]
+    frames = [f"data: {json.dumps(c)}\n\n".encode() for c in chunks]
+    return frames if fault == "cut" else [*frames, _DONE]
+
+
+def _response_frames(events: list[dict[str, Any]], fault: StreamFault | None) -> list[bytes]:
+    """The SSE frames of a Responses stream, broken as `fault` says."""
+    if fault == "empty":
+        events = []
+    elif fault == "cut":  # no terminal event
+        events = events[:-1]
+    return [f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events]
 
 
 def _json(status: int, body: dict[str, Any]) -> Answer:

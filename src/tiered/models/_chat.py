@@ -291,7 +291,12 @@ class ChatStream:
         return ToolCallDelta(index=index, id=call_id, name=name, arguments=args)
 
     def finish(self) -> ModelResponse:
-        """The whole response once the stream ended."""
+        """The whole response once the stream ended; `Malformed` when it ended before the
+        chunk with the `finish_reason` (cut off: what came is never taken for the answer)."""
+        if self.finish_reason is None:
+            raise w.Malformed(
+                "stream", "it ended before a finish_reason (cut off mid-answer)", usage=self.usage
+            )
         usage = self.usage or Usage(requests=1)
         calls = []
         for index in sorted(self.calls):

@@ -1,56 +1,44 @@
 """`OpenAIModel`: the Responses API on OpenAI, chat completions on any OpenAI-compatible
 server (vLLM, Ollama, llama.cpp server), streamed or not.
 
-This is the facade: the client, the guard and error conversion live here (every exception
-the SDK raises becomes a `ModelError` subclass); each API's bodies and stream events are
-built and read in its own module (`_chat`, `_responses`), through `_wire`'s typed reads.
+This is the facade: the client and the guard live here; every exception the SDK raises
+becomes a `ModelError` subclass in `_openai_errors`; the HTTP details (client library,
+timeouts, loopback) are `_transport`'s; each API's bodies and stream events are built and
+read in its own module (`_chat`, `_responses`), through `_wire`'s typed reads.
 """
 
 from __future__ import annotations
 
-import email.utils
-import ipaddress
-import math
 import os
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any, Final, Literal
-from urllib.parse import urlsplit
 
-import anyio.lowlevel
 import httpx2
 import openai
-import sniffio
 
 from tiered._catalog import Catalog, ModelSpec, Tier, default_catalog, self_hosted_spec
-from tiered._errors import (
-    AuthenticationFailed,
-    ContextTooLong,
-    ModelError,
-    ModelTimeout,
-    ProviderError,
-    ProviderUnreachable,
-    RateLimited,
-    UnknownModel,
-    UserError,
-)
+from tiered._errors import AuthenticationFailed, ModelError, UnknownModel, UserError
 from tiered._messages import ModelRequest, ModelResponse
-from tiered._ratelimit import RateLimitInfo
 from tiered._usage import Usage
 from tiered.models import _chat, _responses, _wire
 from tiered.models._guard import remote_requests_allowed
-from tiered.models._transport import CONNECT_TIMEOUT_S, failure_kind, metadata_headers
+from tiered.models._openai_errors import TIMEOUT_OR_TRANSPORT, ErrorConverter, rate_limit_info
+from tiered.models._transport import (
+    host,
+    http_timeout,
+    is_loopback,
+    loop_token,
+    metadata_headers,
+    sized_read_timeout,
+    use_aiohttp,
+)
 
 __all__ = ("OpenAIModel",)
 
 OPENAI_BASE_URL: Final = "https://api.openai.com/v1"
 _NO_KEY: Final = "no-key"
 """Sent as the bearer token to a self-hosted server when no key is configured."""
-_EMPTY: Final[dict[str, Any]] = {}
-_READ_BASE_S: Final = 30.0
-_READ_TOKENS_PER_S: Final = 50.0
-_READ_MAX_S: Final = 600.0
 
 Api = Literal["responses", "chat"]
 
@@ -80,9 +68,10 @@ class OpenAIModel:
 
     When `request.on_delta` is set the answer is streamed (SSE) and each `TextDelta` /
     `ToolCallDelta` is handed to it as it arrives; the return value is the same either
-    way. An answer cut off at the token cap raises `OutputTruncated`, a refusal or a
-    content-filter stop `Refused`, an unreadable body `BadModelResponse` (with `.usage`
-    when the body reported it).
+    way (a server that ignores `stream: true` is read whole). An answer cut off at the
+    token cap raises `OutputTruncated`, a refusal or a content-filter stop `Refused`, an
+    unreadable body or a stream that stops before its end `BadModelResponse` (with
+    `.usage` when the body reported it).
 
     Retries are off in the SDK (`max_retries=0`) because they belong to `RetryingModel`.
     Each request has a connect timeout (10 s) and a read timeout sized from its output
@@ -135,14 +124,14 @@ class OpenAIModel:
         if api not in (None, "responses", "chat"):
             raise UserError(f"api={api!r}: use 'responses', 'chat', or leave it unset")
         self._api: Api = api or (
-            "responses" if _host(self._base_url) == _host(OPENAI_BASE_URL) else "chat"
+            "responses" if host(self._base_url) == host(OPENAI_BASE_URL) else "chat"
         )
         wire = _responses if self._api == "responses" else _chat
         self._build: Callable[..., dict[str, Any]] = wire.body
         self._parse: Callable[..., ModelResponse] = wire.parse
         # A caller who hands us the client or transport decides where requests go.
         self._guard_exempt = (
-            client is not None or http_client is not None or _is_loopback(self._base_url)
+            client is not None or http_client is not None or is_loopback(self._base_url)
         )
 
     def __repr__(self) -> str:
@@ -176,15 +165,18 @@ class OpenAIModel:
                 "`http_client=` with an httpx2.MockTransport, or a loopback `base_url`"
             )
         client = self._client
-        if client is None or (self._owns_client and self._client_loop != _loop_token()):
+        if client is None or (self._owns_client and self._client_loop != loop_token()):
             client = self._connect()
         stream = request.on_delta is not None
         body = self._build(self._name, request, stream=stream)
         path = "/responses" if self._api == "responses" else "/chat/completions"
-        read_timeout = self._timeout_for(request)
+        read_timeout = self._read_timeout
+        if read_timeout is None:  # sized from the output cap
+            cap = request.max_output_tokens or self._spec.max_output_tokens
+            read_timeout = sized_read_timeout(cap)
         options: Any = {}
         if self._owns_client or self._read_timeout is not None:  # else the client's own
-            options["timeout"] = _timeout(read_timeout)
+            options["timeout"] = http_timeout(read_timeout)
         headers = metadata_headers(request.metadata)
         if headers:
             options["headers"] = headers
@@ -194,14 +186,14 @@ class OpenAIModel:
                 return await self._stream(client, path, body, request, options)
             response = await client.post(path, cast_to=httpx2.Response, body=body, options=options)
         except openai.OpenAIError as exc:
-            error = self._convert(exc, read_timeout)
-        except _TIMEOUT_OR_TRANSPORT as exc:  # aiohttp's own, unconverted
-            error = self._transport_failure(exc, read_timeout)
+            error = self._errors().convert(exc, read_timeout)
+        except TIMEOUT_OR_TRANSPORT as exc:  # aiohttp's own, unconverted
+            error = self._errors().transport_failure(exc, read_timeout)
         if error is not None:
             # Raised outside the handler, so neither __cause__ nor __context__ holds the
             # SDK's exception (its request carries the API key).
             raise error
-        info = _rate_limit_info(response.headers)
+        info = rate_limit_info(response.headers)
         try:
             result = self._read(response, request)
         except ModelError as exc:
@@ -210,13 +202,6 @@ class OpenAIModel:
                 exc.possibly_billed = True  # the answer arrived; the provider billed it
             raise
         return result if info is None else replace(result, rate_limit=info)
-
-    def _timeout_for(self, request: ModelRequest) -> float:
-        """Read timeout: given, else sized from the output cap."""
-        if self._read_timeout is not None:
-            return self._read_timeout
-        cap = request.max_output_tokens or self._spec.max_output_tokens
-        return min(_READ_BASE_S + cap / _READ_TOKENS_PER_S, _READ_MAX_S)
 
     async def aclose(self) -> None:
         """Close the HTTP client this model created (a client or transport passed in is
@@ -238,7 +223,7 @@ class OpenAIModel:
         key = self._api_key.value if self._api_key is not None else None
         key = key or os.environ.get("OPENAI_API_KEY")
         if not key:
-            if _host(self._base_url) == _host(OPENAI_BASE_URL):
+            if host(self._base_url) == host(OPENAI_BASE_URL):
                 raise AuthenticationFailed(
                     f"no API key for model {self._name!r}: set OPENAI_API_KEY or pass "
                     "`api_key=` to OpenAIModel",
@@ -246,7 +231,7 @@ class OpenAIModel:
                 )
             key = _NO_KEY  # self-hosted servers usually need none
         http_client: Any = self._http_client
-        if http_client is None and _use_aiohttp(self._transport):
+        if http_client is None and use_aiohttp(self._transport):
             http_client = openai.DefaultAioHttpClient()
         self._client = openai.AsyncOpenAI(
             api_key=key,
@@ -254,7 +239,7 @@ class OpenAIModel:
             max_retries=self._max_retries,
             http_client=http_client,
         )
-        self._client_loop = _loop_token()
+        self._client_loop = loop_token()
         return self._client
 
     # --- response -----------------------------------------------------------------
@@ -275,15 +260,12 @@ class OpenAIModel:
         request: ModelRequest,
         options: Any,
     ) -> ModelResponse:
-        """Stream one answer, handing each delta to `request.on_delta` as it arrives."""
+        """Stream one answer, handing each delta to `request.on_delta` as it arrives. A
+        server that ignores `stream: true` and answers with one JSON body is read whole."""
         on_delta = request.on_delta
         assert on_delta is not None
-        cap = request.max_output_tokens
-        reader: _chat.ChatStream | _responses.ResponsesStream = (
-            _responses.ResponsesStream(fallback_model=self._spec.name, cap=cap)
-            if self._api == "responses"
-            else _chat.ChatStream(fallback_model=self._spec.name, cap=cap)
-        )
+        stream_cls = _responses.ResponsesStream if self._api == "responses" else _chat.ChatStream
+        reader = stream_cls(fallback_model=self._spec.name, cap=request.max_output_tokens)
         events = await client.post(
             path,
             cast_to=object,
@@ -292,18 +274,22 @@ class OpenAIModel:
             stream=True,
             stream_cls=openai.AsyncStream[object],
         )
+        http = events.response
         try:
             async with events:
-                async for event in events:
-                    for delta in reader.feed(event):
-                        on_delta(delta)
-            return reader.finish()
+                if _wire.is_json(http.headers.get("content-type")):
+                    await _read_body(http)
+                    result = _wire.replay(self._read(http, request), on_delta)
+                else:
+                    result = await _wire.fold(events, reader, on_delta)
         except _wire.Malformed as exc:
-            raise self._malformed(exc, 200, exc.usage or reader.usage) from None
+            raise self._malformed(exc, http.status_code, exc.usage or reader.usage) from None
         except ValueError as exc:  # an SSE event whose data is not JSON
             raise self._malformed(
                 _wire.Malformed("stream event", f"not JSON ({exc})"), 200, reader.usage
             ) from None
+        info = rate_limit_info(http.headers)
+        return result if info is None else replace(result, rate_limit=info)
 
     def _malformed(self, exc: _wire.Malformed, status: int, usage: Usage | None) -> ModelError:
         api = "Responses" if self._api == "responses" else "chat completions"
@@ -311,143 +297,24 @@ class OpenAIModel:
             exc, model=self._name, base_url=self._base_url, api=api, status=status, usage=usage
         )
 
-    # --- errors -------------------------------------------------------------------
-
-    def _scrub(self, text: str) -> str:
-        """`text` without the API key (some servers echo the key they rejected)."""
-        for key in (
+    def _errors(self) -> ErrorConverter:
+        """The error converter for this model, told every key in use so none is shown."""
+        keys = (
             self._client.api_key if self._client is not None else "",
             self._api_key.value if self._api_key is not None else "",
             os.environ.get("OPENAI_API_KEY", ""),
-        ):
-            if key and key != _NO_KEY and key in text:
-                text = text.replace(key, "[redacted]")
-        return text
-
-    def _transport_failure(self, exc: BaseException, read_timeout: float) -> ModelError:
-        """Our `ModelError` for a connection failure or timeout, by what the chain says:
-        refused (never sent), connect timeout (never sent), read timeout or dropped
-        mid-answer (sent: possibly billed)."""
-        name, where = self._name, self._base_url
-        kind, cause = failure_kind(exc)
-        what = self._scrub(f"{type(cause).__name__}: {cause}")[:300]
-        if kind == "unreachable":
-            return ProviderUnreachable(
-                f"could not connect to {where} for model {name!r} ({what}): check the server "
-                "is up and the base_url",
-                model=name,
-            )
-        if kind == "connect_timeout":
-            return ModelTimeout(
-                f"no connection to {where} for model {name!r} within {CONNECT_TIMEOUT_S:g}s: "
-                "check the network and the base_url",
-                model=name,
-            )
-        if kind == "read_timeout":
-            error: ModelError = ModelTimeout(
-                f"model {name!r} at {where} did not answer within {read_timeout:g}s: lower "
-                "max_output_tokens, raise `read_timeout=`, or check the server",
-                model=name,
-            )
-        else:
-            error = ProviderError(
-                f"the connection to {where} for model {name!r} failed mid-request ({what}): "
-                "usually transient",
-                model=name,
-            )
-        error.possibly_billed = True
-        return error
-
-    def _convert(self, exc: openai.OpenAIError, read_timeout: float) -> ModelError:
-        """Our `ModelError` for one of openai's exceptions (the key scrubbed from it)."""
-        name = self._name
-        if isinstance(exc, openai.APIConnectionError):  # APITimeoutError included
-            return self._transport_failure(exc, read_timeout)
-        if not isinstance(exc, openai.APIStatusError):
-            return ModelError(
-                f"the OpenAI client failed for model {name!r}: {self._scrub(str(exc))}",
-                model=name,
-            )
-        error = self._status_error(exc)
-        error.rate_limit = _rate_limit_info(exc.response.headers)
-        return error
-
-    def _status_error(self, exc: openai.APIStatusError) -> ModelError:
-        name = self._name
-        status = exc.status_code
-        detail = self._scrub(_provider_message(exc))
-        if isinstance(exc, openai.RateLimitError):
-            if exc.code == "insufficient_quota":
-                return ModelError(
-                    f"the provider says the quota is used up for model {name!r} ({detail}): "
-                    "check the account's plan and billing",
-                    model=name,
-                    status=status,
-                )
-            return RateLimited(model=name, retry_after=_retry_after(exc.response.headers))
-        if status in (401, 403):
-            return AuthenticationFailed(
-                f"the provider rejected the credentials for model {name!r} ({status}: "
-                f"{detail}): set OPENAI_API_KEY or pass `api_key=` with a key allowed to use it",
-                model=name,
-                status=status,
-            )
-        if status in (400, 413) and _is_context_overflow(exc, detail):
-            return ContextTooLong(
-                f"the request does not fit model {name!r}'s context window ({detail}): "
-                "shorten the input or route it to a tier with a larger context",
-                model=name,
-                status=status,
-            )
-        if status == 408:
-            return ModelTimeout(
-                f"model {name!r} timed out at the provider ({detail}): retry, or shorten the "
-                "request",
-                model=name,
-                status=status,
-            )
-        if status >= 500:
-            return ProviderError(
-                f"the provider failed with {status} for model {name!r} ({detail}): usually "
-                "transient",
-                model=name,
-                status=status,
-            )
-        if status == 404:
-            return ModelError(
-                f"not found at {self._base_url} for model {name!r} ({detail}): check the model "
-                "name and that base_url ends in the API root (for example .../v1)",
-                model=name,
-                status=status,
-            )
-        return ModelError(
-            f"the provider rejected the request for model {name!r} ({status}: {detail}): fix "
-            "the request (tools, output schema, options) for what this model supports",
-            model=name,
-            status=status,
+        )
+        return ErrorConverter(
+            self._name, self._base_url, tuple(k for k in keys if k and k != _NO_KEY)
         )
 
 
-_TIMEOUTS: dict[float, httpx2.Timeout] = {}
-
-
-def _timeout(read: float) -> httpx2.Timeout:
-    """The SDK timeout for a read timeout of `read` seconds (built once per value)."""
-    timeout = _TIMEOUTS.get(read)
-    if timeout is None:
-        if len(_TIMEOUTS) > 256:
-            _TIMEOUTS.clear()
-        timeout = _TIMEOUTS[read] = httpx2.Timeout(read, connect=CONNECT_TIMEOUT_S)
-    return timeout
-
-
-def _rate_limit_info(headers: httpx2.Headers) -> RateLimitInfo | None:
-    """`x-ratelimit-*` headers, looked up only when one is there (one pass over the raw
-    list; most self-hosted servers send none)."""
-    for key, _ in headers.raw:
-        if key[:12].lower() == b"x-ratelimit-":
-            return RateLimitInfo.from_headers(headers)
-    return None
+async def _read_body(response: httpx2.Response) -> None:
+    """Read a whole body the SDK left unread, a transport failure raised as the SDK's."""
+    try:
+        await response.aread()
+    except httpx2.TransportError as exc:
+        raise openai.APIConnectionError(request=response.request) from exc
 
 
 def _resolve_spec(
@@ -469,114 +336,3 @@ def _resolve_spec(
             raise
         return self_hosted_spec(name, tier, equivalent=equivalent, catalog=cat)
     return found if tier is None or found.tier is tier else replace(found, tier=tier)
-
-
-def _provider_message(exc: openai.APIStatusError) -> str:
-    """The provider's own error message, without the SDK's prefix."""
-    body = exc.body
-    if isinstance(body, dict):
-        message = body.get("message")
-        if isinstance(message, str) and message:
-            return message
-    if isinstance(body, str) and body:
-        return body[:500]
-    return exc.message
-
-
-def _is_context_overflow(exc: openai.APIStatusError, detail: str) -> bool:
-    """Whether a 400 says the request is longer than the context window.
-
-    OpenAI sets `code`; vLLM and llama.cpp only say so in the message or `type`.
-    """
-    if exc.code == "context_length_exceeded" or exc.type == "exceed_context_size_error":
-        return True
-    text = detail.lower()
-    return "maximum context length" in text or "context size" in text
-
-
-def _retry_after(headers: httpx2.Headers) -> float | None:
-    """Seconds to wait from `retry-after-ms`, else `Retry-After` (seconds or an HTTP date)."""
-    ms = headers.get("retry-after-ms")
-    if ms is not None:
-        try:
-            delay = float(ms) / 1000
-        except ValueError:
-            pass
-        else:
-            if math.isfinite(delay):
-                return max(delay, 0.0)
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        delay = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return max((when - datetime.now(UTC)).total_seconds(), 0.0)
-    return max(delay, 0.0) if math.isfinite(delay) else None
-
-
-def _host(url: str) -> str | None:
-    return urlsplit(url).hostname
-
-
-def _is_loopback(url: str) -> bool:
-    """Whether `url` points at this machine (localhost, 127.0.0.0/8, ::1)."""
-    host = _host(url)
-    if host is None:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _loop_token() -> object:
-    """The running event loop's identity: a client built on one loop is not reused on
-    another (a second `anyio.run` in the same process)."""
-    try:
-        return anyio.lowlevel.current_token()
-    except RuntimeError:
-        return None
-
-
-def _transport_errors() -> tuple[type[Exception], ...]:
-    """aiohttp's own errors, which its SDK transport lets through unconverted."""
-    try:
-        import aiohttp
-    except ImportError:
-        return ()
-    return (aiohttp.ClientError,)
-
-
-_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (OSError, *_transport_errors())
-_TIMEOUT_OR_TRANSPORT: tuple[type[Exception], ...] = (TimeoutError, *_TRANSPORT_ERRORS)
-
-
-def _use_aiohttp(transport: str) -> bool:
-    """aiohttp when asked, or by default on asyncio when it is installed.
-
-    The benchmarks (BENCHMARKS.md) measured it at about two thirds of httpx2's client CPU
-    per call and far less pool overhead at hundreds of requests in flight; httpx2 stays
-    for trio and when aiohttp is missing.
-    """
-    if transport == "httpx2":
-        return False
-    try:
-        import aiohttp  # noqa: F401
-    except ImportError:
-        if transport == "aiohttp":
-            raise UserError(
-                "transport='aiohttp' needs aiohttp: pip install 'openai[aiohttp]'"
-            ) from None
-        return False
-    if transport == "aiohttp":
-        return True
-    return sniffio.current_async_library() == "asyncio"

@@ -1,17 +1,37 @@
-"""Transport failures classified by what they mean for a retry and for the bill, and the
-request labels sent as headers. Used by `OpenAIModel` (and any other HTTP model)."""
+"""The HTTP side of a model: which client library carries requests, timeouts, where a URL
+points, transport failures classified by what they mean for a retry and for the bill, and
+the request labels sent as headers. Used by `OpenAIModel` (and any other HTTP model)."""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Final, Literal
+from urllib.parse import urlsplit
 
+import anyio.lowlevel
 import httpx2
+import sniffio
 
-__all__ = ("CONNECT_TIMEOUT_S", "failure_kind", "metadata_headers")
+from tiered._errors import UserError
+
+__all__ = (
+    "CONNECT_TIMEOUT_S",
+    "failure_kind",
+    "host",
+    "http_timeout",
+    "is_loopback",
+    "loop_token",
+    "metadata_headers",
+    "sized_read_timeout",
+    "use_aiohttp",
+)
 
 CONNECT_TIMEOUT_S: Final = 10.0
 """Seconds to open a connection before `ProviderUnreachable`/`ModelTimeout`."""
 _HEADER_VALUE_MAX: Final = 128
+_READ_BASE_S: Final = 30.0
+_READ_TOKENS_PER_S: Final = 50.0
+_READ_MAX_S: Final = 600.0
 
 
 _FailureKind = Literal["unreachable", "connect_timeout", "read_timeout", "dropped"]
@@ -82,3 +102,71 @@ def metadata_headers(metadata: dict[str, str]) -> dict[str, str]:
             if clean:
                 headers[header] = clean
     return headers
+
+
+def sized_read_timeout(max_output_tokens: int) -> float:
+    """Seconds to wait for an answer of up to `max_output_tokens`: 30 s plus 50 tokens a
+    second, at most 600 s."""
+    return min(_READ_BASE_S + max_output_tokens / _READ_TOKENS_PER_S, _READ_MAX_S)
+
+
+_TIMEOUTS: dict[float, httpx2.Timeout] = {}
+
+
+def http_timeout(read: float) -> httpx2.Timeout:
+    """The client timeout for a read timeout of `read` seconds (built once per value)."""
+    timeout = _TIMEOUTS.get(read)
+    if timeout is None:
+        if len(_TIMEOUTS) > 256:
+            _TIMEOUTS.clear()
+        timeout = _TIMEOUTS[read] = httpx2.Timeout(read, connect=CONNECT_TIMEOUT_S)
+    return timeout
+
+
+def host(url: str) -> str | None:
+    """The host name in `url`."""
+    return urlsplit(url).hostname
+
+
+def is_loopback(url: str) -> bool:
+    """Whether `url` points at this machine (localhost, 127.0.0.0/8, ::1)."""
+    name = host(url)
+    if name is None:
+        return False
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def loop_token() -> object:
+    """The running event loop's identity: a client built on one loop is not reused on
+    another (a second `anyio.run` in the same process)."""
+    try:
+        return anyio.lowlevel.current_token()
+    except RuntimeError:
+        return None
+
+
+def use_aiohttp(transport: str) -> bool:
+    """aiohttp when asked, or by default on asyncio when it is installed.
+
+    The benchmarks (BENCHMARKS.md) measured it at about two thirds of httpx2's client CPU
+    per call and far less pool overhead at hundreds of requests in flight; httpx2 stays
+    for trio and when aiohttp is missing.
+    """
+    if transport == "httpx2":
+        return False
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        if transport == "aiohttp":
+            raise UserError(
+                "transport='aiohttp' needs aiohttp: pip install 'openai[aiohttp]'"
+            ) from None
+        return False
+    if transport == "aiohttp":
+        return True
+    return sniffio.current_async_library() == "asyncio"

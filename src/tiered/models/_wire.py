@@ -3,30 +3,36 @@
 Both API modules (`_chat`, `_responses`) read response bodies and stream events through
 these helpers, so a body such as `"content": [null]` or `"prompt_tokens": {}` fails as
 one typed error that names the field, never as a `KeyError` or `TypeError` from deep
-inside the parser.
+inside the parser. `fold` reads a whole event stream through either API's reader.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Final, NoReturn
+from collections.abc import AsyncIterable
+from typing import Any, Final, NoReturn, Protocol
 
 from tiered._errors import BadModelResponse, OutputTruncated, Refused
+from tiered._messages import DeltaCallback, ModelDelta, ModelResponse, TextDelta, ToolCallDelta
 from tiered._usage import Usage
 
 __all__ = (
     "Malformed",
+    "StreamReader",
     "bad_response",
     "boolean",
     "count",
     "fail",
     "field",
+    "fold",
+    "is_json",
     "items",
     "load_json",
     "obj",
     "opt_obj",
     "opt_str",
     "refused",
+    "replay",
     "string",
     "truncated",
     "usage",
@@ -167,3 +173,56 @@ def refused(model: str, refusal: str, usage: Usage | None) -> Refused:
     error = Refused(refusal, model=model)
     error.usage = usage
     return error
+
+
+# --- streams ----------------------------------------------------------------------------
+
+
+class StreamReader(Protocol):
+    """One API's stream events folded into deltas and, at the end, the response."""
+
+    @property
+    def usage(self) -> Usage | None:
+        """The usage the stream has reported so far."""
+        ...
+
+    def feed(self, event: object) -> list[ModelDelta]:
+        """The deltas in one event; raises `Malformed` for a bad one."""
+        ...
+
+    def finish(self) -> ModelResponse:
+        """The whole response once the stream ended; `Malformed` if it ended too soon."""
+        ...
+
+
+async def fold(
+    events: AsyncIterable[object], reader: StreamReader, on_delta: DeltaCallback
+) -> ModelResponse:
+    """Feed every event to `reader`, handing its deltas to `on_delta` as they come, and
+    the response at the end. A stream that carried no event at all is `Malformed`: an
+    empty answer is never taken for a reply."""
+    seen = False
+    async for event in events:
+        seen = True
+        for delta in reader.feed(event):
+            on_delta(delta)
+    if not seen:
+        fail("stream", "it ended without a single event")
+    return reader.finish()
+
+
+def replay(response: ModelResponse, on_delta: DeltaCallback) -> ModelResponse:
+    """Hand a whole answer to `on_delta` as deltas (a server that ignored `stream: true`
+    sent it in one body), so a streaming caller sees it all the same."""
+    message = response.message
+    if message.content:
+        on_delta(TextDelta(text=message.content))
+    for index, call in enumerate(message.tool_calls):
+        on_delta(ToolCallDelta(index=index, id=call.id, name=call.name, arguments=call.arguments))
+    return response
+
+
+def is_json(content_type: str | None) -> bool:
+    """Whether a `Content-Type` says JSON (`application/json`, `...+json`, with params)."""
+    media = (content_type or "").partition(";")[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")

@@ -1,0 +1,166 @@
+"""The turn loop of one agent run: ask the model; run every tool call of the turn
+concurrently and send the results back; stop at a final output that validates. Invalid
+output gets a bounded number of repair turns carrying the validation error.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from tiered._agent_calls import Tally, ToolObserver, ask_within_cap, run_tools
+from tiered._agent_output import Repair, final_output
+from tiered._context import RunContext
+from tiered._errors import EscalationRequested, MaxTurnsExceeded, OutputInvalid, TieredError
+from tiered._messages import (
+    AssistantMessage,
+    DeltaCallback,
+    Message,
+    ModelRequest,
+    OutputSchema,
+    SystemMessage,
+    UserMessage,
+)
+from tiered._names import legal_name
+from tiered._ratelimit import DEFAULT_OUTPUT_CAP
+from tiered._schema import StrictSchema
+from tiered._tool import ToolSet
+from tiered.models import Model
+
+if TYPE_CHECKING:
+    from tiered._agent import Agent
+
+__all__ = ("TurnLoop", "opening_messages")
+
+
+def opening_messages(
+    instructions: str, history: Sequence[Message], followup: str | None, first: str
+) -> list[Message]:
+    """The transcript a run starts from: the instructions, then `history` (its system
+    messages dropped) and `followup`, or, for a fresh run, `first` as the user message."""
+    messages: list[Message] = [SystemMessage(content=instructions)]
+    if not history:
+        messages.append(UserMessage(content=first))
+        return messages
+    messages.extend(msg for msg in history if not isinstance(msg, SystemMessage))
+    if followup:
+        messages.append(UserMessage(content=followup))
+    return messages
+
+
+class TurnLoop:
+    """The turns of one agent run, and what they have used so far (`tally`, `turns`,
+    `messages`: the transcript, instructions first)."""
+
+    def __init__(
+        self,
+        agent: Agent[Any, Any],
+        output: StrictSchema | None,
+        model: Model,
+        ctx: RunContext[Any],
+        toolset: ToolSet,
+        messages: list[Message],
+        *,
+        continued: bool,
+        on_delta: DeltaCallback | None,
+        observer: ToolObserver | None,
+    ) -> None:
+        self.messages = messages
+        self.tally = Tally()
+        self.turns = 0
+        self._agent = agent
+        self._output = output
+        self._model = model
+        self._ctx = ctx
+        self._toolset = toolset
+        self._continued = continued
+        self._on_delta = on_delta
+        self._observer = observer
+        self._schema = (
+            None
+            if output is None
+            else OutputSchema(
+                name=legal_name(agent.name, suffix="_output"),
+                schema=output.schema,
+                strict=output.strict,
+            )
+        )
+        spec = model.spec
+        self._cap = agent.max_output_tokens or min(spec.max_output_tokens, DEFAULT_OUTPUT_CAP)
+
+    async def run(self) -> Any:
+        """Turns until an output validates, and that output. Raises `MaxTurnsExceeded`,
+        `OutputInvalid`, or what a call, a tool or the output hook raised, each carrying
+        the run's usage (an `EscalationRequested` the transcript too)."""
+        try:
+            return await self._turns()
+        except TieredError as exc:
+            if exc.usage is None:
+                exc.usage = self.tally.usage
+            if isinstance(exc, EscalationRequested):  # from a tool or from validate_output
+                exc.messages = tuple(self.messages)
+            raise
+
+    async def _turns(self) -> Any:
+        agent, ctx, messages = self._agent, self._ctx, self.messages
+        repairs = 0
+        for turn in range(1, agent.max_turns + 1):
+            self.turns = ctx.turn = turn
+            reply = await self._ask(turn)
+            messages.append(reply)
+            if reply.tool_calls:
+                messages.extend(
+                    await run_tools(self._toolset, reply.tool_calls, ctx, self._observer)
+                )
+                continue
+            try:
+                return await final_output(
+                    reply, self._output, lambda value: agent.validate_output(value, ctx)
+                )
+            except Repair as exc:
+                repairs += 1
+                if repairs > agent.max_repairs:
+                    raise OutputInvalid(
+                        f"agent {agent.name!r}: output still invalid after {agent.max_repairs} "
+                        f"repair turns ({exc.problem}); simplify the output type, improve the "
+                        "instructions, or use a higher tier",
+                        errors=exc.problem,
+                        messages=messages,
+                    ) from None
+                ctx.log.info("output.repair", turn=turn, problem=exc.problem[:500])
+                messages.append(UserMessage(content=exc.prompt))
+        raise MaxTurnsExceeded(agent.max_turns, messages)
+
+    async def _ask(self, turn: int) -> AssistantMessage:
+        """One turn's model call, logged; every call's usage is metered, parsed or not."""
+        agent, ctx, spec = self._agent, self._ctx, self._model.spec
+        request = ModelRequest(
+            messages=tuple(self.messages),
+            tools=self._toolset.definitions,
+            tool_choice=agent.tool_choice if turn == 1 and not self._continued else "auto",
+            output_schema=self._schema,
+            reasoning_effort=agent.reasoning_effort,
+            temperature=agent.temperature,
+            max_output_tokens=self._cap,
+            metadata={"agent": agent.name, "subtask_id": ctx.subtask_id or ""},
+            on_delta=self._on_delta,
+        )
+        log = ctx.log
+        log.debug("model.request", model=spec.name, turn=turn, messages=len(self.messages))
+        started = time.perf_counter()
+        # Reserves the worst case first (BudgetExceeded before anything is sent).
+        response, charge = await ask_within_cap(self._model, request, ctx, self.tally)
+        log.info(
+            "model.response",
+            model=spec.name,
+            tier=spec.tier.value,
+            turn=turn,
+            input_tokens=response.usage.input_tokens,
+            cached_input_tokens=response.usage.cached_input_tokens,
+            output_tokens=response.usage.output_tokens,
+            cost_usd=str(charge.cost),
+            equivalent_cost_usd=str(charge.equivalent_cost),
+            latency_ms=round((time.perf_counter() - started) * 1e3, 2),
+        )
+        return response.message

@@ -1,0 +1,75 @@
+"""An agent's final output read from the model's reply: parsed as untrusted JSON, validated
+against the output type, then checked by the agent's own `validate_output` hook. What fails
+becomes a `Repair`: the problem to log and the prompt that sends the model back to fix it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from tiered._errors import ModelRetry, TieredError
+from tiered._json import UntrustedJson, clip, parse_untrusted
+from tiered._messages import AssistantMessage
+from tiered._schema import StrictSchema
+
+__all__ = ("Repair", "final_output")
+
+
+class Repair(Exception):
+    """The final output needs a repair turn: `problem` for the log and the final error,
+    `prompt` for the model."""
+
+    def __init__(self, problem: str, prompt: str) -> None:
+        self.problem = problem
+        self.prompt = prompt
+        super().__init__(problem)
+
+
+async def final_output(
+    reply: AssistantMessage,
+    output: StrictSchema | None,
+    check: Callable[[Any], Awaitable[Any]],
+) -> Any:
+    """The typed output in `reply` (free text when `output` is None), passed through `check`
+    (the agent's `validate_output`); raises `Repair` when the model must try again."""
+    text = reply.content or ""
+    if output is None:
+        if not text.strip():
+            raise Repair("the reply was empty", "Your reply was empty. Answer the task.")
+        value: Any = text
+    else:
+        value = _validated(text, output)
+    try:
+        return await check(value)
+    except ModelRetry as exc:
+        raise Repair(exc.message, exc.message) from None
+    except ValidationError as exc:  # the hook built a model from a hostile output
+        problem = clip(str(exc))
+        raise Repair(problem, f"Your output was rejected: {problem}. Reply again.") from None
+
+
+def _validated(text: str, output: StrictSchema) -> Any:
+    try:
+        data = parse_untrusted(text)
+    except UntrustedJson as exc:
+        raise Repair(
+            exc.worded("the output"),
+            exc.worded("Your output")
+            + ". Reply with one JSON object that matches the output schema.",
+        ) from None
+    try:
+        return output.validate(data)
+    except ModelRetry as exc:
+        raise Repair(exc.message, exc.message) from None
+    except TieredError:
+        raise
+    except Exception as exc:  # a ValidationError, or a field validator that broke
+        problem = clip(str(exc))
+        raise Repair(
+            problem,
+            f"Your output does not match the required schema: {problem}. "
+            "Reply again with corrected JSON.",
+        ) from None

@@ -1,0 +1,296 @@
+"""Routing and escalation from measured success: `CalibratedRouter` and gain-aware rules.
+
+Both read `Evidence`: the calibration `tiered eval` wrote, pooled with what
+`RoutingStats` learned online. The router starts each subtask on the tier with the
+lowest expected cost per success, counting the escalations that follow a failure the
+framework can see, under a success floor. The escalation rules move up a tier only
+where the next tier is measurably better for this agent; elsewhere another try on the
+same tier (with the failure as feedback) or giving up is the cheaper bet.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from tiered._agent import Agent
+from tiered._calibration import Calibration, TierCalibration, ordered_tiers
+from tiered._catalog import Tier
+from tiered._escalation import Action, Failure, PolicyState, Rule
+from tiered._learning import Estimate, RoutingStats, wilson_interval
+from tiered._ledger import Ledger
+from tiered._routing import LONG_INPUT_TOKENS, RouteDecision, Router, RouteRequest, RuleRouter
+from tiered.models import Model
+
+__all__ = ("CalibratedRouter", "Evidence", "TierView", "gain_aware_rules", "should_escalate")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TierView:
+    """One tier as the router sees it: success estimate, visible-failure rate, cost."""
+
+    tier: Tier
+    estimate: Estimate
+    detected_rate: float
+    """Share of attempts that fail visibly, so the cascade can move on."""
+    cost: Decimal | None
+    """Mean dollars per attempt, when calibrated."""
+
+
+class Evidence:
+    """Calibration pooled with online stats; the calibration counts as at most
+    `calibration_weight` observations, so fresh outcomes can outvote it."""
+
+    def __init__(
+        self,
+        calibration: Calibration | str | os.PathLike[str] | None = None,
+        stats: RoutingStats | None = None,
+        *,
+        calibration_weight: float = 30.0,
+    ) -> None:
+        if calibration is not None and not isinstance(calibration, Calibration):
+            calibration = Calibration.load(calibration)
+        self.calibration = calibration
+        self.stats = stats
+        self.calibration_weight = calibration_weight
+
+    def views(
+        self, agent: Agent[Any], models: Mapping[Tier, Model], category: str | None = None
+    ) -> list[TierView]:
+        """Every tier of `models` with some evidence, cheapest first."""
+        entry = self.calibration.lookup(agent, models) if self.calibration else None
+        measured = entry.for_category(category) if entry else {}
+        use_equivalent = bool(measured) and all(c.cost_per_case == 0 for c in measured.values())
+        out = []
+        for tier in ordered_tiers(models):
+            cal = measured.get(str(tier.value))
+            view = self._view(agent.name, tier, category, cal, use_equivalent)
+            if view is not None:
+                out.append(view)
+        return out
+
+    def _view(
+        self,
+        agent: str,
+        tier: Tier,
+        category: str | None,
+        cal: TierCalibration | None,
+        use_equivalent: bool,
+    ) -> TierView | None:
+        learned = self.stats.estimate(agent, tier, category) if self.stats else None
+        if learned is not None and learned.n == 0:
+            learned = None
+        if cal is None and learned is None:
+            return None
+        successes = weight = 0.0
+        n = 0
+        if cal is not None and cal.n:
+            scale = min(1.0, self.calibration_weight / cal.n) if learned else 1.0
+            successes, weight, n = cal.successes * scale, cal.n * scale, cal.n
+        if learned is not None:
+            successes += learned.mean * (learned.weight + 2) - 1  # back to (forgotten) counts
+            weight += learned.weight
+            n += learned.n
+        low, high = wilson_interval(successes, weight)
+        mean = successes / weight if weight else 0.5
+        estimate = Estimate(mean=mean, low=low, high=high, n=n, weight=weight)
+        detected = cal.detected_rate if cal is not None else 1 - mean
+        cost = None
+        if cal is not None:
+            cost = cal.equivalent_cost_per_case if use_equivalent else cal.cost_per_case
+        return TierView(tier=tier, estimate=estimate, detected_rate=detected, cost=cost)
+
+
+def _money(d: Decimal) -> str:
+    return f"${d:.5f}" if d < 1 else f"${d:.2f}"
+
+
+def _cascade(views: list[TierView], i: int, margin: float) -> tuple[Decimal, float]:
+    """Expected (cost, success) of starting at views[i] and escalating visible failures
+    to the next tier where it is better by `margin`."""
+    v = views[i]
+    cost, p = v.cost or Decimal(0), v.estimate.mean
+    if i + 1 < len(views) and views[i + 1].estimate.mean > p + margin:
+        rest_cost, rest_p = _cascade(views, i + 1, margin)
+        f = v.detected_rate
+        return cost + Decimal(str(f)) * rest_cost, p + f * rest_p
+    return cost, p
+
+
+class CalibratedRouter:
+    """Starts each subtask on the tier with the lowest expected cost per success.
+
+    Reads `Evidence` (calibration and/or learned stats) per agent, and per category
+    when `category(request)` names one; a tier qualifies when its cascade is expected
+    to reach `min_success` or to come within `tolerance` of the best start's success
+    (e.g. 0.01: "as good as mini, to a point"), else the most successful start wins.
+    Without enough
+    evidence (fewer than `min_cases` on every tier) the rules decide.
+    """
+
+    def __init__(
+        self,
+        evidence: Evidence | Calibration | str | os.PathLike[str] | None = None,
+        *,
+        stats: RoutingStats | None = None,
+        min_success: float = 0.95,
+        min_cases: int = 10,
+        margin: float = 0.05,
+        tolerance: float = 0.0,
+        category: Callable[[RouteRequest], str | None] | None = None,
+        fallback: Router | None = None,
+    ) -> None:
+        self.evidence = evidence if isinstance(evidence, Evidence) else Evidence(evidence, stats)
+        self.min_success = min_success
+        self.min_cases = min_cases
+        self.margin = margin
+        self.tolerance = tolerance
+        self.category = category or (lambda request: None)
+        self.fallback: Router = fallback or RuleRouter()
+
+    async def route(
+        self, request: RouteRequest, *, models: Mapping[Tier, Model], ledger: Ledger
+    ) -> RouteDecision:
+        """The calibrated choice, or the fallback's where evidence is missing."""
+        ruled = await self.fallback.route(request, models=models, ledger=ledger)
+        s = request.subtask
+        if s.plan_shaped or request.estimated_input_tokens > LONG_INPUT_TOKENS or s.tier:
+            return ruled  # hard rules and explicit hints win
+        category = self.category(request)
+        views = [
+            v
+            for v in self.evidence.views(request.agent, models, category)
+            if v.estimate.n >= self.min_cases and v.cost is not None and _fits(request, v.tier)
+        ]
+        if not views:
+            return RouteDecision(
+                tier=ruled.tier,
+                reason=f"no calibration for agent {request.agent.name!r} on these models "
+                f"(run `tiered eval`); rules: {ruled.reason}",
+                router="calibrated",
+            )
+        return self.choose(views, category)
+
+    def choose(self, views: list[TierView], category: str | None = None) -> RouteDecision:
+        """Pick among `views` (cheapest first, each with a cost) and explain the pick."""
+        scored = []
+        for i, v in enumerate(views):
+            cost, p = _cascade(views, i, self.margin)
+            per_success = cost / Decimal(str(p)) if p > 0 else Decimal("Infinity")
+            scored.append((v, cost, p, per_success))
+        top = max(x[2] for x in scored)
+        ok = [x for x in scored if x[2] >= min(self.min_success, top - self.tolerance)]
+        reached = any(x[2] >= self.min_success for x in scored)
+        best = min(ok, key=lambda x: (x[3], views.index(x[0])))  # the best start is in `ok`
+        parts = []
+        for v, _cost, p, per_success in [best, *(x for x in scored if x is not best)]:
+            est = v.estimate
+            head = (
+                f"{v.tier.value}: {est.describe()}"
+                if v is best[0]
+                else (f"{v.tier.value} {100 * est.mean:.0f}%")
+            )
+            cps = "n/a" if per_success.is_infinite() else _money(per_success)
+            cascade = f" (cascade {100 * p:.0f}%)" if p != est.mean else ""
+            parts.append(f"{head}{cascade}, {cps} per success")
+        where = f" [{category}]" if category else ""
+        floor = ""
+        if not reached:
+            floor = f"; no start reaches the {100 * self.min_success:.0f}% floor"
+            if self.tolerance:
+                floor += f": the cheapest within {100 * self.tolerance:.0f} points of the best"
+        return RouteDecision(
+            tier=best[0].tier, reason="; ".join(parts) + where + floor, router="calibrated"
+        )
+
+
+def _fits(request: RouteRequest, tier: Tier) -> bool:
+    spec = request.specs.get(tier)
+    if spec is None:
+        return True
+    room = spec.context_window - min(spec.max_output_tokens, spec.context_window // 4)
+    return request.estimated_input_tokens < room
+
+
+# --- gain-aware escalation ------------------------------------------------------------
+
+
+def should_escalate(
+    evidence: Evidence,
+    agent: Agent[Any],
+    models: Mapping[Tier, Model],
+    from_tier: Tier,
+    to_tier: Tier,
+    *,
+    category: str | None = None,
+    margin: float = 0.05,
+    min_cases: int = 10,
+) -> tuple[bool, str]:
+    """Whether moving `agent` from `from_tier` to `to_tier` buys success, and why.
+
+    True (escalate) where either tier lacks `min_cases` of evidence: with no data the
+    policy behaves as before.
+    """
+    views = {v.tier: v for v in evidence.views(agent, models, category)}
+    here, there = views.get(from_tier), views.get(to_tier)
+    if here is None or there is None or min(here.estimate.n, there.estimate.n) < min_cases:
+        return True, f"no calibration for {from_tier.value}->{to_tier.value}: escalate as usual"
+    a, b = here.estimate.mean, there.estimate.mean
+    said = f"{to_tier.value} {100 * b:.0f}% vs {from_tier.value} {100 * a:.0f}% for {agent.name}"
+    if b > a + margin:
+        return True, f"{said}: escalating buys {100 * (b - a):.0f} points"
+    return False, f"{said}: under the {100 * margin:.0f}-point margin, escalating buys nothing"
+
+
+def _next_tier(state: PolicyState, tier: Tier) -> Tier | None:
+    ladder = getattr(state, "ladder", None)
+    if ladder is not None and hasattr(ladder, "above"):
+        above: Tier | None = ladder.above(tier)
+        return above
+    order = ordered_tiers(ladder or [Tier.NANO, Tier.MINI, Tier.FLAGSHIP])
+    i = order.index(tier) if tier in order else len(order)
+    return order[i + 1] if i + 1 < len(order) else None
+
+
+def gain_aware_rules(
+    evidence: Evidence, *, margin: float = 0.05, min_cases: int = 10, max_feedback_retries: int = 1
+) -> list[Rule]:
+    """Rules for `DefaultPolicy`, placed before its "move one tier up" rule.
+
+    Where the next tier is no better for this agent (by `margin`), retry once on the
+    same tier with the failure as feedback, then give up instead of paying for a
+    second failure. Needs `PolicyState.agent` and `.ladder`; without them (or without
+    evidence) no rule matches and the policy escalates as before.
+    """
+
+    def no_gain(failure: Failure, state: PolicyState) -> bool:
+        agent = getattr(state, "agent", None)
+        ladder = getattr(state, "ladder", None)
+        up = _next_tier(state, failure.tier)
+        if not isinstance(agent, Agent) or ladder is None or up is None:
+            return False
+        go, _why = should_escalate(
+            evidence, agent, ladder, failure.tier, up, margin=margin, min_cases=min_cases
+        )
+        return not go
+
+    def tried_here(failure: Failure, state: PolicyState) -> int:
+        return sum(1 for a in state.attempts if a.tier == failure.tier) - 1
+
+    return [
+        Rule(
+            when=lambda f, s: no_gain(f, s) and tried_here(f, s) < max_feedback_retries,
+            action=Action.RETRY,
+            why="the next tier is no better for this agent (calibrated): retry on this tier "
+            "with the failure as feedback",
+        ),
+        Rule(
+            when=no_gain,
+            action=Action.GIVE_UP,
+            why="the next tier is no better for this agent (calibrated) and a retry failed: "
+            "escalating would buy a second failure",
+        ),
+    ]

@@ -1,0 +1,128 @@
+"""The BFCL bench's machinery on a vendored sample (tests/data, Apache-2.0): BFCL tools
+through `Tool.from_schema`, the calls a run makes, the AST rule, and the replay of
+routing strategies. No download: the full data set is the bench's business."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from bench_support import load_bench
+
+load_bench()
+
+from bench.bfcl.__main__ import ground_truth_calls, perturbed  # noqa: E402
+from bench.bfcl.data import BfclCase  # noqa: E402
+from bench.bfcl.economics import replay  # noqa: E402
+from bench.bfcl.evaluation import _input, agent, calls_made, pick, tools_for  # noqa: E402
+from bench.bfcl.rule import score  # noqa: E402
+
+from tiered import ModelRequest  # noqa: E402
+from tiered.models import ScriptedModel, call  # noqa: E402
+
+SAMPLE = Path(__file__).parent / "data" / "bfcl_sample.jsonl"
+CASES = {
+    row["id"]: BfclCase(**row)
+    for row in map(json.loads, SAMPLE.read_text(encoding="utf-8").splitlines())
+}
+
+
+@pytest.mark.parametrize("case_id", sorted(CASES))
+def test_rule_accepts_the_ground_truth_and_rejects_a_perturbed_answer(case_id: str) -> None:
+    case = CASES[case_id]
+    truth = ground_truth_calls(case)
+    assert score(case.category, case.functions, truth, case.ground_truth) == (True, "")
+    if case.category != "irrelevance":
+        valid, error = score(case.category, case.functions, perturbed(truth), case.ground_truth)
+        assert not valid
+        assert error
+
+
+def test_rule_details() -> None:
+    simple = CASES["simple_python_0"]
+    gt = simple.ground_truth
+
+    def s(args: dict[str, Any]) -> tuple[bool, str]:
+        return score("simple_python", simple.functions, [{"calculate_triangle_area": args}], gt)
+
+    assert s({"base": 10, "height": 5, "unit": "Units "}) == (True, "")  # case, spaces
+    assert s({"base": 10}) == (False, "missing_required")
+    assert s({"base": 10, "height": 5, "colour": "red"}) == (False, "unexpected_param")
+    assert s({"base": "10", "height": 5}) == (False, "type_error")
+    assert score("simple_python", simple.functions, [], gt) == (False, "wrong_count")
+    par = CASES["parallel_0"]
+    calls = ground_truth_calls(par)
+    assert score("parallel", par.functions, calls[::-1], par.ground_truth) == (True, "")
+    assert score("parallel", par.functions, calls[:1], par.ground_truth) == (False, "wrong_count")
+    irr = CASES["irrelevance_0"]
+    assert score("irrelevance", irr.functions, calls, []) == (False, "irrelevance")
+    curve = CASES["simple_python_13"]
+    name = curve.functions[0]["name"]
+    for interval, verdict in (([1.0, 3.0], True), ([1, 3.0], False)):  # as BFCL: no int in
+        args = {"function": "x**2", "interval": interval}  # a float array, one level deep
+        assert score("simple_python", curve.functions, [{name: args}], curve.ground_truth)[0] is (
+            verdict
+        )
+
+
+def test_a_run_through_the_framework_is_scored_under_the_dotted_names() -> None:
+    case = CASES["parallel_multiple_0"]
+    tools = tools_for(case)
+    assert [t.name for t in tools] == [
+        "math_toolkit_sum_of_multiples",
+        "math_toolkit_product_of_primes",
+    ]
+
+    def reply(request: ModelRequest) -> Any:
+        made = sum(1 for m in request.messages if getattr(m, "tool_calls", ()))
+        if made == 0:
+            return [call("math_toolkit_sum_of_multiples",
+                         {"lower_limit": 1, "upper_limit": 1000, "multiples": [3, 5]})]  # fmt: skip
+        if made == 1:
+            return call("math_toolkit_product_of_primes", {"count": 5})
+        return "Done."
+
+    result = anyio.run(
+        lambda: agent.run(_input(case), model=ScriptedModel(reply), extra_tools=tools)
+    )
+    calls = calls_made(result, tools)
+    assert [next(iter(c)) for c in calls] == [
+        "math_toolkit.sum_of_multiples",
+        "math_toolkit.product_of_primes",
+    ]
+    assert score(case.category, case.functions, calls, case.ground_truth) == (True, "")
+
+
+def test_pick_spreads_cases_evenly() -> None:
+    cases = list(CASES.values())
+    assert [c.id for c in pick(cases, 3)] == [cases[0].id, cases[2].id, cases[4].id]
+    assert pick(cases, 100) == cases
+
+
+def _outcome(case: str, cat: str, tier: str, failure: str | None, cost: str) -> dict[str, Any]:
+    return {"case_id": case, "category": cat, "tier": tier, "succeeded": failure is None,
+            "failure": failure, "cost": "0", "equivalent_cost": cost}  # fmt: skip
+
+
+def test_replay_reads_strategies_off_the_measured_outcomes() -> None:
+    outcomes = []
+    split = {}
+    for i in range(40):
+        case = f"c{i}"
+        split[case] = "calibrate" if i % 2 == 0 else "report"
+        nano = None if i % 10 else "wrong"  # nano right 90%, its failures invisible
+        mini = None if i % 20 else "output_invalid"
+        outcomes += [_outcome(case, "x", "nano", nano, "0.001"),
+                     _outcome(case, "x", "mini", mini, "0.004")]  # fmt: skip
+    by = {s.name: s for s in replay(outcomes, split, tolerance=0.1)}
+    assert by["all-nano"].successes == 20
+    assert by["all-mini"].successes == 20
+    assert by["all-mini"].equivalent_cost == Decimal("0.080")
+    assert by["rules + default escalation"].escalations == 0  # nano's failures are invisible
+    assert by["calibrated + gain-aware"].starts == {"x": "nano"}
+    assert by["oracle (cheapest right tier)"].equivalent_cost == Decimal("0.020")

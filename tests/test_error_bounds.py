@@ -8,7 +8,7 @@ import json
 from typing import Annotated, Any
 
 import pytest
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from orchestration_support import Echo
 from test_hostile_input import _ctx
@@ -57,6 +57,22 @@ def test_one_problem_quoting_a_megabyte_value_is_cut_short() -> None:
     (problem,) = schema.errors({"result": ["y" * 1_000_000]})
     assert problem.startswith("at result/0: 'yyyy")
     assert len(problem) < 600
+
+
+def odd(n: int) -> int:
+    if n % 2 == 0:
+        raise ValueError("must be odd")
+    return n
+
+
+def test_a_thousand_failed_validators_list_twenty() -> None:
+    # the JSON schema passes (they are integers): every error comes from pydantic
+    schema = StrictSchema(list[Annotated[int, AfterValidator(odd)]])
+    assert schema.errors({"result": [2] * 1000}) == []
+    with pytest.raises(ValueError, match="and 980 more problems") as info:
+        schema.validate({"result": [2] * 1000})
+    assert "must be odd" in str(info.value)
+    assert len(str(info.value)) < 2_500
 
 
 class Numbers(BaseModel):

@@ -32,7 +32,8 @@ import pytest
 
 from bench_support import load_bench
 from crash_driver import drive
-from tiered import Usage, default_catalog
+from tiered import Journal, Usage, UserError, default_catalog
+from tiered._journal import list_runs
 
 load_bench()
 
@@ -89,8 +90,14 @@ class Run:
             env=env,
         )
 
-    def kill_when(self, proc: subprocess.Popen[str], ready: Callable[[], bool]) -> None:
-        """SIGKILL `proc` the moment `ready()` holds (it must, within 30 s)."""
+    def kill_when(
+        self,
+        proc: subprocess.Popen[str],
+        ready: Callable[[], bool],
+        before: Callable[[], None] | None = None,
+    ) -> None:
+        """SIGKILL `proc` the moment `ready()` holds (it must, within 30 s), after
+        `before()` when given (the driver is alive and waiting then)."""
         deadline = time.monotonic() + 30
         while not ready():
             if proc.poll() is not None:
@@ -100,6 +107,13 @@ class Run:
                 proc.kill()
                 pytest.fail("the kill point was never reached")
             time.sleep(0.01)
+        if before is not None:
+            try:
+                before()
+            except BaseException:
+                proc.kill()
+                proc.communicate()
+                raise
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         assert proc.returncode == -signal.SIGKILL
@@ -199,7 +213,15 @@ def test_killed_inside_a_side_effect_runs_it_again_under_the_same_key(
     tmp_path: Path, server: FaultServer
 ) -> None:
     run = Run(tmp_path, server)
-    run.kill_when(run.start(block="s2"), run.marker.exists)
+
+    def while_it_waits_in_the_tool() -> None:
+        # one process at a time per run directory: a second resume would redo the effect
+        with pytest.raises(UserError, match="in use by another process"):
+            Journal(run.dir)
+        assert [r.status for r in list_runs(tmp_path)] == ["running"]
+
+    run.kill_when(run.start(block="s2"), run.marker.exists, while_it_waits_in_the_tool)
+    assert [r.status for r in list_runs(tmp_path)] == ["interrupted"]  # the kernel let go
     done = run.finished()
     assert {"s0", "s1"} <= done
     in_flight = run.effect_lines()

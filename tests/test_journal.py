@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 import traceback
 from collections.abc import Callable
 from decimal import Decimal
@@ -446,3 +448,49 @@ async def test_the_key_never_reaches_the_journal_the_report_or_the_events(
     seen += "".join(json.dumps(e.to_dict()) for e in events)
     assert "Incorrect API key provided: Bearer [redacted]" in seen
     assert SECRET not in seen
+
+
+# --- one process per run directory ----------------------------------------------------------
+
+PROBE = """
+import fcntl, sys
+f = open(sys.argv[1], "a+")
+try:
+    fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+except OSError:
+    sys.exit(3)
+"""
+
+
+def locked_elsewhere(run_dir: Path) -> bool:
+    """Whether another process would find the run directory taken."""
+    probe = subprocess.run([sys.executable, "-c", PROBE, str(run_dir / "journal.lock")])
+    return probe.returncode == 3
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX record locks")
+def test_a_run_directory_is_held_while_any_journal_of_this_process_has_it(
+    tmp_path: Path,
+) -> None:
+    run_dir = tmp_path / "run"
+    first = Journal(run_dir)
+    second = Journal(run_dir)  # the same process may open it again (a rerun, a test)
+    assert locked_elsewhere(run_dir)
+    first.close()
+    first.close()  # closing twice is harmless
+    assert locked_elsewhere(run_dir)  # the other Journal still holds it
+    second.close()
+    assert not locked_elsewhere(run_dir)
+    third = Journal(run_dir)
+    assert locked_elsewhere(run_dir)
+    del third  # a journal nobody closed lets go when it is collected
+    assert not locked_elsewhere(run_dir)
+
+
+async def test_a_finished_run_lets_go_of_its_directory(tmp_path: Path) -> None:
+    orch = Orchestrator([Echo()], models=models(lambda r: {"text": "x"}))
+    await orch.run("done", plan=four(), compose=False, journal=tmp_path / "run")
+    await orch.resume(tmp_path / "run", compose=False)
+    assert not locked_elsewhere(tmp_path / "run")
+    (row,) = list_runs(tmp_path)
+    assert row.status == "succeeded"

@@ -30,6 +30,7 @@ from tiered._errors import UserError
 from tiered._escalation import Attempt
 from tiered._ledger import Charge
 from tiered._plan import Plan, Subtask
+from tiered._runlock import hold, in_use, release
 
 __all__ = ("Journal", "RunSummary", "list_runs", "subtask_identity")
 
@@ -78,6 +79,7 @@ class Journal:
     def __init__(
         self, run_dir: str | os.PathLike[str], *, meta: Mapping[str, Any] | None = None
     ) -> None:
+        self._open = False
         self._meta = dict(meta or {})
         self.dir = Path(run_dir)
         if self.dir.suffix == ".jsonl" or (self.dir.exists() and not self.dir.is_dir()):
@@ -86,6 +88,12 @@ class Journal:
                 "is retired): pass a folder such as runs/today"
             )
         self.dir.mkdir(parents=True, exist_ok=True)
+        if not hold(self.dir):  # two processes on one run would both redo its side effects
+            raise UserError(
+                f"run directory {str(self.dir)!r} is in use by another process (a run or "
+                "resume of it is still going): wait for it to end, or stop it"
+            )
+        self._open = True
         self.path = self.dir / FILE
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
@@ -96,7 +104,7 @@ class Journal:
             self.goal: str | None = row[0] if row else None
             self.plan: Plan | None = Plan.model_validate_json(row[1]) if row and row[1] else None
         except (sqlite3.DatabaseError, ValueError) as exc:  # not SQLite, or not our tables
-            self._db.close()
+            self.close()
             raise UserError(
                 f"{str(self.path)!r} is not a readable run journal ({str(exc)[:200]}): move it "
                 "away, or use a new run directory"
@@ -107,8 +115,14 @@ class Journal:
         return f"Journal({str(self.dir)!r})"
 
     def close(self) -> None:
-        """Close the database (records are already on disk)."""
-        self._db.close()
+        """Close the database (records are already on disk) and free the run directory."""
+        if self._open:
+            self._open = False
+            self._db.close()
+            release(self.dir)
+
+    def __del__(self) -> None:
+        self.close()
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> None:
         with self._db:  # one transaction, committed (and fsynced) before returning
@@ -280,5 +294,8 @@ def list_runs(root: str | os.PathLike[str]) -> Iterator[RunSummary]:
         if row is None:
             continue
         spent = sum((c.cost if c.cost > 0 else c.equivalent_cost for c in charges), start=0)
-        found.append(RunSummary(file.parent, row[0], row[1], row[2], str(spent), len(charges)))
+        status = row[1]
+        if status == "running" and not in_use(file.parent):  # its process is gone
+            status = "interrupted"
+        found.append(RunSummary(file.parent, row[0], status, row[2], str(spent), len(charges)))
     yield from sorted(found, key=lambda r: -r.updated)

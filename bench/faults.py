@@ -21,8 +21,9 @@ request with 429 for a while.
 
 Calls are counted per subtask, read from the `x-tiered-subtask` header that OpenAIModel
 sends from `ModelRequest.metadata["subtask_id"]` (else the body's `metadata.subtask_id`).
-`reported` is the usage sent in well-formed 200 bodies, `billed` everything generated
-(dropped, slow and unreadable answers included).
+`reported` is the usage sent in well-formed 200 bodies (`reported_by_model` the same per
+model, to price it), `billed` everything generated (dropped, slow and unreadable answers
+included).
 
     with FaultServer(FaultConfig(rpm=60, window=6.0)) as server:
         model = OpenAIModel("gpt-5.4-nano", base_url=server.base_url, api_key="k")
@@ -135,6 +136,7 @@ class _State:
         self.faults: Counter[str] = Counter()
         self.enforced = 0
         self.reported: Counter[str] = Counter()
+        self.reported_by_model: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.billed: Counter[str] = Counter()
         self.times: dict[str, list[float]] = defaultdict(list)
 
@@ -145,6 +147,7 @@ class _State:
             "faults": dict(self.faults),
             "enforced_429": self.enforced,
             "reported": dict(self.reported),
+            "reported_by_model": {m: dict(c) for m, c in self.reported_by_model.items()},
             "billed": dict(self.billed),
             "times": {k: list(v) for k, v in self.times.items()},
             "config": asdict(self.config),
@@ -214,9 +217,11 @@ class _State:
                 self.billed[key] += usage[key]
                 if fault not in ("drop", "badjson", "slow"):
                     self.reported[key] += usage[key]
+                    self.reported_by_model[str(req.get("model"))][key] += usage[key]
             self.billed["requests"] += 1
             if fault not in ("drop", "badjson", "slow"):
                 self.reported["requests"] += 1
+                self.reported_by_model[str(req.get("model"))]["requests"] += 1
         return status, self.rate_headers(), body, fault
 
     def _retry(self) -> dict[str, str]:

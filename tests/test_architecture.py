@@ -76,6 +76,7 @@ LAYERS: dict[str, float] = {
     "tiered._events": 7,
     "tiered._result": 7,
     "tiered._journal": 7,
+    "tiered._runlock": 7,
     "tiered._workflow": 7,
     "tiered._eval": 7,
     "tiered._eval_report": 7,

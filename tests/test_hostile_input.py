@@ -143,7 +143,7 @@ async def test_hostile_arguments_become_errors_the_model_can_act_on(
 
 
 @pytest.mark.parametrize(
-    ("n", "expected"), [(10_000, "more characters of problems"), (30_000, "more than 20000 values")]
+    ("n", "expected"), [(10_000, "and 9980 more problems"), (30_000, "more than 20000 values")]
 )
 async def test_a_huge_wrong_array_gets_a_short_error_quickly(n: int, expected: str) -> None:
     items = ",".join(["1"] * n)

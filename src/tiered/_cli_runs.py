@@ -47,6 +47,8 @@ def _age(seconds: float) -> str:
 
 
 def _runs(args: argparse.Namespace) -> int:
+    if not Path(args.root).is_dir():
+        raise UserError(f"{args.root!r} is not a folder: name the one holding run directories")
     rows = list(list_runs(args.root))
     if not rows:
         print(f"no journaled runs under {args.root!r} (start one: tiered run FILE --journal DIR)")
@@ -57,7 +59,7 @@ def _runs(args: argparse.Namespace) -> int:
     for r in rows:
         goal = r.goal if len(r.goal) <= 50 else r.goal[:47] + "..."
         print(
-            f"{r.path!s:<{width}}  {r.status:<16}  {r.requests:>5}  ${r.usd:>11}  "
+            f"{r.path!s:<{width}}  {r.status:<16}  {r.requests:>5}  {'$' + r.usd:>12}  "
             f"{_age(now - r.updated):<5} {goal}"
         )
     return 0
@@ -68,8 +70,10 @@ def _resume(args: argparse.Namespace) -> int:
     if not (run_dir / "journal.sqlite3").is_file():
         raise UserError(f"{str(run_dir)!r} is not a run directory (no journal.sqlite3 in it)")
     journal = Journal(run_dir)
-    meta = journal.meta()
+    meta, goal = journal.meta(), journal.goal
     journal.close()
+    if goal is None:
+        raise UserError(f"{str(run_dir)!r} holds no run to resume (its journal is empty)")
     if not meta.get("file"):
         raise UserError(f"{str(run_dir)!r} was not started by `tiered run`: resume it in code")
     argv = [str(meta["file"]), "--journal", str(run_dir), "--goal", str(meta["goal"])]

@@ -1,8 +1,8 @@
 """Side effects exactly once: a tool that declares `side_effects=True` runs at most once
 per idempotency key while a journal is kept.
 
-The key is stable across a crash and a resume (the subtask's identity, the tool, its
-arguments in canonical form, and which such call this is), so the resumed run gets the
+The key is stable across a crash and a resume (the subtask's id and identity, the tool,
+its arguments in canonical form, and which such call this is), so the resumed run gets the
 journaled result instead of paying twice, and the tool receives the same key
 (`ctx.idempotency_key`) to pass on to an API that deduplicates (a payments API).
 Guarantee: exactly once for a call that finished before the crash; at least once for

@@ -30,6 +30,7 @@ from tiered._errors import UserError
 from tiered._escalation import Attempt
 from tiered._ledger import Charge
 from tiered._plan import Plan, Subtask
+from tiered._runlock import hold, in_use, release
 
 __all__ = ("Journal", "RunSummary", "list_runs", "subtask_identity")
 
@@ -78,6 +79,7 @@ class Journal:
     def __init__(
         self, run_dir: str | os.PathLike[str], *, meta: Mapping[str, Any] | None = None
     ) -> None:
+        self._open = False
         self._meta = dict(meta or {})
         self.dir = Path(run_dir)
         if self.dir.suffix == ".jsonl" or (self.dir.exists() and not self.dir.is_dir()):
@@ -86,22 +88,41 @@ class Journal:
                 "is retired): pass a folder such as runs/today"
             )
         self.dir.mkdir(parents=True, exist_ok=True)
+        if not hold(self.dir):  # two processes on one run would both redo its side effects
+            raise UserError(
+                f"run directory {str(self.dir)!r} is in use by another process (a run or "
+                "resume of it is still going): wait for it to end, or stop it"
+            )
+        self._open = True
         self.path = self.dir / FILE
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
-        row = self._db.execute("SELECT goal, plan, status FROM run WHERE id = 1").fetchone()
-        self.goal: str | None = row[0] if row else None
-        self.plan: Plan | None = Plan.model_validate_json(row[1]) if row and row[1] else None
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT goal, plan, status FROM run WHERE id = 1").fetchone()
+            self.goal: str | None = row[0] if row else None
+            self.plan: Plan | None = Plan.model_validate_json(row[1]) if row and row[1] else None
+        except (sqlite3.DatabaseError, ValueError) as exc:  # not SQLite, or not our tables
+            self.close()
+            raise UserError(
+                f"{str(self.path)!r} is not a readable run journal ({str(exc)[:200]}): move it "
+                "away, or use a new run directory"
+            ) from None
         self.status: str | None = row[2] if row else None
 
     def __repr__(self) -> str:
         return f"Journal({str(self.dir)!r})"
 
     def close(self) -> None:
-        """Close the database (records are already on disk)."""
-        self._db.close()
+        """Close the database (records are already on disk) and free the run directory."""
+        if self._open:
+            self._open = False
+            self._db.close()
+            release(self.dir)
+
+    def __del__(self) -> None:
+        self.close()
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> None:
         with self._db:  # one transaction, committed (and fsynced) before returning
@@ -194,14 +215,20 @@ class Journal:
             return False, None
         raw = json.loads(row[1])
         if output_type is str:
-            return True, raw
-        return True, TypeAdapter(output_type).validate_python(raw)
+            return (True, raw) if isinstance(raw, str) else (False, None)
+        try:
+            return True, TypeAdapter(output_type).validate_python(raw)
+        except ValueError:  # the agent's output type changed since: compute it again
+            return False, None
 
     # --- side effects ---------------------------------------------------------------------
 
     def effects_for(self, subtask: str, identity: str) -> EffectLog:
-        """The idempotency keys and store for one subtask's side-effecting tool calls."""
-        return EffectLog(_SubtaskEffects(self, subtask), identity)
+        """The idempotency keys and store for one subtask's side-effecting tool calls.
+
+        The keys are scoped by the subtask's id as well as its identity: two subtasks
+        that ask the same thing are two calls, not one."""
+        return EffectLog(_SubtaskEffects(self, subtask), f"{subtask}\x1f{identity}")
 
     def tool_result(self, key: str) -> tuple[str, bool] | None:
         """(content, is_error) of a side-effecting call that already ran, by its key."""
@@ -258,14 +285,17 @@ def list_runs(root: str | os.PathLike[str]) -> Iterator[RunSummary]:
         db = sqlite3.connect(f"file:{file}?mode=ro", uri=True)
         try:
             row = db.execute("SELECT goal, status, updated FROM run WHERE id = 1").fetchone()
-            bodies = db.execute("SELECT body FROM charge").fetchall()
-        except sqlite3.DatabaseError:
+            charges = [_CHARGE.validate_json(b[0]) for b in db.execute("SELECT body FROM charge")]
+        except (sqlite3.DatabaseError, ValueError):  # listed, so a broken run is not hidden
+            found.append(RunSummary(file.parent, "", "unreadable", file.stat().st_mtime, "?", 0))
             continue
         finally:
             db.close()
         if row is None:
             continue
-        charges = [_CHARGE.validate_json(b[0]) for b in bodies]
         spent = sum((c.cost if c.cost > 0 else c.equivalent_cost for c in charges), start=0)
-        found.append(RunSummary(file.parent, row[0], row[1], row[2], str(spent), len(charges)))
+        status = row[1]
+        if status == "running" and not in_use(file.parent):  # its process is gone
+            status = "interrupted"
+        found.append(RunSummary(file.parent, row[0], status, row[2], str(spent), len(charges)))
     yield from sorted(found, key=lambda r: -r.updated)

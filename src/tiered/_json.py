@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = (
     "MAX_CHARS",
     "MAX_DEPTH",
+    "MAX_PROBLEMS",
     "MAX_VALUES",
     "UntrustedJson",
+    "capped",
     "clip",
     "parse_untrusted",
     "parse_untrusted_object",
@@ -29,6 +32,9 @@ MAX_CHARS = 4_000_000
 MAX_VALUES = 20_000
 """Most values (numbers, strings, arrays, objects...) in one text: schema errors for each
 of a million wrong items would take minutes to list."""
+MAX_PROBLEMS = 20
+"""Most problems one error lists (schema violations, plan problems); the rest are counted."""
+_PROBLEM_CHARS = 500  # one problem quotes the value it is about: a megabyte string stays short
 _MAX_INT_DIGITS = 4_300  # Python's own limit for int(str)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -139,3 +145,12 @@ def clip(text: str, limit: int = 4_000) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}… ({len(text) - limit} more characters of problems)"
+
+
+def capped(problems: Sequence[str], limit: int = MAX_PROBLEMS) -> list[str]:
+    """The first `limit` problems, each cut to a few hundred characters, then "and N more
+    problems": hostile output cannot make an error message (or a repair prompt) huge."""
+    shown = [clip(p, _PROBLEM_CHARS) for p in problems[:limit]]
+    if len(problems) > limit:
+        shown.append(f"and {len(problems) - limit} more problems")
+    return shown

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tiered._agent import Agent
 from tiered._catalog import Tier
+from tiered._json import capped
 
 __all__ = ("Plan", "Stakes", "Subtask", "check_plan", "topological_order")
 
@@ -80,7 +81,8 @@ def agent_input(agent: Agent[Any], arguments: Mapping[str, Any]) -> Any:
 
 
 def check_plan(plan: Plan, executors: Mapping[str, Agent[Any]]) -> list[str]:
-    """Every problem in `plan`, each naming the subtask and what to fix; empty if valid."""
+    """Every problem in `plan` (the first `MAX_PROBLEMS`, then how many more), each naming
+    the subtask and what to fix; empty if valid."""
     problems: list[str] = []
     if not plan.subtasks:
         problems.append("the plan has no subtasks: add at least one")
@@ -101,8 +103,13 @@ def check_plan(plan: Plan, executors: Mapping[str, Agent[Any]]) -> list[str]:
                 agent_input(agent, s.arguments)
             except ValidationError as exc:
                 details = "; ".join(
-                    f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
-                    for e in exc.errors()
+                    capped(
+                        [
+                            f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
+                            for e in exc.errors()
+                        ],
+                        limit=5,  # one problem of the plan's: a few, so the count fits too
+                    )
                 )
                 problems.append(
                     f"subtask {s.id!r}: arguments do not fit agent {s.agent!r}'s input: {details}"
@@ -119,7 +126,7 @@ def check_plan(plan: Plan, executors: Mapping[str, Agent[Any]]) -> list[str]:
         problems.append(
             "dependency cycle: " + " -> ".join(cycle) + ": remove one of these dependencies"
         )
-    return problems
+    return capped(problems)
 
 
 def _find_cycle(subtasks: Sequence[Subtask]) -> list[str] | None:

@@ -27,6 +27,7 @@ from typing import Any
 import jsonschema
 from pydantic import TypeAdapter, ValidationError
 
+from tiered._json import capped
 from tiered._strict import (
     MOVED,
     MOVED_KEYWORDS,
@@ -199,7 +200,8 @@ class StrictSchema:
         self._validator = jsonschema.Draft202012Validator(checked)
 
     def errors(self, data: Any) -> list[str]:
-        """Every schema violation in `data`, each as 'at PATH: message'.
+        """Every schema violation in `data`, each as 'at PATH: message' (the first
+        `MAX_PROBLEMS`, then how many more).
 
         For a failed `anyOf`, the branch that came closest (a matching `const`
         discriminator, else the fewest errors) is reported instead of "not valid under
@@ -210,7 +212,7 @@ class StrictSchema:
             for leaf in _closest(err):
                 where = "/".join(str(p) for p in leaf.absolute_path) or "(root)"
                 found.append(f"at {where}: {_message(leaf)}")
-        return found
+        return capped(found)
 
     def validate(self, data: Any) -> Any:
         """Check `data` and return the typed value; raises `ValueError` listing the problems."""
@@ -266,7 +268,7 @@ def _pydantic_problems(exc: ValidationError) -> str:
     for e in exc.errors(include_url=False):
         where = "/".join(str(p) for p in e["loc"]) or "(root)"
         parts.append(f"at {where}: {e['msg']}")
-    return "; ".join(parts)
+    return "; ".join(capped(parts))
 
 
 def _closest(err: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:

@@ -34,6 +34,7 @@ from tiered import (
     RunEvent,
     RunStatus,
     ScriptedModel,
+    SubtaskEscalated,
     SubtaskStarted,
     SubtaskStatus,
     Tier,
@@ -120,6 +121,32 @@ async def test_the_resumed_report_and_json_count_what_was_spent_before_the_crash
     assert result.subtasks["a"].cost == PER_CALL
     (row,) = list_runs(tmp_path)
     assert (row.status, row.requests, Decimal(row.usd)) == ("succeeded", 4, 4 * PER_CALL)
+
+
+async def test_a_subtask_cut_off_mid_way_keeps_the_attempts_it_paid_for(tmp_path: Path) -> None:
+    def responder(request: ModelRequest) -> Any:
+        return fixed({"text": "answer"})
+
+    def crash_on_escalation(event: RunEvent) -> None:
+        if isinstance(event, SubtaskEscalated):
+            raise Crash  # the first (rejected) attempt is booked, the second not begun
+
+    verdicts = iter(["wrong", None, None])
+    orch = Orchestrator(
+        [Echo()], models=models(responder), verify={"Echo": lambda s, o: next(verdicts)}
+    )
+    plan = Plan(subtasks=(subtask("a"),))
+    with pytest.raises(BaseExceptionGroup):
+        await orch.run(
+            "x", plan=plan, compose=False, journal=tmp_path / "r", on_event=crash_on_escalation
+        )
+    result = await orch.resume(tmp_path / "r", compose=False)
+    assert result.status is RunStatus.SUCCEEDED
+    attempts = result.subtasks["a"].attempts
+    assert [a.outcome for a in attempts] == ["verifier_rejected", "succeeded"]
+    assert [a.number for a in attempts] == [1, 2]
+    assert result.cost == 2 * PER_CALL
+    assert sum(a.cost for a in attempts) == result.cost  # the subtasks add up to the run
 
 
 @pytest.mark.parametrize(

@@ -239,6 +239,7 @@ async def run_attempt(run: RunState, job: SubtaskJob, attempt: Try) -> Step:
     def book(outcome: str, message: str | None) -> None:
         run.recorder.attempt(
             job.record,
+            sid=job.sid,
             tier=tier,
             model=model.spec.name,
             reason=attempt.reason,

@@ -51,6 +51,7 @@ async def decompose(run: RunState, job: SubtaskJob, failure: Failure, run_plan: 
     def book(charges: list[Any], outcome: str, error: str | None) -> None:
         recorder.attempt(
             record,
+            sid=sid,
             tier=planner.tier_on(run.ladder),
             model=planner_model.spec.name,
             reason=f"decomposed by the planner: {failure.kind.value}",

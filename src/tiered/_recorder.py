@@ -119,6 +119,7 @@ class RunRecorder:
         self,
         record: SubtaskResult,
         *,
+        sid: str,
         tier: Tier,
         model: str,
         reason: str,
@@ -139,6 +140,8 @@ class RunRecorder:
             error=error,
         )
         record.attempts.append(attempt)
+        if self.journal is not None:  # as it ends: a resumed subtask keeps what it paid for
+            self.journal.record_attempts(sid, [attempt])
         return attempt
 
     def escalated(
@@ -174,7 +177,6 @@ class RunRecorder:
         record.status = SubtaskStatus.SUCCEEDED
         record.restored = restored
         if self.journal is not None and not restored:
-            self.journal.record_attempts(sid, record.attempts)
             self.journal.record_output(sid, identity, output)
         if not self.listening:
             return

@@ -68,6 +68,7 @@ async def start_subtask(
             recorder.succeeded(record, sid, agent.tier, output, restored=True)
             return
         effects = run.journal.effects_for(sid, identity)
+        record.attempts = run.journal.attempts(sid)  # a session cut it off: they still count
     job = SubtaskJob(
         subtask=subtask,
         sid=sid,

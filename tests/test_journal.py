@@ -5,6 +5,7 @@ when they were in flight at the crash."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import subprocess
@@ -24,6 +25,7 @@ from tiered import (
     Agent,
     AssistantMessage,
     Budget,
+    ComposeFinished,
     Journal,
     Limits,
     ModelRequest,
@@ -147,6 +149,35 @@ async def test_a_subtask_cut_off_mid_way_keeps_the_attempts_it_paid_for(tmp_path
     assert [a.number for a in attempts] == [1, 2]
     assert result.cost == 2 * PER_CALL
     assert sum(a.cost for a in attempts) == result.cost  # the subtasks add up to the run
+
+
+async def test_an_answer_composed_before_the_crash_is_not_paid_for_again(tmp_path: Path) -> None:
+    composed: list[str] = []
+
+    def responder(request: ModelRequest) -> Any:
+        if "final answer of a run" in str(request.messages[0].content):  # composing
+            composed.append("yes")
+            answer = fixed({})
+            return dataclasses.replace(
+                answer, message=AssistantMessage(content="the answer: a and b")
+            )
+        return fixed({"text": request.metadata["subtask_id"]})
+
+    def crash_after_compose(event: RunEvent) -> None:
+        if isinstance(event, ComposeFinished):
+            raise Crash
+
+    orch = Orchestrator([Echo()], models=models(responder))
+    plan = Plan(subtasks=(subtask("a"), subtask("b")))
+    with pytest.raises(Crash):  # compose runs outside any task group: it arrives bare
+        await orch.run("x", plan=plan, journal=tmp_path / "r", on_event=crash_after_compose)
+    assert composed == ["yes"]
+    result = await orch.resume(tmp_path / "r")
+    assert composed == ["yes"]  # restored, not asked again
+    assert result.status is RunStatus.SUCCEEDED
+    assert result.final_answer == "the answer: a and b"
+    flagship = default_catalog().for_tier(Tier.FLAGSHIP).cost(USAGE)
+    assert result.cost == 2 * PER_CALL + flagship  # two subtasks and one compose, paid once
 
 
 @pytest.mark.parametrize(

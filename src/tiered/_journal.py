@@ -73,6 +73,15 @@ def subtask_identity(subtask: Subtask, inputs: Mapping[str, Any]) -> str:
     return hashlib.sha256(_dumps(key).encode()).hexdigest()
 
 
+FINAL_ANSWER = "(final answer)"
+"""The journal's key for the composed answer (no subtask id can contain a space)."""
+
+
+def answer_identity(goal: str, outputs: Mapping[str, Any], failures: Mapping[str, str]) -> str:
+    """What the final answer depends on, hashed: the goal and what it is composed from."""
+    return hashlib.sha256(_dumps([goal, dict(outputs), dict(failures)]).encode()).hexdigest()
+
+
 class Journal:
     """One run's journal in `run_dir` (created if missing); reopen it to resume."""
 

@@ -20,7 +20,7 @@ from tiered._errors import BudgetExceeded, PlanInvalid, TieredError, UserError
 from tiered._escalation import Attempt
 from tiered._estimate import fit_plan
 from tiered._events import ComposeFinished, ComposeStarted, PlanCreated, RunEvent, RunStarted
-from tiered._journal import Journal
+from tiered._journal import FINAL_ANSWER, Journal, answer_identity
 from tiered._ledger import Budget, Ledger, collect_charges
 from tiered._plan import Plan, check_plan
 from tiered._recorder import RunRecorder
@@ -222,6 +222,14 @@ async def _compose(
     recorder.emit(ComposeStarted(**recorder.stamp()))
     planner = run.config.planner
     error: str | None = None
+    identity = ""
+    if run.journal is not None:  # composed before a crash: do not pay for it twice
+        identity = answer_identity(run.goal, outputs, failures)
+        found, answer = run.journal.restore(FINAL_ANSWER, identity, output_type or str)
+        if found:
+            result.final_answer = answer
+            recorder.emit(ComposeFinished(**recorder.stamp(), error=None))
+            return _check_answer(run, result, outputs)
     with collect_charges() as charges:
         try:
             composed = await planner.compose(
@@ -244,11 +252,17 @@ async def _compose(
             run.stop(RunStatus.FAILED, error)
         else:
             result.final_answer = composed.output
+            if run.journal is not None:
+                run.journal.record_output(FINAL_ANSWER, identity, composed.output)
     tier = planner.tier_on(run.ladder)
     result.planner_attempts.append(_planner_attempt(charges, tier, planner_name, "compose"))
     recorder.emit(ComposeFinished(**recorder.stamp(), error=error))
+    return None if error is not None else _check_answer(run, result, outputs)
+
+
+def _check_answer(run: RunState, result: RunResult, outputs: dict[str, Any]) -> str | None:
     check = run.config.answer_check
-    if check is None or error is not None:
+    if check is None:
         return None
     problem = check(result.final_answer, outputs)
     return f"the final answer failed its check: {problem}" if problem else None

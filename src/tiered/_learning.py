@@ -4,6 +4,11 @@
 observation first discounts the old ones by `0.5 ** (1 / half_life)`, so a model whose
 success drops loses its standing within a few half-lives (about 50 observations at the
 default). It persists as JSON beside the run journal and later runs load it.
+
+An attempt that follows a failure (an escalation, or a retry with feedback) is not a
+fair sample of what its tier does: it only sees the work a cheaper try got wrong. It
+is kept apart, in an `after:<tier>` cell, which is exactly what gain-aware escalation
+needs to know: how often the next tier rescues this tier's failures.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 from tiered._catalog import Tier
 from tiered._errors import UserError
 
-__all__ = ("STATS_FILE", "Estimate", "RoutingStats", "wilson_interval")
+__all__ = ("STATS_FILE", "Estimate", "RoutingStats", "after_category", "wilson_interval")
 
 STATS_FILE = "routing-stats.json"
 """The stats file's name beside a run journal (`RoutingStats.beside(journal)`)."""
@@ -79,6 +84,11 @@ def _key(agent: str, tier: Tier | str, category: str | None) -> tuple[str, str, 
     return agent, str(getattr(tier, "value", tier)), category or ""
 
 
+def after_category(tier: Tier | str) -> str:
+    """The cell name for attempts that follow a failure on `tier` (e.g. 'after:nano')."""
+    return f"after:{getattr(tier, 'value', tier)}"
+
+
 class RoutingStats:
     """Per-(agent, tier[, category]) success posteriors that forget, saved as JSON.
 
@@ -96,13 +106,25 @@ class RoutingStats:
     def __len__(self) -> int:
         return len(self._cells)
 
-    def record(self, agent: str, tier: Tier, succeeded: bool, category: str | None = None) -> None:
+    def record(
+        self,
+        agent: str,
+        tier: Tier,
+        succeeded: bool,
+        category: str | None = None,
+        *,
+        after: Tier | None = None,
+    ) -> None:
         """Count one finished attempt of `agent` on `tier` (and under `category`, if any).
 
         A categorised attempt also updates the agent's uncategorised cell, so the agent's
-        overall estimate stays current.
+        overall estimate stays current. With `after` (the attempt followed a failure on
+        that tier) only the `after:<tier>` cell is updated: see the module docstring.
         """
-        keys = {_key(agent, tier, category), _key(agent, tier, None)}
+        if after is not None:
+            keys = {_key(agent, tier, after_category(after))}
+        else:
+            keys = {_key(agent, tier, category), _key(agent, tier, None)}
         for key in keys:
             cell = self._cells.setdefault(key, _Cell())
             cell.successes = cell.successes * self._decay + (1.0 if succeeded else 0.0)
@@ -110,8 +132,13 @@ class RoutingStats:
             cell.n += 1
             cell.updated = time.time()
 
-    def estimate(self, agent: str, tier: Tier, category: str | None = None) -> Estimate:
-        """The estimate for `agent` on `tier` (in `category`); n=0 where nothing was seen."""
+    def estimate(
+        self, agent: str, tier: Tier, category: str | None = None, *, after: Tier | None = None
+    ) -> Estimate:
+        """The estimate for `agent` on `tier` (in `category`, or right after a failure on
+        `after`); n=0 where nothing was seen."""
+        if after is not None:
+            category = after_category(after)
         cell = self._cells.get(_key(agent, tier, category))
         if cell is None or cell.n == 0:
             return _NO_DATA

@@ -102,6 +102,8 @@ class RoutingStats:
         self.half_life = half_life
         self._decay = 0.5 ** (1 / half_life)
         self._cells: dict[tuple[str, str, str], _Cell] = {}
+        self.autosave: Path | None = None
+        """Where `record` writes the stats after each attempt (`load(..., autosave=True)`)."""
 
     def __len__(self) -> int:
         return len(self._cells)
@@ -131,6 +133,8 @@ class RoutingStats:
             cell.failures = cell.failures * self._decay + (0.0 if succeeded else 1.0)
             cell.n += 1
             cell.updated = time.time()
+        if self.autosave is not None:  # a crashed run keeps what it learned, like the journal
+            self.save(self.autosave)
 
     def estimate(
         self, agent: str, tier: Tier, category: str | None = None, *, after: Tier | None = None
@@ -201,16 +205,21 @@ class RoutingStats:
         os.replace(tmp, target)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, half_life: float = 25.0) -> RoutingStats:
-        """Read `path`; a missing file gives empty stats (the first run)."""
+    def load(
+        cls, path: str | os.PathLike[str], *, half_life: float = 25.0, autosave: bool = False
+    ) -> RoutingStats:
+        """Read `path`; a missing file gives empty stats (the first run). With `autosave`
+        every `record` writes the file back (what `tiered run --journal` does)."""
         target = Path(path)
-        if not target.exists():
-            return cls(half_life=half_life)
-        try:
-            data = json.loads(target.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise UserError(f"cannot read routing stats {target}: {exc}") from exc
-        return cls.from_dict(data)
+        stats = cls(half_life=half_life)
+        if target.exists():
+            try:
+                data = json.loads(target.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise UserError(f"cannot read routing stats {target}: {exc}") from exc
+            stats = cls.from_dict(data)
+        stats.autosave = target if autosave else None
+        return stats
 
     @staticmethod
     def beside(journal: str | os.PathLike[str]) -> Path:

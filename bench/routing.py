@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -559,13 +559,14 @@ async def run_strategy(
         max_turns=1,
     )
     check = AgentCheck(verifier, tier=Tier.NANO)
-    policy: Any = {
+    makers: dict[str, Callable[[], Any]] = {
         "none": NoEscalation,
         "default": DefaultPolicy,
         "gain": GainAwarePolicy,
         "shipped": lambda: None,
         "observe": NoEscalation,
-    }[strategy.escalate]()
+    }
+    policy = makers[strategy.escalate]()
     orchestrator = Orchestrator(
         list(executors.values()),
         router=router,

@@ -668,3 +668,29 @@ async def run_routing(
         "categories": categories,
         "mixes": [await run_mix(n, mix, seed=seed, recalls=recalls) for mix in mixes],
     }
+
+
+async def _table(n: int, mixes: Sequence[str]) -> None:
+    for mix in mixes:
+        world = World.build(n, mix=mix, seed=7)
+        rows = [(s.name, await run_strategy(s, world)) for s in STRATEGIES]
+        flagship = rows[0][1]
+        oracle = next(r for name, r in rows if name == "oracle")
+        print(f"\n{mix} mix, {n:,} subtasks\n")
+        print("strategy | success vs all-flagship | cost vs all-flagship | cost vs oracle")
+        print("---|---|---|---")
+        for name, r in rows:
+            print(
+                f"{name} | {r.success_rate / flagship.success_rate:.3f}x | "
+                f"{float(r.cost / flagship.cost):.3f}x | {float(r.cost / oracle.cost):.2f}x"
+            )
+
+
+if __name__ == "__main__":  # python -m bench.routing [N] [MIX,MIX]: the strategy table
+    import sys
+
+    import anyio
+
+    size = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    chosen = sys.argv[2].split(",") if len(sys.argv) > 2 else list(MIXES)
+    anyio.run(_table, size, chosen)

@@ -182,3 +182,15 @@ async def test_stats_file_round_trip_keeps_the_rescue_cells(tmp_path: Path) -> N
     assert loaded.estimate("Echo", Tier.MINI, after=Tier.NANO).n == 12
     assert loaded.estimate("Echo", Tier.MINI).n == 0
     assert [c for _, _, c, _ in loaded.rows()] == ["after:nano"]
+
+
+def test_autosaved_stats_are_on_disk_after_every_attempt(tmp_path: Path) -> None:
+    path = tmp_path / "runs" / "routing-stats.json"
+    stats = RoutingStats.load(path, autosave=True)  # the first run: no file yet
+    assert not path.exists()
+    stats.record("Echo", Tier.NANO, False)
+    assert RoutingStats.load(path).estimate("Echo", Tier.NANO).n == 1
+    stats.record("Echo", Tier.MINI, True, after=Tier.NANO)
+    again = RoutingStats.load(path)
+    assert again.estimate("Echo", Tier.MINI, after=Tier.NANO).n == 1
+    assert again.autosave is None  # only the loader that asked for it writes

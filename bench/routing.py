@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -39,8 +39,10 @@ from tiered import (
     Agent,
     AgentCheck,
     AssistantMessage,
+    CalibratedRouter,
     DefaultPolicy,
     EscalationDecision,
+    Evidence,
     Failure,
     FailureKind,
     Ledger,
@@ -53,6 +55,7 @@ from tiered import (
     PolicyState,
     RouteDecision,
     RouteRequest,
+    RoutingStats,
     Rule,
     Subtask,
     Tier,
@@ -209,6 +212,7 @@ class World:
     """Probability the classifier names its category's tier; else a random other tier."""
     classifier_unsure: float = 0.10
     """Probability the classifier answers below the router's confidence threshold."""
+    mix: str = "bulk"
     correct_answers: set[str] = field(default_factory=set)
     calls: list[tuple[ModelSpec, Usage]] = field(default_factory=list)
     """Every simulated call, for checking the ledger's arithmetic."""
@@ -229,7 +233,7 @@ class World:
         subtasks = {
             f"s{i}": (_BY_NAME[rng.choices(names, weights)[0]], rng.random()) for i in range(n)
         }
-        return cls(seed=seed, subtasks=subtasks, recall=recall, false_alarm=false_alarm)
+        return cls(seed=seed, subtasks=subtasks, recall=recall, false_alarm=false_alarm, mix=mix)
 
     def correct(self, sid: str, tier: Tier) -> bool:
         category, u = self.subtasks[sid]
@@ -343,6 +347,21 @@ class FixedRouter:
         return RouteDecision(tier=self.tier, reason=f"all on {self.tier.value}", router="fixed")
 
 
+class OracleRouter:
+    """Every subtask to the cheapest tier that gets it right (nano where none does): the
+    floor no router that cannot see the answer reaches."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    async def route(
+        self, request: RouteRequest, *, models: Mapping[Tier, Model], ledger: Ledger
+    ) -> RouteDecision:
+        sid = request.subtask.id
+        tier = next((t for t in STANDARD_TIERS if self.world.correct(sid, t)), Tier.NANO)
+        return RouteDecision(tier=tier, reason="oracle", router="oracle")
+
+
 class NoEscalation:
     """Give up on the first failure (the single-tier baselines)."""
 
@@ -392,7 +411,13 @@ class Strategy:
     name: str
     router: str
     escalate: str
-    """`none`, `default` (tiered's DefaultPolicy) or `gain` (GainAwarePolicy)."""
+    """`none`, `default` (tiered's DefaultPolicy), `gain` (GainAwarePolicy), `shipped`:
+    no policy given, so the Orchestrator's own default (gain-aware over `RoutingStats`),
+    or `observe` (no escalation, verifier on: a holdout measured per tier)."""
+    warmup: int = 0
+    """`shipped` only: subtasks of another workload (same mix, another seed) run first
+    with the same stats, so the measured run starts from what earlier runs learned; with
+    the `calibrated` router, each tier runs them once (a simulated `tiered eval`)."""
 
 
 STRATEGIES: tuple[Strategy, ...] = (
@@ -402,6 +427,18 @@ STRATEGIES: tuple[Strategy, ...] = (
     Strategy("rules+escalation", "rules", escalate="default"),
     Strategy("classifier+escalation", "classifier", escalate="default"),
     Strategy("rules+gain-aware escalation", "rules", escalate="gain"),
+    Strategy("oracle", "oracle", escalate="none"),
+    Strategy("shipped default, learning from scratch", "rules", escalate="shipped"),
+    Strategy(
+        "shipped default, after a 1,000-subtask run", "rules", escalate="shipped", warmup=1000
+    ),
+    Strategy("nano first + shipped default, after 1,000", "nano", "shipped", warmup=1000),
+    Strategy(
+        "calibrated router + shipped default (300-subtask holdout per tier)",
+        "calibrated",
+        escalate="shipped",
+        warmup=300,
+    ),
 )
 
 
@@ -477,9 +514,27 @@ def _plan(world: World) -> Plan:
 
 
 async def run_strategy(
-    strategy: Strategy, world: World, *, concurrency: int = 256
+    strategy: Strategy,
+    world: World,
+    *,
+    concurrency: int = 256,
+    stats: RoutingStats | None = None,
 ) -> StrategyResult:
     """Run the workload once under `strategy` through the real orchestrator."""
+    if strategy.escalate == "shipped" and stats is None:
+        stats = RoutingStats()
+        if strategy.warmup:
+            earlier = World.build(
+                strategy.warmup,
+                mix=world.mix,
+                seed=world.seed + 1,
+                recall=world.recall,
+                false_alarm=world.false_alarm,
+            )
+            calibrating = strategy.router == "calibrated"
+            for step in STANDARD_TIERS if calibrating else (None,):
+                first = Strategy("holdout", step.value, "observe") if step else strategy
+                await run_strategy(first, earlier, concurrency=concurrency, stats=stats)
     world.calls.clear()
     world.correct_answers.clear()
     catalog = default_catalog()
@@ -490,6 +545,10 @@ async def run_strategy(
         router = _RuleRouter()
     elif strategy.router == "classifier":
         router = _ClassifierRouter()
+    elif strategy.router == "oracle":
+        router = OracleRouter(world)
+    elif strategy.router == "calibrated":
+        router = CalibratedRouter(Evidence(stats=stats), tolerance=0.01)
     else:
         router = FixedRouter(Tier(strategy.router))
     verifier = Agent(
@@ -500,15 +559,19 @@ async def run_strategy(
         max_turns=1,
     )
     check = AgentCheck(verifier, tier=Tier.NANO)
-    policy: Any = {
+    makers: dict[str, Callable[[], Any]] = {
         "none": NoEscalation,
         "default": DefaultPolicy,
         "gain": GainAwarePolicy,
-    }[strategy.escalate]()
+        "shipped": lambda: None,
+        "observe": NoEscalation,
+    }
+    policy = makers[strategy.escalate]()
     orchestrator = Orchestrator(
         list(executors.values()),
         router=router,
         policy=policy,
+        stats=stats,
         limits=Limits(concurrency=concurrency, max_decompose_depth=0),
         models=models,
         verify={name: check for name in executors} if strategy.escalate != "none" else None,
@@ -605,3 +668,29 @@ async def run_routing(
         "categories": categories,
         "mixes": [await run_mix(n, mix, seed=seed, recalls=recalls) for mix in mixes],
     }
+
+
+async def _table(n: int, mixes: Sequence[str]) -> None:
+    for mix in mixes:
+        world = World.build(n, mix=mix, seed=7)
+        rows = [(s.name, await run_strategy(s, world)) for s in STRATEGIES]
+        flagship = rows[0][1]
+        oracle = next(r for name, r in rows if name == "oracle")
+        print(f"\n{mix} mix, {n:,} subtasks\n")
+        print("strategy | success vs all-flagship | cost vs all-flagship | cost vs oracle")
+        print("---|---|---|---")
+        for name, r in rows:
+            print(
+                f"{name} | {r.success_rate / flagship.success_rate:.3f}x | "
+                f"{float(r.cost / flagship.cost):.3f}x | {float(r.cost / oracle.cost):.2f}x"
+            )
+
+
+if __name__ == "__main__":  # python -m bench.routing [N] [MIX,MIX]: the strategy table
+    import sys
+
+    import anyio
+
+    size = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    chosen = sys.argv[2].split(",") if len(sys.argv) > 2 else list(MIXES)
+    anyio.run(_table, size, chosen)

@@ -6,6 +6,7 @@ No timing assertions: these check that what `python -m bench` measures is measur
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -177,7 +178,9 @@ def test_minimal_instance_validates_and_counts_items() -> None:
 async def test_routing_economics_accounting_adds_up() -> None:
     world = routing.World.build(60, mix="agentic", seed=3)
     right = {tier: sum(1 for sid in world.subtasks if world.correct(sid, tier)) for tier in Tier}
-    for strategy in routing.STRATEGIES:
+    anyone = sum(1 for sid in world.subtasks if any(world.correct(sid, t) for t in Tier))
+    for listed in routing.STRATEGIES:
+        strategy = replace(listed, warmup=min(listed.warmup, 30))  # the warm-up, smaller
         r = await routing.run_strategy(strategy, world, concurrency=8)
         # every call the simulated models answered is in the ledger, at catalog prices
         assert r.cost == r.sim_cost
@@ -185,7 +188,10 @@ async def test_routing_economics_accounting_adds_up() -> None:
         assert r.succeeded + r.accepted_wrong + r.failed == r.subtasks == 60
         assert 0 <= r.succeeded <= 60
         assert r.attempts >= 60
-        if strategy.escalate == "none":
+        if strategy.router == "oracle":  # the cheapest right tier, where there is one
+            assert r.succeeded == anyone
+            assert r.attempts == 60
+        elif strategy.escalate == "none":
             tier = Tier(strategy.router)
             assert r.succeeded == right[tier]  # no verifier: exactly the tier's right answers
             assert r.failed == r.escalations == 0
@@ -193,4 +199,7 @@ async def test_routing_economics_accounting_adds_up() -> None:
             assert r.attempt_cost == r.cost
         else:
             assert r.succeeded <= right[Tier.FLAGSHIP]
-            assert r.attempts == 60 + r.escalations
+            # gain-aware defaults may retry on the same tier: attempts, not escalations
+            assert r.attempts >= 60 + r.escalations
+            if strategy.escalate != "shipped":
+                assert r.attempts == 60 + r.escalations

@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from tiered import Agent, Ledger, OutputInvalid, RouteRequest, Subtask, Tier, UserError
-from tiered._calibrated import CalibratedRouter, Evidence, gain_aware_rules, should_escalate
+from tiered._calibrated import CalibratedRouter, Evidence
 from tiered._calibration import (
     AgentCalibration,
     Calibration,
@@ -20,6 +20,7 @@ from tiered._calibration import (
     ordered_tiers,
 )
 from tiered._escalation import Action, Attempt, Failure, FailureKind
+from tiered._gain import gain_aware_rules, should_escalate
 from tiered._learning import RoutingStats, wilson_interval
 from tiered._usage import Usage
 from tiered.models import Ladder, ScriptedModel

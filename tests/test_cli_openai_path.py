@@ -122,3 +122,24 @@ def test_run_over_an_openai_compatible_server(
         "lookup_order",
         "escalate",
     }
+
+
+def test_journaled_runs_learn_routing_stats_that_later_runs_load(
+    server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models = "nano=gpt-5.4-nano,mini=gpt-5.4-mini,flagship=gpt-5.4"
+    runs = tmp_path / "runs"
+    for name in ("first", "second"):
+        argv = ["run", str(EXAMPLE), "--base-url", server, "--models", models, "--quiet"]
+        assert main([*argv, "--journal", str(runs / name)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    stats_file = runs / "routing-stats.json"  # beside the journals, shared by both runs
+    cells = {(c["agent"], c["tier"]): c for c in json.loads(stats_file.read_text())["cells"]}
+    assert set(cells) == {("OrderCheck", "nano"), ("RefundMath", "nano"), ("TicketTriage", "nano")}
+    assert all(c["n"] == 2 and c["failures"] == 0 for c in cells.values())  # both runs counted
+    assert main(["routing", str(runs / "second")]) == 0
+    table = capsys.readouterr().out
+    assert "half-life 25 observations" in table
+    row = next(line.split() for line in table.splitlines() if line.startswith("OrderCheck"))
+    assert row[:3] == ["OrderCheck", "nano", "-"]
+    assert row[5] == "2"  # observations

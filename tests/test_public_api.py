@@ -138,6 +138,7 @@ TIERED_ALL = (
     "check_plan",
     "default_catalog",
     "evaluate",
+    "gain_aware_policy",
     "gain_aware_rules",
     "load_workflow",
     "numbers_from_outputs",

@@ -4,7 +4,7 @@ from tiered._agent import Agent, AgentResult
 from tiered._agent_calls import ToolObserver
 from tiered._agent_support import AgentStream
 from tiered._answer_check import check_numbers, numbers_from_outputs
-from tiered._calibrated import CalibratedRouter, Evidence, gain_aware_rules, should_escalate
+from tiered._calibrated import CalibratedRouter, Evidence
 from tiered._calibration import Calibration
 from tiered._catalog import (
     FREE,
@@ -76,6 +76,7 @@ from tiered._events import (
     ToolCalled,
     ToolReturned,
 )
+from tiered._gain import gain_aware_policy, gain_aware_rules, should_escalate
 from tiered._journal import Journal
 from tiered._learning import Estimate, RoutingStats
 from tiered._ledger import Budget, Charge, Ledger, Reservation, TierTotals
@@ -235,6 +236,7 @@ __all__ = (
     "check_plan",
     "default_catalog",
     "evaluate",
+    "gain_aware_policy",
     "gain_aware_rules",
     "load_workflow",
     "numbers_from_outputs",

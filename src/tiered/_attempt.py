@@ -88,6 +88,9 @@ class Try:
     context: str
     history: Sequence[Message] = ()
     followup: str | None = None
+    after: Tier | None = None
+    """The tier whose failure this attempt follows (escalation, retry with feedback);
+    None for a first try or a transient retry. The stats keep such attempts apart."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +256,7 @@ async def run_attempt(run: RunState, job: SubtaskJob, attempt: Try) -> Step:
         failure = timeout_failure(tier, timeout or 0)
     elif error is None:
         book("succeeded", None)
-        _learn(run, job, tier, True)
+        _learn(run, job, attempt, True)
         return Succeeded(tier, output)
     elif isinstance(error, BudgetExceeded):
         if booked:  # something was spent before the budget said no: that is an attempt
@@ -274,14 +277,19 @@ async def run_attempt(run: RunState, job: SubtaskJob, attempt: Try) -> Step:
             return GiveUp(f"{type(error).__name__}: {error}", "not a model failure")
         failure = classified
     book(failure.kind.value, failure.message)
-    _learn(run, job, tier, False)
+    if not _transient(failure):  # a provider hiccup says nothing about what the tier can do
+        _learn(run, job, attempt, False)
     return _next_step(run, job, attempt, failure, error)
 
 
-def _learn(run: RunState, job: SubtaskJob, tier: Tier, succeeded: bool) -> None:
+def _transient(failure: Failure) -> bool:
+    return failure.retryable or failure.rate_limited
+
+
+def _learn(run: RunState, job: SubtaskJob, attempt: Try, succeeded: bool) -> None:
     stats = run.config.stats
     if stats is not None:
-        stats.record(job.agent.name, tier, succeeded)
+        stats.record(job.agent.name, attempt.tier, succeeded, after=attempt.after)
 
 
 def _next_step(
@@ -305,7 +313,16 @@ def _next_step(
     run.recorder.escalated(job.sid, failure, decision, to_tier)
     tier = failure.tier
     if decision.action is Action.RETRY and to_tier is not None:
-        return Retry(Try(tier=to_tier, reason=f"retry: {decision.reason}", context=attempt.context))
+        reason = f"retry: {decision.reason}"
+        if _transient(failure) or failure.kind in (FailureKind.TIMEOUT, FailureKind.MODEL_ERROR):
+            return Retry(
+                Try(tier=to_tier, reason=reason, context=attempt.context, after=attempt.after)
+            )
+        feedback = (  # the output itself was wrong: say what, so the retry can differ
+            f"{attempt.context}\n\nAn earlier attempt at this task failed: "
+            f"{failure.kind.value}: {failure.message[:500]}\nDo not repeat that mistake."
+        )
+        return Retry(Try(tier=to_tier, reason=reason, context=feedback, after=failure.tier))
     if decision.action is Action.ESCALATE and to_tier is not None:
         note = (
             f"A {tier.value}-tier model attempted this and stopped: "
@@ -322,7 +339,7 @@ def _next_step(
         else:  # no transcript to continue (e.g. a verifier rejection): say why
             context = f"{attempt.context}\n\nAn earlier attempt failed. {note}"
             nxt = Try(tier=to_tier, reason=reason, context=context)
-        return EscalateTo(nxt)
+        return EscalateTo(replace(nxt, after=tier))
     if decision.action is Action.DECOMPOSE:
         return Decompose(failure)
     return GiveUp(

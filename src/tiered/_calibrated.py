@@ -1,11 +1,10 @@
 """Routing and escalation from measured success: `CalibratedRouter` and gain-aware rules.
 
-Both read `Evidence`: the calibration `tiered eval` wrote, pooled with what
-`RoutingStats` learned online. The router starts each subtask on the tier with the
-lowest expected cost per success, counting the escalations that follow a failure the
-framework can see, under a success floor. The escalation rules move up a tier only
-where the next tier is measurably better for this agent; elsewhere another try on the
-same tier (with the failure as feedback) or giving up is the cheaper bet.
+The router reads `Evidence`: the calibration `tiered eval` wrote, pooled with what
+`RoutingStats` learned online. It starts each subtask on the tier with the lowest
+expected cost per success, counting the escalations that follow a failure the
+framework can see, under a success floor. The gain-aware escalation rules that read
+the same evidence are in `_gain`.
 """
 
 from __future__ import annotations
@@ -19,13 +18,12 @@ from typing import Any
 from tiered._agent import Agent
 from tiered._calibration import Calibration, TierCalibration, ordered_tiers
 from tiered._catalog import Tier
-from tiered._escalation import Action, Failure, PolicyState, Rule
 from tiered._learning import Estimate, RoutingStats, wilson_interval
 from tiered._ledger import Ledger
 from tiered._routing import LONG_INPUT_TOKENS, RouteDecision, Router, RouteRequest, RuleRouter
 from tiered.models import Model
 
-__all__ = ("CalibratedRouter", "Evidence", "TierView", "gain_aware_rules", "should_escalate")
+__all__ = ("CalibratedRouter", "Evidence", "TierView")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -213,84 +211,3 @@ def _fits(request: RouteRequest, tier: Tier) -> bool:
         return True
     room = spec.context_window - min(spec.max_output_tokens, spec.context_window // 4)
     return request.estimated_input_tokens < room
-
-
-# --- gain-aware escalation ------------------------------------------------------------
-
-
-def should_escalate(
-    evidence: Evidence,
-    agent: Agent[Any],
-    models: Mapping[Tier, Model],
-    from_tier: Tier,
-    to_tier: Tier,
-    *,
-    category: str | None = None,
-    margin: float = 0.05,
-    min_cases: int = 10,
-) -> tuple[bool, str]:
-    """Whether moving `agent` from `from_tier` to `to_tier` buys success, and why.
-
-    True (escalate) where either tier lacks `min_cases` of evidence: with no data the
-    policy behaves as before.
-    """
-    views = {v.tier: v for v in evidence.views(agent, models, category)}
-    here, there = views.get(from_tier), views.get(to_tier)
-    if here is None or there is None or min(here.estimate.n, there.estimate.n) < min_cases:
-        return True, f"no calibration for {from_tier.value}->{to_tier.value}: escalate as usual"
-    a, b = here.estimate.mean, there.estimate.mean
-    said = f"{to_tier.value} {100 * b:.0f}% vs {from_tier.value} {100 * a:.0f}% for {agent.name}"
-    if b > a + margin:
-        return True, f"{said}: escalating buys {100 * (b - a):.0f} points"
-    return False, f"{said}: under the {100 * margin:.0f}-point margin, escalating buys nothing"
-
-
-def _next_tier(state: PolicyState, tier: Tier) -> Tier | None:
-    ladder = getattr(state, "ladder", None)
-    if ladder is not None and hasattr(ladder, "above"):
-        above: Tier | None = ladder.above(tier)
-        return above
-    order = ordered_tiers(ladder or [Tier.NANO, Tier.MINI, Tier.FLAGSHIP])
-    i = order.index(tier) if tier in order else len(order)
-    return order[i + 1] if i + 1 < len(order) else None
-
-
-def gain_aware_rules(
-    evidence: Evidence, *, margin: float = 0.05, min_cases: int = 10, max_feedback_retries: int = 1
-) -> list[Rule]:
-    """Rules for `DefaultPolicy`, placed before its "move one tier up" rule.
-
-    Where the next tier is no better for this agent (by `margin`), retry once on the
-    same tier with the failure as feedback, then give up instead of paying for a
-    second failure. Needs `PolicyState.agent` and `.ladder`; without them (or without
-    evidence) no rule matches and the policy escalates as before.
-    """
-
-    def no_gain(failure: Failure, state: PolicyState) -> bool:
-        agent = getattr(state, "agent", None)
-        ladder = getattr(state, "ladder", None)
-        up = _next_tier(state, failure.tier)
-        if not isinstance(agent, Agent) or ladder is None or up is None:
-            return False
-        go, _why = should_escalate(
-            evidence, agent, ladder, failure.tier, up, margin=margin, min_cases=min_cases
-        )
-        return not go
-
-    def tried_here(failure: Failure, state: PolicyState) -> int:
-        return sum(1 for a in state.attempts if a.tier == failure.tier) - 1
-
-    return [
-        Rule(
-            when=lambda f, s: no_gain(f, s) and tried_here(f, s) < max_feedback_retries,
-            action=Action.RETRY,
-            why="the next tier is no better for this agent (calibrated): retry on this tier "
-            "with the failure as feedback",
-        ),
-        Rule(
-            when=no_gain,
-            action=Action.GIVE_UP,
-            why="the next tier is no better for this agent (calibrated) and a retry failed: "
-            "escalating would buy a second failure",
-        ),
-    ]

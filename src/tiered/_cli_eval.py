@@ -145,7 +145,10 @@ def add_routing_command(sub: Any) -> None:
         description="Show the routing stats learned from finished attempts.",
     )
     p.add_argument(
-        "path", nargs="?", default=STATS_FILE, help=f"stats file (default ./{STATS_FILE})"
+        "path",
+        nargs="?",
+        default=STATS_FILE,
+        help=f"stats file, or a run journal folder (default ./{STATS_FILE})",
     )
     p.add_argument("--json", action="store_true", help="print the stats file's JSON")
     p.set_defaults(handler=routing_command)
@@ -154,6 +157,8 @@ def add_routing_command(sub: Any) -> None:
 def routing_command(args: argparse.Namespace) -> int:
     """Print the table of learned estimates."""
     path = Path(args.path)
+    if path.is_dir():  # a run journal: its stats sit beside it (or in it, for `--journal .`)
+        path = path / STATS_FILE if (path / STATS_FILE).exists() else RoutingStats.beside(path)
     if not path.exists():
         raise UserError(f"no routing stats at {str(path)!r}: runs write them beside the journal")
     stats = RoutingStats.load(path)

@@ -15,6 +15,7 @@ from rich.console import Console
 from tiered._display import LiveDisplay
 from tiered._errors import TieredError, UserError
 from tiered._journal import Journal
+from tiered._learning import RoutingStats
 from tiered._orchestrator import Limits, Orchestrator
 from tiered._plan import Subtask
 from tiered._progress import Progress
@@ -144,6 +145,9 @@ def run_command(args: argparse.Namespace) -> int:
         ladder = pace_ladder(ladder, RateLimits(rpm=args.rpm, tpm=args.tpm))
     print(f"tiered: models: {ladder.source}", file=sys.stderr, flush=True)
     verify = _forced(workflow) if args.force_escalation else dict(workflow.verify)
+    stats = None  # with a journal, learn from every attempt; later runs read what was learned
+    if args.journal and not args.force_escalation:  # forced rejections are not evidence
+        stats = RoutingStats.load(RoutingStats.beside(args.journal), autosave=True)
     orchestrator = Orchestrator(
         workflow.executors,
         planner=workflow.planner,
@@ -152,6 +156,7 @@ def run_command(args: argparse.Namespace) -> int:
         budget=budget,
         verify=verify,
         answer_check=workflow.answer_check,
+        stats=stats,
     )
     goal = args.goal or workflow.goal
     print(f"tiered: goal: {goal}", file=sys.stderr, flush=True)

@@ -183,6 +183,8 @@ class Rule:
     why: str
     name: str = ""
     """A short handle, so a composed list can be read and filtered by name."""
+    explain: Callable[[Failure, PolicyState], str] | None = None
+    """When set, the reason for this failure in place of `why` (e.g. with the numbers)."""
 
 
 def _retries_on_tier(state: PolicyState, tier: Tier) -> int:
@@ -269,8 +271,9 @@ class DefaultPolicy:
                     tier = failure.tier
                 elif rule.action is Action.ESCALATE:
                     tier = state.ladder.above(failure.tier) or failure.tier
+                why = rule.why if rule.explain is None else rule.explain(failure, state)
                 return EscalationDecision(
-                    action=rule.action, reason=f"{failure.kind.value}: {rule.why}", tier=tier
+                    action=rule.action, reason=f"{failure.kind.value}: {why}", tier=tier
                 )
         return EscalationDecision(
             action=Action.GIVE_UP, reason=f"{failure.kind.value}: no further step allowed"

@@ -4,6 +4,11 @@
 observation first discounts the old ones by `0.5 ** (1 / half_life)`, so a model whose
 success drops loses its standing within a few half-lives (about 50 observations at the
 default). It persists as JSON beside the run journal and later runs load it.
+
+An attempt that follows a failure (an escalation, or a retry with feedback) is not a
+fair sample of what its tier does: it only sees the work a cheaper try got wrong. It
+is kept apart, in an `after:<tier>` cell, which is exactly what gain-aware escalation
+needs to know: how often the next tier rescues this tier's failures.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 from tiered._catalog import Tier
 from tiered._errors import UserError
 
-__all__ = ("STATS_FILE", "Estimate", "RoutingStats", "wilson_interval")
+__all__ = ("STATS_FILE", "Estimate", "RoutingStats", "after_category", "wilson_interval")
 
 STATS_FILE = "routing-stats.json"
 """The stats file's name beside a run journal (`RoutingStats.beside(journal)`)."""
@@ -79,6 +84,11 @@ def _key(agent: str, tier: Tier | str, category: str | None) -> tuple[str, str, 
     return agent, str(getattr(tier, "value", tier)), category or ""
 
 
+def after_category(tier: Tier | str) -> str:
+    """The cell name for attempts that follow a failure on `tier` (e.g. 'after:nano')."""
+    return f"after:{getattr(tier, 'value', tier)}"
+
+
 class RoutingStats:
     """Per-(agent, tier[, category]) success posteriors that forget, saved as JSON.
 
@@ -92,26 +102,47 @@ class RoutingStats:
         self.half_life = half_life
         self._decay = 0.5 ** (1 / half_life)
         self._cells: dict[tuple[str, str, str], _Cell] = {}
+        self.autosave: Path | None = None
+        """Where `record` writes the stats after each attempt (`load(..., autosave=True)`)."""
 
     def __len__(self) -> int:
         return len(self._cells)
 
-    def record(self, agent: str, tier: Tier, succeeded: bool, category: str | None = None) -> None:
+    def record(
+        self,
+        agent: str,
+        tier: Tier,
+        succeeded: bool,
+        category: str | None = None,
+        *,
+        after: Tier | None = None,
+    ) -> None:
         """Count one finished attempt of `agent` on `tier` (and under `category`, if any).
 
         A categorised attempt also updates the agent's uncategorised cell, so the agent's
-        overall estimate stays current.
+        overall estimate stays current. With `after` (the attempt followed a failure on
+        that tier) only the `after:<tier>` cell is updated: see the module docstring.
         """
-        keys = {_key(agent, tier, category), _key(agent, tier, None)}
+        if after is not None:
+            keys = {_key(agent, tier, after_category(after))}
+        else:
+            keys = {_key(agent, tier, category), _key(agent, tier, None)}
         for key in keys:
             cell = self._cells.setdefault(key, _Cell())
             cell.successes = cell.successes * self._decay + (1.0 if succeeded else 0.0)
             cell.failures = cell.failures * self._decay + (0.0 if succeeded else 1.0)
             cell.n += 1
             cell.updated = time.time()
+        if self.autosave is not None:  # a crashed run keeps what it learned, like the journal
+            self.save(self.autosave)
 
-    def estimate(self, agent: str, tier: Tier, category: str | None = None) -> Estimate:
-        """The estimate for `agent` on `tier` (in `category`); n=0 where nothing was seen."""
+    def estimate(
+        self, agent: str, tier: Tier, category: str | None = None, *, after: Tier | None = None
+    ) -> Estimate:
+        """The estimate for `agent` on `tier` (in `category`, or right after a failure on
+        `after`); n=0 where nothing was seen."""
+        if after is not None:
+            category = after_category(after)
         cell = self._cells.get(_key(agent, tier, category))
         if cell is None or cell.n == 0:
             return _NO_DATA
@@ -174,16 +205,21 @@ class RoutingStats:
         os.replace(tmp, target)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, half_life: float = 25.0) -> RoutingStats:
-        """Read `path`; a missing file gives empty stats (the first run)."""
+    def load(
+        cls, path: str | os.PathLike[str], *, half_life: float = 25.0, autosave: bool = False
+    ) -> RoutingStats:
+        """Read `path`; a missing file gives empty stats (the first run). With `autosave`
+        every `record` writes the file back (what `tiered run --journal` does)."""
         target = Path(path)
-        if not target.exists():
-            return cls(half_life=half_life)
-        try:
-            data = json.loads(target.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise UserError(f"cannot read routing stats {target}: {exc}") from exc
-        return cls.from_dict(data)
+        stats = cls(half_life=half_life)
+        if target.exists():
+            try:
+                data = json.loads(target.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise UserError(f"cannot read routing stats {target}: {exc}") from exc
+            stats = cls.from_dict(data)
+        stats.autosave = target if autosave else None
+        return stats
 
     @staticmethod
     def beside(journal: str | os.PathLike[str]) -> Path:

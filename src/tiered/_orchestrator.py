@@ -17,9 +17,10 @@ from typing import Any
 from tiered._agent import Agent
 from tiered._catalog import ModelSpec, Tier
 from tiered._errors import UserError
-from tiered._escalation import DefaultPolicy, EscalationPolicy
+from tiered._escalation import EscalationPolicy
 from tiered._estimate import PlanBudget
 from tiered._events import RunEvent
+from tiered._gain import evidence_for, gain_aware_policy
 from tiered._journal import Journal
 from tiered._ledger import Budget
 from tiered._limits import Limits
@@ -84,7 +85,7 @@ class Orchestrator:
             executors=named,
             planner=planner if planner is not None else Planner(),
             router=router if router is not None else RuleRouter(),
-            policy=policy if policy is not None else DefaultPolicy(),
+            policy=policy if policy is not None else gain_aware_policy(evidence_for(router, stats)),
             limits=limits if limits is not None else Limits(),
             verify=checks,
             answer_check=answer_check,

@@ -73,8 +73,17 @@ AnswerCheck = Callable[[Any, Mapping[str, Any]], "str | None"]
 class AttemptStats(Protocol):
     """Learns from every finished attempt (e.g. a per-agent, per-tier success estimate)."""
 
-    def record(self, agent: str, tier: Tier, succeeded: bool, category: str | None = None) -> None:
-        """Count one attempt of `agent` on `tier`."""
+    def record(
+        self,
+        agent: str,
+        tier: Tier,
+        succeeded: bool,
+        category: str | None = None,
+        *,
+        after: Tier | None = None,
+    ) -> None:
+        """Count one attempt of `agent` on `tier`; `after` is the tier whose failure it
+        follows (an escalation or a retry with feedback), None for a first try."""
         ...
 
 

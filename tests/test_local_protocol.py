@@ -27,7 +27,13 @@ from tiered._usage import Usage
 from tiered.models import LocalModel
 from tiered.models import _local_cores as cores_module
 from tiered.models._local_cores import default_threads
-from tiered.models._local_protocol import AFTER_RESULTS, parse_reply, protocol_for, render_prompt
+from tiered.models._local_protocol import (
+    AFTER_RESULTS,
+    MAX_PARALLEL_CALLS,
+    parse_reply,
+    protocol_for,
+    render_prompt,
+)
 from tiered.models._local_server import Server, ServerConfig
 from tiered.models._weights import QWEN25_CODER_0_5B
 
@@ -136,6 +142,15 @@ def test_parallel_calls_come_back_as_several_tool_calls() -> None:
     # Rendered back into history, the calls read exactly as the model wrote them.
     history = render_prompt((ASK, message), protocol.instructions)
     assert f"<|im_start|>assistant\n{text}<|im_end|>" in history
+
+
+def test_parallel_calls_are_bounded_so_a_looping_model_cannot_lose_the_turn() -> None:
+    protocol = protocol_for(ModelRequest(messages=(ASK,), tools=(WEATHER,)))
+    assert protocol.schema is not None
+    call_ = {"name": "weather", "arguments": {"city": "Paris"}}
+    jsonschema.validate({"tool_calls": [call_] * MAX_PARALLEL_CALLS}, protocol.schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"tool_calls": [call_] * (MAX_PARALLEL_CALLS + 1)}, protocol.schema)
 
 
 def test_one_call_per_turn_when_parallel_calls_are_off() -> None:

@@ -38,11 +38,22 @@ from tiered._messages import (
 )
 from tiered.models._local_sketch import sketch
 
-__all__ = ("DEFAULT_SYSTEM_PROMPT", "Protocol", "parse_reply", "protocol_for", "render_prompt")
+__all__ = (
+    "DEFAULT_SYSTEM_PROMPT",
+    "MAX_PARALLEL_CALLS",
+    "Protocol",
+    "parse_reply",
+    "protocol_for",
+    "render_prompt",
+)
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 
 _SPECIAL = re.compile(r"<\|([A-Za-z0-9_]+)\|>")
+
+
+MAX_PARALLEL_CALLS = 8
+"""The most tool calls one embedded-model turn may list (more come in a later turn)."""
 
 
 def _defang(text: str) -> str:
@@ -251,8 +262,9 @@ def protocol_for(request: ModelRequest) -> Protocol:
     branches: list[dict[str, Any]] = []
     if calls:
         array: dict[str, Any] = {"type": "array", "items": {"anyOf": calls}, "minItems": 1}
-        if not request.parallel_tool_calls:
-            array["maxItems"] = 1
+        # one call, or a bounded list: a small model that starts repeating calls would
+        # otherwise run into the output cap mid-array and lose the whole turn
+        array["maxItems"] = MAX_PARALLEL_CALLS if request.parallel_tool_calls else 1
         branches.append(_object({"tool_calls": array}))
     if choice in ("auto", "none"):
         branches.append(_object({"final_answer": final_schema}))

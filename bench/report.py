@@ -17,6 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bench import scale_report
+
 __all__ = (
     "Conditions",
     "busy_cpu_s",
@@ -425,6 +427,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 LIMITS["routing_success_share"],
                 "x",
             )
+    out.extend(scale_report.targets(results))
     return out
 
 
@@ -486,7 +489,7 @@ def tables(results: dict[str, Any]) -> str:
             met = {True: "yes", False: "**MISSED**", None: "–"}[t["met"]]
             add(
                 f"| {t['target']} | {t['subject']} | {_f(t['measured'], digits)} {t['unit']} | "
-                f"{'≥' if t['target'] == 'routing success share' else '≤'} "
+                f"{t.get('direction') or ('≥' if t['target'] == 'routing success share' else '≤')} "
                 f"{_f(t['limit'], digits)} {t['unit']} | {met} |"
             )
         add("")
@@ -616,30 +619,21 @@ def tables(results: dict[str, Any]) -> str:
                 )
             add("")
 
+    if orch and "sizes" in orch:
+        lines.extend(scale_report.orchestrated_lines(orch))
+
     fw = results.get("framework")
-    if fw and "agent" in fw:
-        add(
-            f"### The framework alone ({fw['n']:,} subtasks, concurrency {fw['concurrency']}, "
-            f"in-process model answering after {fw['latency_ms']} ms)"
-        )
-        add("")
-        add(
-            "No HTTP and no SDK: what tiered itself costs. `Agent.run` in a bounded pool of "
-            "lanes, and `Orchestrator.run` on a given plan (no planner, no synthesis). Memory "
-            "is the peak of Python allocations (tracemalloc) over the run."
-        )
-        add("")
-        add(conditions_line(results["framework"].get("conditions")))
-        add("")
-        add("| path | CPU µs/subtask | peak KB per in-flight | peak KB per subtask |")
-        add("|---|---|---|---|")
-        for part, label in (("agent", "Agent.run"), ("orchestrator", "Orchestrator.run")):
-            row = fw[part]
-            add(
-                f"| {label} | {_f(row['cpu_us'], 0)} | {_f(row.get('peak_kb_per_inflight'), 1)} "
-                f"| {_f(row.get('peak_kb_per_subtask'), 2)} |"
-            )
-        add("")
+    if fw:
+        lines.extend(scale_report.framework_section(fw))
+        if fw.get("conditions"):
+            add(conditions_line(fw["conditions"]))
+            add("")
+    pa = results.get("pacing")
+    if pa:
+        lines.extend(scale_report.pacing_section(pa))
+        if pa.get("conditions"):
+            add(conditions_line(pa["conditions"]))
+            add("")
 
     ca = results.get("caching")
     if ca and "friendly" in ca:

@@ -29,6 +29,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from bench.report import calibrate
@@ -172,12 +173,12 @@ def machine_state() -> dict[str, Any]:
 
 
 async def measure(
-    *, quick: bool = False, n: int | None = None, big: int | None = None
+    *, quick: bool = False, n: int | None = None, big: int | None = None, small: int = 1_000
 ) -> dict[str, Any]:
     """Every figure of the module docstring, with the machine's state before and after.
 
-    `n` (5,000; 1,000 quick) subtasks for CPU and memory; `big` (100,000; 10,000 quick) for
-    the scale comparison against 1,000."""
+    `n` (5,000; 1,000 quick) subtasks for CPU and memory; `big` (100,000; 10,000 quick)
+    against `small` for the scale comparison."""
     n = n or (1_000 if quick else 5_000)
     big = big or (10_000 if quick else 100_000)
     out: dict[str, Any] = {
@@ -203,8 +204,8 @@ async def measure(
 
     memory: dict[str, Any] = {}
     for concurrency in (500, 50):
-        peak, kept = await traced(lambda c=concurrency: orchestrated(plan, c))
-        apeak, _ = await traced(lambda c=concurrency: agents(n, c))
+        peak, kept = await traced(partial(orchestrated, plan, concurrency))
+        apeak, _ = await traced(partial(agents, n, concurrency))
         memory[str(concurrency)] = {"orchestrator_peak": peak, "kept": kept, "agent_peak": apeak}
     out["memory"] = memory
     span = 500 - 50
@@ -215,21 +216,21 @@ async def measure(
         out[key] = (memory["500"][path] - memory["50"][path]) / span / 1024
     out["kb_kept_per_subtask"] = memory["500"]["kept"] / n / 1024
 
-    small = flat_plan(1_000)
-    plans = {1_000: small, big: flat_plan(big)}
+    small_plan, big_plan = flat_plan(small), flat_plan(big)
     scale: dict[str, Any] = {}
-    cpu_small = [await cpu_us(lambda: orchestrated(small, 500), 1_000)]
-    cpu_big = await cpu_us(lambda: orchestrated(plans[big], 500), big)
-    cpu_small.append(await cpu_us(lambda: orchestrated(small, 500), 1_000))
-    for size in (1_000, big):
-        peak, kept = await traced(lambda p=plans[size]: orchestrated(p, 500))
+    cpu_small = [await cpu_us(lambda: orchestrated(small_plan, 500), small)]
+    cpu_big = await cpu_us(lambda: orchestrated(big_plan, 500), big)
+    cpu_small.append(await cpu_us(lambda: orchestrated(small_plan, 500), small))
+    for size, sized in ((small, small_plan), (big, big_plan)):
+        peak, kept = await traced(partial(orchestrated, sized, 500))
         scale[str(size)] = {
-            "cpu_us": statistics.mean(cpu_small) if size == 1_000 else cpu_big,
+            "cpu_us": statistics.mean(cpu_small) if size == small else cpu_big,
             "peak_kb_per_subtask": peak / size / 1024,
             "kept_kb_per_subtask": kept / size / 1024,
         }
-    scale["1000"]["cpu_us_runs"] = cpu_small
+    scale[str(small)]["cpu_us_runs"] = cpu_small
     out["scale"] = scale
+    out["small"] = small
     out["big"] = big
 
     sys_limit = sys.getrecursionlimit()

@@ -324,7 +324,12 @@ def orchestrated_summary(
                 "succeeded": min(r["succeeded"] for r in ok),
                 "requests": ok[0]["requests"],
             }
-        out[key] = {"ideal_s": size["ideal_s"], "reps": size["reps"], "rows": rows}
+        out[key] = {
+            "ideal_s": size["ideal_s"],
+            "reps": size["reps"],
+            "rows": rows,
+            "plan_given": size.get("plan_given", False),
+        }
     return out
 
 
@@ -596,9 +601,15 @@ def tables(results: dict[str, Any]) -> str:
         add("")
         for key, size in sizes.items():
             n, c = key.split("x")
+            given = (
+                "; the plan is given (no planner call: a reply this size is over the "
+                "untrusted-JSON limits), ideal = (waves + synthesis) × latency"
+                if size.get("plan_given")
+                else ""
+            )
             add(
                 f"**{int(n):,} subtasks, concurrency {c}** (ideal {size['ideal_s']:.1f} s, "
-                f"{size['reps']} repetitions)"
+                f"{size['reps']} repetitions{given})"
             )
             add("")
             add(

@@ -178,9 +178,12 @@ async def fanout(base_url: str, name: str, *, n: int, concurrency: int) -> dict[
 
 
 async def orchestrated(
-    base_url: str, transport: str, *, n: int, concurrency: int
+    base_url: str, transport: str, *, n: int, concurrency: int, plan_given: bool = False
 ) -> dict[str, Any]:
-    """Plan -> n subtasks -> synthesis through `Orchestrator`, every model over HTTP."""
+    """Plan -> n subtasks -> synthesis through `Orchestrator`, every model over HTTP.
+
+    With `plan_given` the plan is passed in (no planner call): a planner reply of
+    thousands of subtasks is over the untrusted-JSON limits (`tiered._json.MAX_VALUES`)."""
     _raise_fd_limit()
     from bench.clients import TieredModelHandle
     from tiered import Agent, Limits, Orchestrator, Planner, Tier
@@ -212,9 +215,23 @@ async def orchestrated(
         elif event.name in ("subtask.finished", "subtask.failed", "subtask.skipped"):
             marks["executed"] = (time.process_time(), time.perf_counter())
 
+    from tiered import Plan, Subtask
+
+    plan = (
+        Plan(
+            subtasks=tuple(
+                Subtask(
+                    id=f"t{i}", agent="echo", instructions="Check it.", arguments={"input": "x"}
+                )
+                for i in range(n)
+            )
+        )
+        if plan_given
+        else None
+    )
     c0, w0 = time.process_time(), time.perf_counter()
     result = await orchestrator.run(
-        f"Check {n} records. #sim:items=subtasks:{n}", on_event=on_event
+        f"Check {n} records. #sim:items=subtasks:{n}", plan=plan, on_event=on_event
     )
     c1, w1 = time.process_time(), time.perf_counter()
     wall, cpu = w1 - w0, c1 - c0
@@ -232,6 +249,7 @@ async def orchestrated(
         "transport": transport,
         "n": n,
         "concurrency": concurrency,
+        "plan_given": plan_given,
         "makespan_s": wall,
         "cpu_s": cpu,
         "succeeded": succeeded,

@@ -308,6 +308,9 @@ def orchestrated_summary(
             execute = statistics.median(r["phases"]["execute"]["cpu_s"] / n * 1e6 for r in ok)
             plain = fanout.get(key, {}).get("rows", {}).get(f"tiered/{transport}", {})
             plain_us = plain["cpu_ms_per_call"] * 1e3 if "cpu_ms_per_call" in plain else None
+            same_run = [f for f in size.get("fanout_runs", {}).get(transport, []) if "cpu_s" in f]
+            if same_run:  # the fan-out measured beside it, not another run's
+                plain_us = statistics.median(f["cpu_s"] / f["n"] * 1e6 for f in same_run)
             growth = [r["peak_rss"] - r["rss_before"] for r in ok]
             conc = size["concurrency"]
             rows[transport] = {

@@ -154,11 +154,13 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
     orch = orchestrated_vs_fanout(results.get("orchestrated", {}))
     row = orch.get("5000x500", {}).get("aiohttp")
+    size = results.get("orchestrated", {}).get("sizes", {}).get("5000x500", {})
+    what = "given plan" if size.get("plan_given") else "planner call"
     if row:
         out.append(
             _target(
                 "orchestrated 5000 / 500 over aiohttp: makespan / ideal",
-                "Orchestrator.run, plan + subtasks + synthesis",
+                f"Orchestrator.run: {what}, subtasks, synthesis",
                 row["orchestrated"],
                 LIMITS["orchestrated_vs_ideal"],
                 "x",

@@ -17,6 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bench import scale_report
+
 __all__ = (
     "Conditions",
     "busy_cpu_s",
@@ -306,6 +308,9 @@ def orchestrated_summary(
             execute = statistics.median(r["phases"]["execute"]["cpu_s"] / n * 1e6 for r in ok)
             plain = fanout.get(key, {}).get("rows", {}).get(f"tiered/{transport}", {})
             plain_us = plain["cpu_ms_per_call"] * 1e3 if "cpu_ms_per_call" in plain else None
+            same_run = [f for f in size.get("fanout_runs", {}).get(transport, []) if "cpu_s" in f]
+            if same_run:  # the fan-out measured beside it, not another run's
+                plain_us = statistics.median(f["cpu_s"] / f["n"] * 1e6 for f in same_run)
             growth = [r["peak_rss"] - r["rss_before"] for r in ok]
             conc = size["concurrency"]
             rows[transport] = {
@@ -322,7 +327,12 @@ def orchestrated_summary(
                 "succeeded": min(r["succeeded"] for r in ok),
                 "requests": ok[0]["requests"],
             }
-        out[key] = {"ideal_s": size["ideal_s"], "reps": size["reps"], "rows": rows}
+        out[key] = {
+            "ideal_s": size["ideal_s"],
+            "reps": size["reps"],
+            "rows": rows,
+            "plan_given": size.get("plan_given", False),
+        }
     return out
 
 
@@ -425,6 +435,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 LIMITS["routing_success_share"],
                 "x",
             )
+    out.extend(scale_report.targets(results))
     return out
 
 
@@ -486,7 +497,7 @@ def tables(results: dict[str, Any]) -> str:
             met = {True: "yes", False: "**MISSED**", None: "–"}[t["met"]]
             add(
                 f"| {t['target']} | {t['subject']} | {_f(t['measured'], digits)} {t['unit']} | "
-                f"{'≥' if t['target'] == 'routing success share' else '≤'} "
+                f"{t.get('direction') or ('≥' if t['target'] == 'routing success share' else '≤')} "
                 f"{_f(t['limit'], digits)} {t['unit']} | {met} |"
             )
         add("")
@@ -593,9 +604,15 @@ def tables(results: dict[str, Any]) -> str:
         add("")
         for key, size in sizes.items():
             n, c = key.split("x")
+            given = (
+                "; the plan is given (no planner call: a reply this size is over the "
+                "untrusted-JSON limits), ideal = (waves + synthesis) × latency"
+                if size.get("plan_given")
+                else ""
+            )
             add(
                 f"**{int(n):,} subtasks, concurrency {c}** (ideal {size['ideal_s']:.1f} s, "
-                f"{size['reps']} repetitions)"
+                f"{size['reps']} repetitions{given})"
             )
             add("")
             add(
@@ -616,30 +633,21 @@ def tables(results: dict[str, Any]) -> str:
                 )
             add("")
 
+    if orch and "sizes" in orch:
+        lines.extend(scale_report.orchestrated_lines(orch))
+
     fw = results.get("framework")
-    if fw and "agent" in fw:
-        add(
-            f"### The framework alone ({fw['n']:,} subtasks, concurrency {fw['concurrency']}, "
-            f"in-process model answering after {fw['latency_ms']} ms)"
-        )
-        add("")
-        add(
-            "No HTTP and no SDK: what tiered itself costs. `Agent.run` in a bounded pool of "
-            "lanes, and `Orchestrator.run` on a given plan (no planner, no synthesis). Memory "
-            "is the peak of Python allocations (tracemalloc) over the run."
-        )
-        add("")
-        add(conditions_line(results["framework"].get("conditions")))
-        add("")
-        add("| path | CPU µs/subtask | peak KB per in-flight | peak KB per subtask |")
-        add("|---|---|---|---|")
-        for part, label in (("agent", "Agent.run"), ("orchestrator", "Orchestrator.run")):
-            row = fw[part]
-            add(
-                f"| {label} | {_f(row['cpu_us'], 0)} | {_f(row.get('peak_kb_per_inflight'), 1)} "
-                f"| {_f(row.get('peak_kb_per_subtask'), 2)} |"
-            )
-        add("")
+    if fw:
+        lines.extend(scale_report.framework_section(fw))
+        if fw.get("conditions"):
+            add(conditions_line(fw["conditions"]))
+            add("")
+    pa = results.get("pacing")
+    if pa:
+        lines.extend(scale_report.pacing_section(pa))
+        if pa.get("conditions"):
+            add(conditions_line(pa["conditions"]))
+            add("")
 
     ca = results.get("caching")
     if ca and "friendly" in ca:

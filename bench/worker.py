@@ -20,7 +20,14 @@ from typing import Any
 
 from bench.clients import Contender, make
 
-__all__ = ("fanout", "framework_only", "interleaved", "orchestrated", "prompt_caching")
+__all__ = (
+    "fanout",
+    "framework_only",
+    "interleaved",
+    "orchestrated",
+    "pacing",
+    "prompt_caching",
+)
 
 
 def rss_bytes() -> int:
@@ -171,9 +178,12 @@ async def fanout(base_url: str, name: str, *, n: int, concurrency: int) -> dict[
 
 
 async def orchestrated(
-    base_url: str, transport: str, *, n: int, concurrency: int
+    base_url: str, transport: str, *, n: int, concurrency: int, plan_given: bool = False
 ) -> dict[str, Any]:
-    """Plan -> n subtasks -> synthesis through `Orchestrator`, every model over HTTP."""
+    """Plan -> n subtasks -> synthesis through `Orchestrator`, every model over HTTP.
+
+    With `plan_given` the plan is passed in (no planner call): a planner reply of
+    thousands of subtasks is over the untrusted-JSON limits (`tiered._json.MAX_VALUES`)."""
     _raise_fd_limit()
     from bench.clients import TieredModelHandle
     from tiered import Agent, Limits, Orchestrator, Planner, Tier
@@ -205,9 +215,23 @@ async def orchestrated(
         elif event.name in ("subtask.finished", "subtask.failed", "subtask.skipped"):
             marks["executed"] = (time.process_time(), time.perf_counter())
 
+    from tiered import Plan, Subtask
+
+    plan = (
+        Plan(
+            subtasks=tuple(
+                Subtask(
+                    id=f"t{i}", agent="echo", instructions="Check it.", arguments={"input": "x"}
+                )
+                for i in range(n)
+            )
+        )
+        if plan_given
+        else None
+    )
     c0, w0 = time.process_time(), time.perf_counter()
     result = await orchestrator.run(
-        f"Check {n} records. #sim:items=subtasks:{n}", on_event=on_event
+        f"Check {n} records. #sim:items=subtasks:{n}", plan=plan, on_event=on_event
     )
     c1, w1 = time.process_time(), time.perf_counter()
     wall, cpu = w1 - w0, c1 - c0
@@ -225,6 +249,7 @@ async def orchestrated(
         "transport": transport,
         "n": n,
         "concurrency": concurrency,
+        "plan_given": plan_given,
         "makespan_s": wall,
         "cpu_s": cpu,
         "succeeded": succeeded,
@@ -240,81 +265,19 @@ async def orchestrated(
 # --- the framework alone, in process ------------------------------------------------------
 
 
-async def framework_only(
-    *, n: int, concurrency: int, latency_ms: float, memory: bool
-) -> dict[str, Any]:
-    """`Agent.run` and `Orchestrator.run` on an in-process model (no HTTP, no SDK).
+async def framework_only(*, quick: bool, **sizes: int) -> dict[str, Any]:
+    """`Agent.run` and `Orchestrator.run` on an in-process model (see `bench.scheduler`)."""
+    from bench.scheduler import measure
 
-    The model answers after `latency_ms`, so `concurrency` calls are really in flight. CPU is
-    per subtask; with `memory`, the peak of Python allocations (tracemalloc, which slows
-    everything, so CPU comes from a separate pass) per in-flight subtask.
-    """
-    import tracemalloc
+    return await measure(quick=quick, **sizes)
 
-    from tiered import (
-        Agent,
-        AssistantMessage,
-        Limits,
-        ModelResponse,
-        Orchestrator,
-        Plan,
-        Subtask,
-        Tier,
-        Usage,
-        default_catalog,
-    )
 
-    catalog = default_catalog()
+async def pacing(*, quick: bool) -> dict[str, Any]:
+    """Subtasks through the orchestrator against a server enforcing RPM and TPM (see
+    `bench.pacing`)."""
+    from bench.pacing import measure
 
-    class Sleepy:
-        def __init__(self, tier: Tier) -> None:
-            self.spec = catalog.for_tier(tier)
-            self.response = ModelResponse(
-                message=AssistantMessage(content="ok"),
-                usage=Usage(input_tokens=30, output_tokens=1, requests=1),
-                model_name=self.spec.name,
-            )
-
-        async def request(self, request: Any) -> ModelResponse:
-            await asyncio.sleep(latency_ms / 1000)
-            return self.response
-
-        async def aclose(self) -> None:
-            """Nothing to release."""
-
-    models: dict[Tier, Any] = {t: Sleepy(t) for t in Tier}
-    echo = Agent(name="echo", instructions="Repeat the record's status in one word.")
-    plan = Plan(
-        subtasks=tuple(
-            Subtask(id=f"t{i}", agent="echo", instructions="Check it.", arguments={"input": "x"})
-            for i in range(n)
-        )
-    )
-    orchestrator = Orchestrator([echo], limits=Limits(concurrency=concurrency), models=models)
-
-    async def agents() -> None:
-        await _pool(n, concurrency, lambda _: echo.run("x", model=models[Tier.NANO]))
-
-    async def orchestrated() -> None:
-        await orchestrator.run("Check the records.", plan=plan, compose=False)
-
-    out: dict[str, Any] = {"n": n, "concurrency": concurrency, "latency_ms": latency_ms}
-    for name, run in (("agent", agents), ("orchestrator", orchestrated)):
-        await run()  # warm
-        gc.collect()
-        c0 = time.process_time()
-        await run()
-        row: dict[str, Any] = {"cpu_us": (time.process_time() - c0) / n * 1e6}
-        if memory:
-            gc.collect()
-            tracemalloc.start(1)
-            await run()
-            _, peak = tracemalloc.get_traced_memory()
-            tracemalloc.stop()
-            row["peak_kb_per_inflight"] = peak / concurrency / 1024
-            row["peak_kb_per_subtask"] = peak / n / 1024
-        out[name] = row
-    return out
+    return await measure(quick=quick)
 
 
 # --- prompt caching ----------------------------------------------------------------------
@@ -405,6 +368,7 @@ def main(argv: list[str]) -> None:
         "fanout": fanout,
         "orchestrated": orchestrated,
         "framework_only": framework_only,
+        "pacing": pacing,
         "prompt_caching": prompt_caching,
     }
     try:

@@ -30,7 +30,7 @@ from tiered.models import OpenAIModel
 
 load_bench()
 
-from bench import routing, server  # noqa: E402
+from bench import routing, scale_report, scheduler, server  # noqa: E402
 
 pytestmark = pytest.mark.anyio
 
@@ -203,3 +203,94 @@ async def test_routing_economics_accounting_adds_up() -> None:
             assert r.attempts >= 60 + r.escalations
             if strategy.escalate != "shipped":
                 assert r.attempts == 60 + r.escalations
+
+
+def _framework(cpu: float, kb: float, kept: float, big_cpu: float) -> dict[str, Any]:
+    return {
+        "n": 5000,
+        "concurrency": 500,
+        "orchestrator_us": {"min": cpu, "median": cpu, "max": cpu},
+        "kb_per_inflight": kb,
+        "kb_kept_per_subtask": kept,
+        "small": 1000,
+        "big": 100000,
+        "scale": {
+            "1000": {"cpu_us": 100.0, "kept_kb_per_subtask": 1.0, "peak_kb_per_subtask": 5.0},
+            "100000": {"cpu_us": big_cpu, "kept_kb_per_subtask": 1.1, "peak_kb_per_subtask": 1.2},
+        },
+        "chain": {
+            "dependents_first": {"n": 10000, "seconds": 0.05, "us_per_subtask": 5.0},
+            "dependents_first_1000": {"n": 1000, "seconds": 0.004, "us_per_subtask": 4.0},
+        },
+    }
+
+
+def test_scale_report_says_met_or_missed_against_each_limit() -> None:
+    results: dict[str, Any] = {
+        "framework": _framework(cpu=79.0, kb=8.5, kept=1.9, big_cpu=125.0),
+        "pacing": {
+            "scenarios": [
+                {
+                    "paced": True,
+                    "subtasks": 500,
+                    "concurrency": 500,
+                    "scenario": "rpm binds",
+                    "server_429s": 0,
+                    "steady_vs_limit": 0.95,
+                },
+                {
+                    "paced": True,
+                    "subtasks": 500,
+                    "concurrency": 500,
+                    "scenario": "tpm binds",
+                    "server_429s": 3,
+                    "steady_vs_limit": 0.85,
+                },
+                {
+                    "paced": False,
+                    "subtasks": 500,
+                    "concurrency": 500,
+                    "scenario": "unpaced",
+                    "server_429s": 900,
+                    "steady_vs_limit": None,
+                },
+            ]
+        },
+    }
+    met = {(t["target"], t["subject"]): t["met"] for t in scale_report.targets(results)}
+    by_name: dict[str, list[bool | None]] = {}
+    for (name, _), value in met.items():
+        by_name.setdefault(name, []).append(value)
+    assert by_name["framework alone: CPU per subtask (fastest round)"] == [True]
+    assert by_name["framework alone: memory growing with concurrency, per in-flight subtask"] == [
+        False
+    ]
+    assert by_name["framework alone: memory kept per finished subtask"] == [True]
+    assert by_name["100,000 vs 1,000 subtasks: CPU per subtask"] == [False]  # 1.25x
+    assert by_name["100,000 vs 1,000 subtasks: memory kept per subtask"] == [True]
+    assert any(name.startswith("plan check") and v == [True] for name, v in by_name.items())
+    # the unpaced scenario is a comparison, not a target
+    assert by_name["pacing: 429s from the server"] == [True, False]
+    assert by_name["pacing: steady throughput / the binding limit's rate"] == [True, False]
+
+
+def test_a_chain_check_that_fails_is_a_missed_target() -> None:
+    fw = _framework(cpu=50.0, kb=4.0, kept=1.0, big_cpu=100.0)
+    fw["chain"]["dependents_first"] = {"n": 10000, "error": "RecursionError"}
+    checks = [t for t in scale_report.targets({"framework": fw}) if "chain" in t["target"]]
+    assert [(t["subject"], t["met"]) for t in checks] == [("RecursionError", False)]
+
+
+@pytest.mark.slow
+async def test_framework_bench_quick_run_measures_every_figure() -> None:
+    # the machinery only: tiny sizes, no figure is compared against a limit here
+    out = await scheduler.measure(n=200, big=600, small=200)
+    assert len(out["cpu_rounds"]) == 3
+    assert all(r["agent_us"] > 0 and r["orchestrator_us"] > 0 for r in out["cpu_rounds"])
+    assert out["memory"]["500"]["kept"] > 0  # the result holds its 200 subtasks
+    assert out["kb_kept_per_subtask"] > 0
+    assert set(out["scale"]) == {"200", "600"}
+    assert all("seconds" in c for c in out["chain"].values())  # no RecursionError
+    assert out["before"]["nproc"] == out["after"]["nproc"] >= 1
+    lines = scale_report.framework_section(out)
+    assert any("check_plan" in line for line in lines)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Protocol
 
-from tiered._agent_support import ask, retry_cap
+from tiered._agent_support import retry_cap, truncated
 from tiered._context import RunContext
 from tiered._errors import ModelError, OutputTruncated
 from tiered._ledger import Charge, Ledger
@@ -44,7 +44,10 @@ async def metered_ask(
     worst_input = estimate_input_tokens(request, upper_bound=True)
     with metered_call(ledger, model.spec, worst_input, request.max_output_tokens or cap) as calls:
         try:
-            response = await ask(model, request)
+            # no helper coroutine around the call: one frame fewer on every in-flight stack
+            response = await model.request(request)
+            if response.finish_reason == "length":
+                raise truncated(response, request)
         except Exception as exc:
             calls.failed(exc)  # its usage booked, or possibly billed, or released
             exc.charges = list(calls.charges)  # type: ignore[attr-defined]

@@ -6,7 +6,7 @@ import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
@@ -15,10 +15,7 @@ from tiered._catalog import ModelSpec
 from tiered._errors import OutputTruncated, UserError
 from tiered._messages import DeltaCallback, ModelDelta, ModelRequest, ModelResponse
 
-if TYPE_CHECKING:
-    from tiered.models import Model
-
-__all__ = ("AgentStream", "ask", "open_stream", "retry_cap")
+__all__ = ("AgentStream", "open_stream", "retry_cap", "truncated")
 
 ResultT = TypeVar("ResultT")
 
@@ -102,13 +99,10 @@ def retry_cap(exc: OutputTruncated, request: ModelRequest, spec: ModelSpec) -> i
     return cap if cap > used else None
 
 
-async def ask(model: Model, request: ModelRequest) -> ModelResponse:
-    """`model.request`, with an answer that stopped at the token cap turned into
-    `OutputTruncated` whatever the model (a local or custom one may only report
-    `finish_reason="length"`): truncated text is never taken as an output."""
-    response = await model.request(request)
-    if response.finish_reason != "length":
-        return response
+def truncated(response: ModelResponse, request: ModelRequest) -> OutputTruncated:
+    """The `OutputTruncated` for an answer that stopped at the token cap, whatever the
+    model (a local or custom one may only report `finish_reason="length"`): truncated
+    text is never taken as an output."""
     error = OutputTruncated(
         f"model {response.model_name!r} stopped at its output-token cap before finishing: "
         "raise max_output_tokens, ask for a shorter answer, or use a larger tier",
@@ -117,4 +111,4 @@ async def ask(model: Model, request: ModelRequest) -> ModelResponse:
         partial=response.message.content,
     )
     error.usage = response.usage
-    raise error
+    return error

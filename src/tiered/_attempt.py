@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import anyio
@@ -182,17 +183,17 @@ def _close_tool_calls(messages: Sequence[Message], note: str) -> list[Message]:
     return out
 
 
-async def _execute(run: RunState, job: SubtaskJob, attempt: Try, model: Model) -> Any:
-    """One agent run plus its verifier; raises what went wrong."""
-    cfg = run.config
-    res = await job.agent.run(
+def _agent_run(run: RunState, job: SubtaskJob, attempt: Try, model: Model) -> Any:
+    """The attempt's agent run, as a coroutine for the caller to await (no frame of its own
+    stays on the stack while the model answers: it counts in every in-flight subtask)."""
+    return job.agent.run(
         job.typed_input,
         deps=run.deps,
         model=model,
         ledger=run.ledger,
         history=attempt.history,
         followup=attempt.followup,
-        extra_tools=(cfg.escalate,),
+        extra_tools=(run.config.escalate,),
         subtask_id=job.sid,
         context=attempt.context,
         dependencies=job.inputs,
@@ -200,14 +201,24 @@ async def _execute(run: RunState, job: SubtaskJob, attempt: Try, model: Model) -
         effects=job.effects,
         on_delta=run.recorder.deltas(job.sid, job.agent.name, attempt.tier),
     )
-    check = cfg.verify.get(job.agent.name)
+
+
+async def _execute(run: RunState, job: SubtaskJob, attempt: Try, model: Model) -> Any:
+    """One agent run plus its verifier; raises what went wrong."""
+    res = await _agent_run(run, job, attempt, model)
+    await _verify(run, job, res.output)
+    return res.output
+
+
+async def _verify(run: RunState, job: SubtaskJob, output: Any) -> None:
+    """Raise `_Rejected` when the agent's verifier turns `output` down."""
+    check = run.config.verify.get(job.agent.name)
     if check is not None:
         rejection = await run_check(
-            check, job.subtask, res.output, models=run.ladder, ledger=run.ledger
+            check, job.subtask, output, models=run.ladder, ledger=run.ledger
         )
         if rejection:
             raise _Rejected(rejection)
-    return res.output
 
 
 async def run_attempt(run: RunState, job: SubtaskJob, attempt: Try) -> Step:
@@ -229,28 +240,19 @@ async def run_attempt(run: RunState, job: SubtaskJob, attempt: Try) -> Step:
             started = time.perf_counter()
             try:
                 if timeout is None:
-                    output = await _execute(run, job, attempt, model)
+                    output = (await _agent_run(run, job, attempt, model)).output
+                    if job.agent.name in run.config.verify:
+                        await _verify(run, job, output)
                 else:
                     with anyio.move_on_after(timeout) as scope:
                         output = await _execute(run, job, attempt, model)
                     timed_out = scope.cancelled_caught
             except Exception as exc:
                 error = exc
-    booked = [*job.pending_charges, *charges]
+    booked = [*job.pending_charges, *charges] if job.pending_charges else charges
     job.pending_charges.clear()
-
-    def book(outcome: str, message: str | None) -> None:
-        run.recorder.attempt(
-            job.record,
-            sid=job.sid,
-            tier=tier,
-            model=model.spec.name,
-            reason=attempt.reason,
-            started=started,
-            outcome=outcome,
-            error=message,
-            charges=booked,
-        )
+    # a partial, not a closure: a closure's cells would live in every attempt's frame
+    book = partial(_book, run, job, attempt, model.spec.name, started, booked)
 
     if timed_out:
         failure = timeout_failure(tier, timeout or 0)
@@ -284,6 +286,29 @@ async def run_attempt(run: RunState, job: SubtaskJob, attempt: Try) -> Step:
 
 def _transient(failure: Failure) -> bool:
     return failure.retryable or failure.rate_limited
+
+
+def _book(
+    run: RunState,
+    job: SubtaskJob,
+    attempt: Try,
+    model: str,
+    started: float,
+    booked: list[Charge],
+    outcome: str,
+    message: str | None,
+) -> None:
+    run.recorder.attempt(
+        job.record,
+        sid=job.sid,
+        tier=attempt.tier,
+        model=model,
+        reason=attempt.reason,
+        started=started,
+        outcome=outcome,
+        error=message,
+        charges=booked,
+    )
 
 
 def _learn(run: RunState, job: SubtaskJob, attempt: Try, succeeded: bool) -> None:

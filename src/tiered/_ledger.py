@@ -18,8 +18,7 @@ number of concurrent callers on one event loop can spend past the `Budget`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -34,19 +33,25 @@ __all__ = ("Budget", "Charge", "Ledger", "Reservation", "TierTotals", "collect_c
 _collector: ContextVar[list[Charge] | None] = ContextVar("tiered_charges", default=None)
 
 
-@contextmanager
-def collect_charges() -> Iterator[list[Charge]]:
+class collect_charges:  # lower case: used like a function, `with collect_charges() as c:`
     """Gather every charge booked inside the block (child tasks included) into a list.
 
     Blocks nest: an inner block takes the charges booked inside it, the outer one keeps
-    the rest.
+    the rest. (A slotted class rather than a generator context manager: one per attempt,
+    so its size counts in every in-flight subtask.)
     """
-    charges: list[Charge] = []
-    token = _collector.set(charges)
-    try:
-        yield charges
-    finally:
-        _collector.reset(token)
+
+    __slots__ = ("_charges", "_token")
+
+    def __init__(self) -> None:
+        self._charges: list[Charge] = []
+
+    def __enter__(self) -> list[Charge]:
+        self._token = _collector.set(self._charges)
+        return self._charges
+
+    def __exit__(self, *exc_info: object) -> None:
+        _collector.reset(self._token)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -109,6 +109,8 @@ class RunRecorder:
         """An attempt got its slot; the first one marks the subtask running."""
         if record.status is SubtaskStatus.PENDING:
             record.status = SubtaskStatus.RUNNING
+            if not self.listening:
+                return
             self.emit(
                 SubtaskStarted(
                     **self.stamp(), subtask_id=sid, agent=record.subtask.agent, tier=tier

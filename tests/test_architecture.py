@@ -71,6 +71,7 @@ LAYERS: dict[str, float] = {
     "tiered._scheduler": 7,
     "tiered._subtask": 7,
     "tiered._attempt": 7,
+    "tiered._steps": 7,
     "tiered._decompose": 7,
     "tiered._recorder": 7,
     "tiered._stream": 7,

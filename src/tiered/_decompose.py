@@ -20,7 +20,7 @@ from tiered._result import RunStatus, SubtaskResult, SubtaskStatus
 from tiered._run_state import RunState
 
 if TYPE_CHECKING:
-    from tiered._attempt import SubtaskJob
+    from tiered._steps import SubtaskJob
 
 __all__ = ("PlanRunner", "decompose")
 

@@ -9,20 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from tiered._attempt import (
-    Decompose,
-    EscalateTo,
-    GiveUp,
-    Retry,
-    Step,
-    Stopped,
-    SubtaskJob,
-    Succeeded,
-    Try,
-    estimate_input,
-    run_attempt,
-    subtask_context,
-)
+from tiered._attempt import estimate_input, run_attempt, subtask_context
 from tiered._decompose import PlanRunner, decompose
 from tiered._errors import BudgetExceeded
 from tiered._journal import subtask_identity
@@ -32,6 +19,17 @@ from tiered._planner import render_outputs
 from tiered._result import RunStatus, SubtaskResult, SubtaskStatus
 from tiered._routing import RouteRequest, RuleRouter
 from tiered._run_state import RunState
+from tiered._steps import (
+    Decompose,
+    EscalateTo,
+    GiveUp,
+    Retry,
+    Step,
+    Stopped,
+    SubtaskJob,
+    Succeeded,
+    Try,
+)
 
 __all__ = ("start_subtask",)
 

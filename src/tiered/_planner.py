@@ -288,8 +288,9 @@ class Planner:
         models: Mapping[Tier, Model] | None = None,
         ledger: Ledger,
         deps: Any = None,
+        on_delta: DeltaCallback | None = None,
     ) -> AgentResult[Any]:
-        """The run's final typed answer from the subtask outputs."""
+        """The run's final typed answer from the subtask outputs (streamed to `on_delta`)."""
         composer = self._composers.get(output_type)
         if composer is None:
             composer = self._composers[output_type] = Agent(
@@ -308,8 +309,9 @@ class Planner:
         if failures:
             prompt += "\nFailed subtasks:\n" + "\n".join(f"{k}: {v}" for k, v in failures.items())
         models = models if models is not None else models_from_env()
+        tier = self._call_tier(models)
         return await composer.run(
-            prompt, models=models, tier=self._call_tier(models), ledger=ledger, deps=deps
+            prompt, models=models, tier=tier, ledger=ledger, deps=deps, on_delta=on_delta
         )
 
 

@@ -281,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     for seed in _parse_seeds(args.seeds):
         results.append(_run_seed(args.file, seed, args.temperature, args.log))
         print(f"seed {seed}: {results[-1].get('process_wall_s', 0):.1f}s", file=sys.stderr)
+        if args.out:  # after every seed, so a bench stopped early keeps what it ran
+            args.out.write_text(json.dumps({"results": results, "conditions": conditions}))
     summary = summarize(results, check)
     summary.update(conditions=conditions, temperature=args.temperature, file=args.file)
     _print(summary)

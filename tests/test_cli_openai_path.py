@@ -122,7 +122,10 @@ def test_run_over_an_openai_compatible_server(
     assert planner_request["response_format"]["json_schema"]["strict"] is True
     check_requests = [s.body for s in emulator.requests if "lookup_order" in s.system]
     assert check_requests[0]["model"] == "gpt-5.4-nano"
-    assert check_requests[0]["tool_choice"] == "required"
+    assert check_requests[0]["tool_choice"] == {
+        "type": "function",
+        "function": {"name": "lookup_order"},
+    }
     assert {t["function"]["name"] for t in check_requests[0]["tools"]} == {
         "lookup_order",
         "escalate",

@@ -34,8 +34,9 @@ its arguments in that agent's input schema. Use depends_on to pass one subtask's
 to another; subtasks without dependencies run in parallel. Prefer few, concrete
 subtasks, each with one short sentence of instructions. Mark plan_shaped only for work
 that is itself choosing a strategy or decomposing an ambiguous goal, and stakes "high"
-only for high-stakes single calls with no human review. In final_answer say in a few
-words what the final answer must contain."""
+only for high-stakes single calls with no human review. The final answer is written
+from the subtasks' outputs after they run: add no subtask for it, and in final_answer
+say in a few words what it must contain, never a number you were not given."""
 
 COMPOSE_INSTRUCTIONS = """\
 You write the final answer of a run from the outputs of its subtasks. Use only what the

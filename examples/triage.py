@@ -92,6 +92,7 @@ class OrderCheck(Agent[OrderFacts]):
     )
     tools = (lookup_order,)
     tool_choice = "lookup_order"  # the first turn calls it: never answer from memory
+    may_escalate = False  # a lookup and a copy: nothing to hand up but a wrong answer
     input_type = OrderRef
     output_type = OrderFacts
     max_turns = 4
@@ -146,6 +147,7 @@ class RefundMath(Agent[Refund]):
     )
     tools = (refund_total,)
     tool_choice = "refund_total"  # the first turn calls it: the tool applies the rule
+    may_escalate = False  # the tool's answer is the answer: report it, do not escalate
     input_type = RefundQuestion
     output_type = Refund
     max_turns = 4

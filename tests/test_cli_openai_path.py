@@ -126,10 +126,7 @@ def test_run_over_an_openai_compatible_server(
         "type": "function",
         "function": {"name": "lookup_order"},
     }
-    assert {t["function"]["name"] for t in check_requests[0]["tools"]} == {
-        "lookup_order",
-        "escalate",
-    }
+    assert {t["function"]["name"] for t in check_requests[0]["tools"]} == {"lookup_order"}
 
 
 class _Recording(LiveDisplay):

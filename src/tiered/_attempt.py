@@ -189,7 +189,7 @@ async def _execute(run: RunState, job: SubtaskJob, attempt: Try, model: Model) -
         ledger=run.ledger,
         history=attempt.history,
         followup=attempt.followup,
-        extra_tools=(cfg.escalate,),
+        extra_tools=(cfg.escalate,) if job.agent.may_escalate else (),
         subtask_id=job.sid,
         context=attempt.context,
         dependencies=job.inputs,

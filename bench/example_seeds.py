@@ -3,12 +3,15 @@
     python -m bench.example_seeds examples/triage.py --seeds 1-10
     python -m bench.example_seeds examples/triage.py --seeds 1,2 --temperature 0 \\
         --check bench.example_seeds:triage_total --out /tmp/seeds.json
+    python -m bench.example_seeds --summarize /tmp/seeds.json   # judge it again
 
 Each seed runs `tiered run FILE --json --quiet` in a child process of its own (a cold
 process, as a user's run is) with `TIERED_LOCAL_SEED` and `TIERED_LOCAL_TEMPERATURE`
 set; the child also records every local call's llama.cpp timings. `--check` names a
 function `(final_answer, run: dict) -> str | None` (None: right) that judges each run;
-the default checks the triage example's total refund, 3,499 cents. Machine conditions
+the default checks the triage example's total refund, exactly 3,499 cents, on a run that
+says `succeeded`. A run that is not right is counted as honest when it did not say
+`succeeded` (a check caught it) and as wrong when it did. Machine conditions
 (cores, load average, busy CPU beside ours) go with the numbers: the cores may be shared.
 Run it under `flock /tmp/tiered-heavy.lock` on a shared machine.
 """
@@ -46,15 +49,41 @@ def _numbers(text: str) -> list[int]:
 
 
 def triage_total(final_answer: Any, run: dict[str, Any]) -> str | None:
-    """Right when the final answer states 3,499 cents ($34.99) and no other total."""
+    """Right when the run succeeded and its answer's total is exactly 3,499 cents.
+
+    A typed answer (`RefundAnswer`) must have `total_refund_cents == 3499`, refund only
+    A-1001, and state no other total in its summary; a text answer must state 3,499
+    cents ($34.99) and no other total.
+    """
     if run.get("status") != "succeeded":
         return f"status {run.get('status')}: {run.get('error') or ''}".strip()
+    if isinstance(final_answer, dict) and "total_refund_cents" in final_answer:
+        total = final_answer["total_refund_cents"]
+        if total != EXPECTED_CENTS:
+            return f"total_refund_cents {total}, not {EXPECTED_CENTS}"
+        refunded = sorted(str(o).strip().upper() for o in final_answer.get("refunded_orders", ()))
+        if refunded != ["A-1001"]:
+            return f"refunded_orders {refunded}, not ['A-1001']"
+        return _one_total(str(final_answer.get("summary", "")), allow_missing=True)
     text = final_answer if isinstance(final_answer, str) else json.dumps(final_answer)
+    return _one_total(text, allow_missing=False)
+
+
+def _one_total(text: str, *, allow_missing: bool) -> str | None:
     values = _numbers(text)
-    if EXPECTED_CENTS in values or "34.99" in text:
-        wrong = [v for v in values if v > 1000 and v not in (EXPECTED_CENTS, 1001, 1002, 1003)]
-        return f"also states {wrong}" if wrong else None
+    wrong = [v for v in values if v > 1000 and v not in (EXPECTED_CENTS, 1001, 1002, 1003)]
+    if wrong:
+        return f"also states {wrong}: {text[:160]!r}"
+    if allow_missing or EXPECTED_CENTS in values or "34.99" in text:
+        return None
     return f"no 3,499 cents in the answer: {text[:160]!r}"
+
+
+def outcome(run: dict[str, Any], verdict: str | None) -> str:
+    """right; honest (not right, and the run did not say `succeeded`); or wrong (it did)."""
+    if verdict is None:
+        return "right"
+    return "wrong" if run.get("status") == "succeeded" else "honest"
 
 
 def _load_check(spec: str) -> Check:
@@ -164,7 +193,7 @@ def _children_cpu_s() -> float:
 
 
 def summarize(results: list[dict[str, Any]], check: Check) -> dict[str, Any]:
-    """Right answers, wall times and where the time went, over every seed's run."""
+    """Right / honest / wrong runs, wall times and where the time went, over every seed."""
     rows = []
     for r in results:
         run = r.get("run") or {}
@@ -173,6 +202,7 @@ def summarize(results: list[dict[str, Any]], check: Check) -> dict[str, Any]:
             {
                 "seed": r["seed"],
                 "right": verdict is None,
+                "outcome": outcome(run, verdict),
                 "why": verdict,
                 "wall_s": round(r.get("process_wall_s", r.get("wall_s", 0.0)), 1),
                 "status": run.get("status"),
@@ -190,6 +220,8 @@ def summarize(results: list[dict[str, Any]], check: Check) -> dict[str, Any]:
     walls = [row["wall_s"] for row in rows]
     return {
         "right": sum(row["right"] for row in rows),
+        "honest": sum(row["outcome"] == "honest" for row in rows),
+        "wrong": sum(row["outcome"] == "wrong" for row in rows),
         "runs": len(rows),
         "wall_s": spread(walls),
         "rows": rows,
@@ -201,9 +233,13 @@ _SUMS = ("calls", "prompt_tokens", "cached_tokens", "prompt_ms", "output_tokens"
 
 
 def _print(summary: dict[str, Any]) -> None:
-    print(f"right: {summary['right']} of {summary['runs']}; wall s: {summary['wall_s']}")
+    print(
+        f"right: {summary['right']} of {summary['runs']}; not right but honestly not "
+        f"succeeded: {summary['honest']}; wrong and said succeeded: {summary['wrong']}; "
+        f"wall s: {summary['wall_s']}"
+    )
     for row in summary["rows"]:
-        mark = "ok  " if row["right"] else "WRONG"
+        mark = {"right": "ok    ", "honest": "honest", "wrong": "WRONG "}[row["outcome"]]
         print(
             f"  seed {row['seed']:>3} {mark} {row['wall_s']:>6.1f}s "
             f"(others busy {row['others_busy_cores']} cores)  {row['why'] or ''}"
@@ -227,10 +263,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", default="bench.example_seeds:triage_total")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--log", type=Path, help="append the runs' stderr and call log here")
+    parser.add_argument("--summarize", type=Path, help="judge and print an earlier --out file")
     parser.add_argument("--child", nargs=2, metavar=("FILE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         _child(args.child[0], Path(args.child[1]))
+        return 0
+    if args.summarize:
+        earlier = json.loads(args.summarize.read_text())
+        _print(summarize(earlier["results"], _load_check(args.check)))
         return 0
     if not args.file:
         parser.error("give the workflow file, e.g. examples/triage.py")
@@ -240,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     for seed in _parse_seeds(args.seeds):
         results.append(_run_seed(args.file, seed, args.temperature, args.log))
         print(f"seed {seed}: {results[-1].get('process_wall_s', 0):.1f}s", file=sys.stderr)
+        if args.out:  # after every seed, so a bench stopped early keeps what it ran
+            args.out.write_text(json.dumps({"results": results, "conditions": conditions}))
     summary = summarize(results, check)
     summary.update(conditions=conditions, temperature=args.temperature, file=args.file)
     _print(summary)

@@ -60,9 +60,12 @@ class TicketTriage(Agent[Triage]):
 
     tier = Tier.NANO
     instructions = (
-        "Classify the support ticket as refund, shipping or question, and copy the order "
-        "id it mentions (like A-1001), or null."
+        "Classify the support ticket. category: refund when the customer asks for money "
+        "back (even about a late delivery); shipping when they ask where an order is or "
+        "when it arrives; question otherwise. order_id: the order id the ticket mentions "
+        "(like A-1001), copied exactly, or null."
     )
+    tool_choice = "none"  # answer at once: a ticket is read, not escalated
     input_type = Ticket
     output_type = Triage
     max_output_tokens = 200
@@ -88,7 +91,8 @@ class OrderCheck(Agent[OrderFacts]):
         "returned it."
     )
     tools = (lookup_order,)
-    tool_choice = "required"  # look it up first; never answer from memory
+    tool_choice = "lookup_order"  # the first turn calls it: never answer from memory
+    may_escalate = False  # a lookup and a copy: nothing to hand up but a wrong answer
     input_type = OrderRef
     output_type = OrderFacts
     max_turns = 4
@@ -142,7 +146,8 @@ class RefundMath(Agent[Refund]):
         "list exactly as the tool returned them."
     )
     tools = (refund_total,)
-    tool_choice = "required"  # the tool applies the rule; never sum from memory
+    tool_choice = "refund_total"  # the first turn calls it: the tool applies the rule
+    may_escalate = False  # the tool's answer is the answer: report it, do not escalate
     input_type = RefundQuestion
     output_type = Refund
     max_turns = 4

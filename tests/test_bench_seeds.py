@@ -26,6 +26,26 @@ def test_triage_total_judges_the_stated_total(answer: str, right: bool) -> None:
     assert (triage_total(answer, OK) is None) is right
 
 
+RIGHT = {"total_refund_cents": 3499, "refunded_orders": ["A-1001"], "summary": "3499 cents."}
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        (RIGHT, None),
+        ({**RIGHT, "summary": "Refund $34.99 for A-1001."}, None),
+        ({**RIGHT, "total_refund_cents": 6098}, "total_refund_cents 6098, not 3499"),
+        ({**RIGHT, "refunded_orders": ["A-1001", "A-1002"]}, "refunded_orders"),
+        ({**RIGHT, "summary": "3499 of 6098 cents."}, "also states [6098]"),
+    ],
+)
+def test_a_typed_answer_must_have_exactly_the_right_total(
+    answer: dict[str, object], why: str | None
+) -> None:
+    verdict = triage_total(answer, OK)
+    assert verdict is None if why is None else (verdict or "").startswith(why)
+
+
 def test_a_failed_run_is_never_right() -> None:
     verdict = triage_total("3,499 cents", {"status": "failed", "error": "boom"})
     assert verdict == "status failed: boom"
@@ -51,10 +71,17 @@ def test_summary_counts_right_runs_and_adds_up_the_time_per_tier() -> None:
             "timings": [timing, timing],
         },
         {"seed": 3, "wall_s": 1.0, "error": "child exited 1"},
+        {
+            "seed": 4,
+            "process_wall_s": 50.0,
+            "run": {"status": "answer_rejected", "final_answer": {**RIGHT, "summary": "200"}},
+        },
     ]
     summary = summarize(results, triage_total)
-    assert (summary["right"], summary["runs"]) == (1, 3)
-    assert [row["right"] for row in summary["rows"]] == [True, False, False]
+    assert (summary["right"], summary["runs"]) == (1, 4)
+    assert (summary["honest"], summary["wrong"]) == (2, 1)  # a crash says no success either
+    assert [row["right"] for row in summary["rows"]] == [True, False, False, False]
+    assert [row["outcome"] for row in summary["rows"]] == ["right", "wrong", "honest", "honest"]
     assert summary["rows"][2]["why"] == "child exited 1"
     assert summary["by_tier"]["nano (m)"] == {
         "calls": 2,

@@ -8,14 +8,19 @@ would (SDK request types, name patterns, strict-mode schemas, parameter rules).
 
 from __future__ import annotations
 
+import io
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from openai_emulator import Call, Emulator, Reply, Seen, Tokens
+from tiered import RunEvent
 from tiered._cli import main
+from tiered._display import LiveDisplay
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "triage.py"
 
@@ -117,11 +122,11 @@ def test_run_over_an_openai_compatible_server(
     assert planner_request["response_format"]["json_schema"]["strict"] is True
     check_requests = [s.body for s in emulator.requests if "lookup_order" in s.system]
     assert check_requests[0]["model"] == "gpt-5.4-nano"
-    assert check_requests[0]["tool_choice"] == "required"
-    assert {t["function"]["name"] for t in check_requests[0]["tools"]} == {
-        "lookup_order",
-        "escalate",
+    assert check_requests[0]["tool_choice"] == {
+        "type": "function",
+        "function": {"name": "lookup_order"},
     }
+    assert {t["function"]["name"] for t in check_requests[0]["tools"]} == {"lookup_order"}
 
 
 def test_journaled_runs_learn_routing_stats_that_later_runs_load(
@@ -143,3 +148,50 @@ def test_journaled_runs_learn_routing_stats_that_later_runs_load(
     row = next(line.split() for line in table.splitlines() if line.startswith("OrderCheck"))
     assert row[:3] == ["OrderCheck", "nano", "-"]
     assert row[5] == "2"  # observations
+
+
+class _Recording(LiveDisplay):
+    """The CLI's live view drawing into a string; keeps a frame at every planner delta."""
+
+    def __init__(self) -> None:
+        console = Console(file=io.StringIO(), force_terminal=True, width=110, color_system=None)
+        super().__init__(console, auto_refresh=False)
+        self.planning_frames: list[str] = []
+
+    def __call__(self, event: RunEvent) -> None:
+        super().__call__(event)
+        if event.name == "model.delta" and self.view.phase == "planning":
+            frame = io.StringIO()
+            Console(file=frame, width=110, color_system=None).print(self.render())
+            self.planning_frames.append(frame.getvalue())
+
+
+def test_the_live_view_shows_the_planner_streaming_while_it_plans(
+    server: str, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    view = _Recording()
+    monkeypatch.setattr("tiered._cli_run._live_view", lambda: view)  # as on a terminal
+    models = "nano=gpt-5.4-nano,mini=gpt-5.4-mini,flagship=gpt-5.4"
+    code = main(["run", str(EXAMPLE), "--base-url", server, "--models", models, "--json"])
+    assert code == 0
+    assert emulator.bodies[0]["model"] == "gpt-5.4"
+    assert all(body.get("stream") is True for body in emulator.bodies)  # every call streamed
+    assert view.planning_frames, "no model.delta reached the view while planning"
+    counts = [
+        int(m.group(1).replace(",", ""))
+        for frame in view.planning_frames
+        if (m := re.search(r"planning .*planner: ([\d,]+) tokens streamed", frame))
+    ]
+    assert len(counts) == len(view.planning_frames)
+    assert counts == sorted(counts)  # growing as the plan streams in
+    assert counts[-1] > counts[0] > 0
+    assert view.view.status == "succeeded"
+
+
+def test_plain_lines_do_not_ask_the_models_to_stream(
+    server: str, emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models = "nano=gpt-5.4-nano,mini=gpt-5.4-mini,flagship=gpt-5.4"
+    assert main(["run", str(EXAMPLE), "--base-url", server, "--models", models]) == 0
+    assert "planner: " not in capsys.readouterr().err
+    assert not any(body.get("stream") for body in emulator.bodies)  # no one would see it

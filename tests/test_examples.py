@@ -213,6 +213,11 @@ async def test_triage_gets_3499_and_its_verifier_catches_a_wrong_order_id() -> N
     assert result.outputs["triage_1"].category == "refund"
     assert result.final_answer.total_refund_cents == 3499
     assert answer_problem(workflow, result) is None
+    scripted = [m for m in models.values() if isinstance(m, ScriptedModel)]
+    offered = {agent_of(r): {t.name for t in r.tools} for m in scripted for r in m.requests}
+    assert offered["OrderCheck"] == {"lookup_order"}  # no escalate tool to hide behind
+    assert offered["RefundMath"] == {"refund_total"}
+    assert offered["TicketTriage"] == {"escalate"}  # offered, but tool_choice is none
 
 
 async def test_triage_answer_check_names_the_made_up_total() -> None:

@@ -21,9 +21,11 @@ from tiered._errors import ContextTooLong, LocalModelUnavailable, UserError, Wei
 from tiered._ledger import Ledger
 from tiered._messages import (
     AssistantMessage,
+    ModelDelta,
     ModelRequest,
     OutputSchema,
     SystemMessage,
+    TextDelta,
     ToolCall,
     ToolDefinition,
     ToolResultMessage,
@@ -238,6 +240,22 @@ async def test_structured_output_follows_its_schema(nano: LocalModel) -> None:
     value = json.loads(response.message.content or "")
     jsonschema.validate(value, CITY.schema)
     assert value["city"] == "Tokyo"
+
+
+async def test_text_streams_to_on_delta_as_it_is_generated(nano: LocalModel) -> None:
+    pieces: list[ModelDelta] = []
+    response = await nano.request(
+        ModelRequest(
+            messages=(UserMessage(content="Name the capital of Japan."),),
+            output_schema=CITY,
+            max_output_tokens=40,
+            on_delta=pieces.append,  # called on the event loop, not llama.cpp's thread
+        )
+    )
+    assert len(pieces) > 2  # token by token, not the whole answer at the end
+    assert all(isinstance(p, TextDelta) for p in pieces)
+    text = "".join(p.text for p in pieces if isinstance(p, TextDelta))
+    assert json.loads(text) == json.loads(response.message.content or "")
 
 
 async def test_tool_call_round_trip(nano: LocalModel) -> None:

@@ -104,6 +104,10 @@ class Agent(Generic[OutputT, DepsT]):
     strict_output: bool = True
     """Send the output schema in OpenAI strict mode; False sends pydantic's schema
     non-strict (for `dict[str, X]`, `Any` and other types strict mode cannot express)."""
+    may_escalate: bool = True
+    """Offer the run's `escalate` tool to the model. False for an agent whose job is a
+    tool call and a copy of its result: small models call `escalate` instead of
+    reporting. A failure or a verifier's rejection still escalates."""
 
     def __init__(
         self,

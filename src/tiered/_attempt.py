@@ -108,7 +108,7 @@ def _agent_run(run: RunState, job: SubtaskJob, attempt: Try, model: Model) -> An
         ledger=run.ledger,
         history=attempt.history,
         followup=attempt.followup,
-        extra_tools=(run.config.escalate,),
+        extra_tools=(run.config.escalate,) if job.agent.may_escalate else (),
         subtask_id=job.sid,
         context=attempt.context,
         dependencies=job.inputs,

@@ -177,6 +177,7 @@ def run_command(args: argparse.Namespace) -> int:
                 output_type=workflow.output_type,
                 on_event=progress,
                 journal=journal,
+                model_deltas=isinstance(progress, LiveDisplay),  # tokens as they stream
             )
         finally:
             await ladder.aclose()

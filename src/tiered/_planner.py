@@ -34,8 +34,9 @@ its arguments in that agent's input schema. Use depends_on to pass one subtask's
 to another; subtasks without dependencies run in parallel. Prefer few, concrete
 subtasks, each with one short sentence of instructions. Mark plan_shaped only for work
 that is itself choosing a strategy or decomposing an ambiguous goal, and stakes "high"
-only for high-stakes single calls with no human review. In final_answer say in a few
-words what the final answer must contain."""
+only for high-stakes single calls with no human review. The final answer is written
+from the subtasks' outputs after they run: add no subtask for it, and in final_answer
+say in a few words what it must contain, never a number you were not given."""
 
 COMPOSE_INSTRUCTIONS = """\
 You write the final answer of a run from the outputs of its subtasks. Use only what the
@@ -288,8 +289,9 @@ class Planner:
         models: Mapping[Tier, Model] | None = None,
         ledger: Ledger,
         deps: Any = None,
+        on_delta: DeltaCallback | None = None,
     ) -> AgentResult[Any]:
-        """The run's final typed answer from the subtask outputs."""
+        """The run's final typed answer from the subtask outputs (streamed to `on_delta`)."""
         composer = self._composers.get(output_type)
         if composer is None:
             composer = self._composers[output_type] = Agent(
@@ -308,8 +310,9 @@ class Planner:
         if failures:
             prompt += "\nFailed subtasks:\n" + "\n".join(f"{k}: {v}" for k, v in failures.items())
         models = models if models is not None else models_from_env()
+        tier = self._call_tier(models)
         return await composer.run(
-            prompt, models=models, tier=self._call_tier(models), ledger=ledger, deps=deps
+            prompt, models=models, tier=tier, ledger=ledger, deps=deps, on_delta=on_delta
         )
 
 

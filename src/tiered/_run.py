@@ -241,6 +241,7 @@ async def _compose(
                 models=run.ladder,
                 ledger=run.ledger,
                 deps=run.deps,
+                on_delta=recorder.deltas(None, "planner", planner.tier_on(run.ladder)),
             )
         except BudgetExceeded as exc:
             run.stop(RunStatus.BUDGET_EXCEEDED, str(exc))

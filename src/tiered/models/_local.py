@@ -10,6 +10,7 @@ tokens) are kept on the model as `LocalTiming` records and logged at debug level
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -20,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
+import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
 
@@ -34,8 +36,10 @@ from tiered._errors import (
 from tiered._logging import get_logger
 from tiered._messages import (
     AssistantMessage,
+    DeltaCallback,
     ModelRequest,
     ModelResponse,
+    TextDelta,
     ToolCall,
     ToolResultMessage,
 )
@@ -48,7 +52,7 @@ from tiered.models._local_protocol import (
     protocol_for,
     render_prompt,
 )
-from tiered.models._local_server import ServerConfig, server_for
+from tiered.models._local_server import OnPiece, ServerConfig, server_for
 from tiered.models._weights import LocalWeights, resolve_weights
 
 __all__ = (
@@ -182,7 +186,9 @@ class LocalModel:
 
         A reply that only repeats calls already answered above is a loop small models
         fall into (the 1.5B re-sent one calculator call 8 times): it is asked again for
-        its final answer, and the usage of both calls is counted.
+        its final answer, and the usage of both calls is counted. With `request.on_delta`
+        set, the text is handed over as it is generated (`TextDelta`s; for tools and
+        structured output, the constrained JSON itself).
         """
         response = await self._request(request)
         calls = response.message.tool_calls
@@ -218,6 +224,7 @@ class LocalModel:
                 body,
                 prefix,
                 cancel,
+                _forwarder(request.on_delta),
                 limiter=server.limiter(),
                 abandon_on_cancel=True,
             )
@@ -285,6 +292,19 @@ class LocalModel:
             if message.tool_calls:
                 finish = "tool_calls"
         return ModelResponse(message=message, usage=usage, model_name=name, finish_reason=finish)
+
+
+def _forwarder(on_delta: DeltaCallback | None) -> OnPiece:
+    """Pieces generated in the server's thread, handed to `on_delta` on the event loop."""
+    if on_delta is None:
+        return None
+    token = anyio.lowlevel.current_token()
+
+    def forward(piece: str) -> None:
+        with contextlib.suppress(RuntimeError):  # the run ended (a cancelled call) meanwhile
+            anyio.from_thread.run_sync(on_delta, TextDelta(text=piece), token=token)
+
+    return forward
 
 
 def _call_key(call: ToolCall) -> tuple[str, str]:

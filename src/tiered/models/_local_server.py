@@ -20,10 +20,12 @@ import urllib.error
 import urllib.request
 import uuid
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from threading import Event
+from typing import Any, TypeAlias
 
 import anyio
 import anyio.lowlevel
@@ -33,7 +35,10 @@ from tiered._logging import get_logger
 from tiered.models._local_cores import cores, default_threads
 from tiered.models._weights import LocalWeights, ensure_weights
 
-__all__ = ("Server", "ServerConfig", "server_for", "slots_cache_dir")
+__all__ = ("OnPiece", "Server", "ServerConfig", "server_for", "slots_cache_dir")
+
+OnPiece: TypeAlias = Callable[[str], None] | None
+"""Called in the server's thread with each piece of generated text (None: nobody asked)."""
 
 _LLAMA_LOG_QUIET = 1  # llama.cpp verbosity: 1 keeps errors only; 3 is its chatty default
 _LLAMA_LOG_VERBOSE = 3
@@ -216,22 +221,28 @@ class Server:
     # --- requests ---------------------------------------------------------------------
 
     def complete(
-        self, body: dict[str, Any], prefix: str, cancel: threading.Event
+        self, body: dict[str, Any], prefix: str, cancel: Event, on_piece: OnPiece = None
     ) -> dict[str, Any]:
         """Blocking streamed completion on the slot for `prefix`; stops once `cancel` is set.
 
         Streaming is what makes a cancelled request stop at its next token instead of
-        holding a slot until `max_tokens`.
+        holding a slot until `max_tokens`; `on_piece` gets each piece of text as it comes.
         """
         self.start()
         slot, filename, restore = self._take_slot(str(body["prompt"]), prefix)
         try:
-            return self._complete_on(slot, filename, restore, body, cancel)
+            return self._complete_on(slot, filename, restore, body, cancel, on_piece)
         finally:
             self._release(slot)
 
     def _complete_on(
-        self, slot: int, filename: str, restore: bool, body: dict[str, Any], cancel: threading.Event
+        self,
+        slot: int,
+        filename: str,
+        restore: bool,
+        body: dict[str, Any],
+        cancel: Event,
+        on: OnPiece,
     ) -> dict[str, Any]:
         with cores.use(id(self), self.threads or 1):
             if cancel.is_set():
@@ -242,7 +253,7 @@ class Server:
                 and (self._slot_dir / filename).is_file()
                 and self._slot_action(slot, "restore", filename) is not None
             )
-            result = self._stream({**body, "id_slot": slot}, cancel)
+            result = self._stream({**body, "id_slot": slot}, cancel, on)
             timings = result.get("timings") or {}
             if (
                 "error" not in result
@@ -254,7 +265,7 @@ class Server:
         result["restored"] = bool(restored)
         return result
 
-    def _stream(self, body: dict[str, Any], cancel: threading.Event) -> dict[str, Any]:
+    def _stream(self, body: dict[str, Any], cancel: Event, on_piece: OnPiece) -> dict[str, Any]:
         pieces: list[str] = []
         result: dict[str, Any] = {}
 
@@ -269,7 +280,10 @@ class Server:
             if "error" in chunk:
                 result["error"] = chunk["error"]
             for choice in chunk.get("choices") or ():
-                pieces.append(choice.get("text") or "")
+                piece = choice.get("text") or ""
+                pieces.append(piece)
+                if piece and on_piece is not None:
+                    on_piece(piece)
                 if choice.get("finish_reason"):
                     result["finish_reason"] = choice["finish_reason"]
             for key in ("usage", "timings"):

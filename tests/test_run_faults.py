@@ -163,3 +163,21 @@ async def test_a_storm_of_429s_is_waited_out_on_the_same_tier(server: FaultServe
     for r in result.subtasks.values():
         assert r.tier_path == [Tier.NANO]  # no subtask changed tier because of the storm
     assert result.wall_time_s >= 1.5  # they finished after the storm
+
+
+@pytest.mark.slow
+async def test_a_30_second_storm_of_429s_changes_no_tier_and_loses_nothing(
+    server: FaultServer,
+) -> None:
+    models = ladder(server)
+    server.configure(storm=30.0, retry_after=1.0)
+    orch = Orchestrator([Echo()], models=models, limits=Limits(concurrency=16))
+    result = await orch.run("go", plan=flat(40), compose=False)
+    await close(models)
+    assert result.status is RunStatus.SUCCEEDED
+    assert len(result.outputs) == 40
+    for r in result.subtasks.values():
+        assert r.tier_path == [Tier.NANO]  # waited out on the same tier, never escalated
+        assert len(r.attempts) == 1  # a rate limit is not a failed attempt
+    assert result.wall_time_s >= 29  # nothing finished inside the storm
+    assert server.stats()["faults"]["storm"] > 40  # it was a storm: every first try refused

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
+import anyio
 import pytest
 from pydantic import BaseModel
 
-from tiered import check_numbers, numbers_from_outputs
+from orchestration_support import Echo, ladder, last_user, subtask
+from tiered import (
+    ModelRequest,
+    Orchestrator,
+    Plan,
+    RunStatus,
+    check_numbers,
+    numbers_from_outputs,
+)
 from tiered._answer_check import numbers_in
+from tiered._run import ANSWER_RETRIES
 
 
 class OrderFacts(BaseModel):
@@ -112,3 +123,39 @@ def test_where_each_number_was_found() -> None:
 @pytest.mark.parametrize("text", ["", "no numbers here", "order A-1001 and B-7"])
 def test_nothing_to_check_passes(text: str) -> None:
     assert check_numbers(text, {}) is None
+
+
+# --- the check in a run: one more compose with the check's words, then the verdict ---------
+
+
+def _run_with_composer(answers: list[str]) -> tuple[Any, list[str]]:
+    prompts: list[str] = []
+    composed = iter(answers)
+
+    def responder(request: ModelRequest) -> Any:
+        system = str(request.messages[0].content)
+        if "final answer of a run" in system:
+            prompts.append(last_user(request))
+            return next(composed)
+        return {"text": "refund 3499 cents"}
+
+    orch = Orchestrator([Echo()], models=ladder(responder), answer_check=check_numbers)
+    plan = Plan(subtasks=(subtask("a"),))
+    return anyio.run(lambda: orch.run("refund?", plan=plan)), prompts
+
+
+def test_an_answer_its_check_rejects_is_written_again_with_the_reason() -> None:
+    result, prompts = _run_with_composer(["Refund 250 cents.", "Refund 3499 cents."])
+    assert result.status is RunStatus.SUCCEEDED
+    assert result.final_answer == "Refund 3499 cents."
+    assert [a.outcome for a in result.planner_attempts] == ["compose", "recompose"]
+    assert "rejected" not in prompts[0]
+    assert "Your previous answer was rejected" in prompts[1]
+    assert "'250 cents'" in prompts[1]
+
+
+def test_an_answer_wrong_twice_is_answer_rejected_not_succeeded() -> None:
+    result, prompts = _run_with_composer(["Refund 250 cents.", "Refund 200 cents."])
+    assert result.status is RunStatus.ANSWER_REJECTED
+    assert "'200 cents'" in (result.error or "")
+    assert len(prompts) == 1 + ANSWER_RETRIES

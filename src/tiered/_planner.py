@@ -290,8 +290,10 @@ class Planner:
         ledger: Ledger,
         deps: Any = None,
         on_delta: DeltaCallback | None = None,
+        feedback: str | None = None,
     ) -> AgentResult[Any]:
-        """The run's final typed answer from the subtask outputs (streamed to `on_delta`)."""
+        """The run's final typed answer from the subtask outputs (streamed to `on_delta`);
+        `feedback` says what a check found wrong with the previous answer."""
         composer = self._composers.get(output_type)
         if composer is None:
             composer = self._composers[output_type] = Agent(
@@ -309,6 +311,11 @@ class Planner:
         prompt += "Subtask outputs:\n" + _render_outputs(outputs)
         if failures:
             prompt += "\nFailed subtasks:\n" + "\n".join(f"{k}: {v}" for k, v in failures.items())
+        if feedback:
+            prompt += (
+                f"\nYour previous answer was rejected: {feedback}\nWrite it again, "
+                "taking every fact and number from the subtask outputs above.\n"
+            )
         models = models if models is not None else models_from_env()
         tier = self._call_tier(models)
         return await composer.run(

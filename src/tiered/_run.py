@@ -204,12 +204,18 @@ def _should_compose(run: RunState, result: RunResult) -> bool:
     return any(r.status is SubtaskStatus.SUCCEEDED for r in result.subtasks.values())
 
 
+ANSWER_RETRIES = 1
+"""How many times a final answer its check rejected is written again, with the reason."""
+
+
 async def _compose(
     run: RunState, plan: Plan, result: RunResult, output_type: Any, planner_name: str
 ) -> str | None:
     """Write the final answer; return what its check found wrong, if anything.
 
-    A final answer that could not be written fails the run: the deliverable is missing.
+    An answer its check rejects is written once more with the check's words as feedback
+    (small composers invent numbers; told which, they usually copy the right one). A
+    final answer that could not be written fails the run: the deliverable is missing.
     """
     results = result.subtasks
     outputs = {k: r.output for k, r in results.items() if r.status is SubtaskStatus.SUCCEEDED}
@@ -219,17 +225,44 @@ async def _compose(
         if r.status is not SubtaskStatus.SUCCEEDED
     }
     recorder = run.recorder
-    recorder.emit(ComposeStarted(**recorder.stamp()))
-    planner = run.config.planner
-    error: str | None = None
     identity = ""
     if run.journal is not None:  # composed before a crash: do not pay for it twice
         identity = answer_identity(run.goal, outputs, failures)
         found, answer = run.journal.restore(FINAL_ANSWER, identity, output_type or str)
         if found:
+            recorder.emit(ComposeStarted(**recorder.stamp()))
             result.final_answer = answer
             recorder.emit(ComposeFinished(**recorder.stamp(), error=None))
             return _check_answer(run, result, outputs)
+    problem: str | None = None
+    for _ in range(1 + ANSWER_RETRIES):
+        error = await _compose_once(
+            run, plan, result, output_type, planner_name, outputs, failures, problem, identity
+        )
+        if error is not None:
+            return None
+        problem = _check_answer(run, result, outputs)
+        if problem is None:
+            return None
+    return problem
+
+
+async def _compose_once(
+    run: RunState,
+    plan: Plan,
+    result: RunResult,
+    output_type: Any,
+    planner_name: str,
+    outputs: dict[str, Any],
+    failures: dict[str, str],
+    feedback: str | None,
+    identity: str,
+) -> str | None:
+    """One compose call, booked as a planner attempt; the error that stopped the run, if any."""
+    recorder = run.recorder
+    recorder.emit(ComposeStarted(**recorder.stamp()))
+    planner = run.config.planner
+    error: str | None = None
     with collect_charges() as charges:
         try:
             composed = await planner.compose(
@@ -242,6 +275,7 @@ async def _compose(
                 ledger=run.ledger,
                 deps=run.deps,
                 on_delta=recorder.deltas(None, "planner", planner.tier_on(run.ladder)),
+                feedback=feedback,
             )
         except BudgetExceeded as exc:
             run.stop(RunStatus.BUDGET_EXCEEDED, str(exc))
@@ -256,9 +290,10 @@ async def _compose(
             if run.journal is not None:
                 run.journal.record_output(FINAL_ANSWER, identity, composed.output)
     tier = planner.tier_on(run.ladder)
-    result.planner_attempts.append(_planner_attempt(charges, tier, planner_name, "compose"))
+    why = "compose" if feedback is None else "recompose"
+    result.planner_attempts.append(_planner_attempt(charges, tier, planner_name, why))
     recorder.emit(ComposeFinished(**recorder.stamp(), error=error))
-    return None if error is not None else _check_answer(run, result, outputs)
+    return error
 
 
 def _check_answer(run: RunState, result: RunResult, outputs: dict[str, Any]) -> str | None:

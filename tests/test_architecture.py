@@ -43,6 +43,7 @@ LAYERS: dict[str, float] = {
     "tiered._strict": 4,
     "tiered._docstring": 4,
     "tiered._context": 4,
+    "tiered._user_file": 4,
     "tiered._effects": 4,
     "tiered._schema_tool": 4,
     # 5. agent

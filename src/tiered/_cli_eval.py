@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from tiered._eval import Evaluation, evaluate
 from tiered._eval_report import CaseOutcome, EvalReport
 from tiered._learning import STATS_FILE, RoutingStats
 from tiered._orchestrator import Limits
+from tiered._user_file import load_named
 from tiered.models import models_from_env, parse_model_map
 
 __all__ = ("add_eval_command", "add_routing_command", "load_evaluation")
@@ -25,26 +24,13 @@ __all__ = ("add_eval_command", "add_routing_command", "load_evaluation")
 
 def load_evaluation(path: str | Path) -> Evaluation:
     """Import an evaluation file and return its `evaluation` (object or function)."""
-    file = Path(path)
-    if not file.is_file():
-        raise UserError(f"no evaluation file at {str(file)!r}: pass a path like evals/triage.py")
-    name = f"tiered_eval_{file.stem}"
-    spec = importlib.util.spec_from_file_location(name, file)
-    if spec is None or spec.loader is None:
-        raise UserError(f"cannot import {str(file)!r} as Python")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    found: Any = getattr(module, "evaluation", None)
-    if callable(found) and not isinstance(found, Evaluation):
-        factory: Callable[[], Any] = found
-        found = factory()
-    if not isinstance(found, Evaluation):
-        raise UserError(
-            f"{str(file)!r} must define `evaluation = Evaluation(agent=..., cases=...)` "
-            "or a function `evaluation()` returning one"
-        )
-    return found
+    return load_named(
+        path,
+        "evaluation",
+        Evaluation,
+        example="evals/triage.py",
+        shape="Evaluation(agent=..., cases=...)",
+    )
 
 
 def add_eval_command(sub: Any) -> None:

@@ -6,17 +6,15 @@ returns one); `tiered run FILE` loads it and runs it on the environment's ladder
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tiered._agent import Agent
-from tiered._errors import UserError
 from tiered._planner import Planner
 from tiered._run_state import AnswerCheck
+from tiered._user_file import load_named
 from tiered._verify import AgentCheck, Check
 
 __all__ = ("Workflow", "load_workflow")
@@ -47,23 +45,10 @@ class Workflow:
 
 def load_workflow(path: str | Path) -> Workflow:
     """Import a workflow file and return its `workflow` (object or zero-argument function)."""
-    file = Path(path)
-    if not file.is_file():
-        raise UserError(f"no workflow file at {str(file)!r}: pass a path like examples/triage.py")
-    name = f"tiered_workflow_{file.stem}"
-    spec = importlib.util.spec_from_file_location(name, file)
-    if spec is None or spec.loader is None:
-        raise UserError(f"cannot import {str(file)!r} as Python")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    found: Any = getattr(module, "workflow", None)
-    if callable(found) and not isinstance(found, Workflow):
-        factory: Callable[[], Any] = found
-        found = factory()
-    if not isinstance(found, Workflow):
-        raise UserError(
-            f"{str(file)!r} must define `workflow = Workflow(executors=[...], goal=...)` "
-            "or a function `workflow()` returning one"
-        )
-    return found
+    return load_named(
+        path,
+        "workflow",
+        Workflow,
+        example="examples/triage.py",
+        shape="Workflow(executors=[...], goal=...)",
+    )

@@ -20,6 +20,7 @@ import pytest
 import structlog
 
 from openai_emulator import Emulator, Reply, Step
+from openai_fixtures import LOOKUP, REFUND_SCHEMA
 from tiered._catalog import Catalog, ModelSpec, Tier
 from tiered._errors import (
     AuthenticationFailed,
@@ -144,22 +145,6 @@ HELLO = ModelRequest(messages=(UserMessage(content="Say hello."),))
 
 async def test_request_body_maps_every_option() -> None:
     server = Server(ok(completion({"content": "{}"})))
-    lookup = ToolDefinition(
-        name="lookup_order",
-        description="Look an order up by its id.",
-        parameters={
-            "type": "object",
-            "properties": {"order_id": {"type": "string"}},
-            "required": ["order_id"],
-            "additionalProperties": False,
-        },
-    )
-    schema = {
-        "type": "object",
-        "properties": {"amount_cents": {"type": "integer"}},
-        "required": ["amount_cents"],
-        "additionalProperties": False,
-    }
     request = ModelRequest(
         messages=(
             SystemMessage(content="Draft refunds."),
@@ -170,10 +155,10 @@ async def test_request_body_maps_every_option() -> None:
             ToolResultMessage(tool_call_id="call_1", name="lookup_order", content="bad JSON"),
             AssistantMessage(content="Checking.", tool_calls=()),
         ),
-        tools=(lookup,),
+        tools=(LOOKUP,),
         tool_choice="required",
         parallel_tool_calls=False,
-        output_schema=OutputSchema(name="Refund", schema=schema),
+        output_schema=OutputSchema(name="Refund", schema=REFUND_SCHEMA),
         reasoning_effort="low",
         max_output_tokens=512,
         metadata={"agent": "refunds"},
@@ -208,7 +193,7 @@ async def test_request_body_maps_every_option() -> None:
                 "function": {
                     "name": "lookup_order",
                     "description": "Look an order up by its id.",
-                    "parameters": lookup.parameters,
+                    "parameters": LOOKUP.parameters,
                     "strict": True,
                 },
             }
@@ -217,23 +202,11 @@ async def test_request_body_maps_every_option() -> None:
         "parallel_tool_calls": False,
         "response_format": {
             "type": "json_schema",
-            "json_schema": {"name": "Refund", "schema": schema, "strict": True},
+            "json_schema": {"name": "Refund", "schema": REFUND_SCHEMA, "strict": True},
         },
         "reasoning_effort": "low",
         "max_completion_tokens": 512,
     }
-
-
-LOOKUP = ToolDefinition(
-    name="lookup_order",
-    description="Look an order up by its id.",
-    parameters={
-        "type": "object",
-        "properties": {"order_id": {"type": "string"}},
-        "required": ["order_id"],
-        "additionalProperties": False,
-    },
-)
 
 
 async def test_gpt_5_4_on_chat_never_sends_tools_with_reasoning_effort() -> None:

@@ -12,6 +12,7 @@ import pytest
 from pydantic import BaseModel
 
 from openai_emulator import Call, Emulator, Reply, Step, Tokens
+from openai_fixtures import LOOKUP, REFUND_SCHEMA
 from tiered import Agent, OutputTruncated, Refused, Tier, tool
 from tiered._errors import BadModelResponse, ModelError, ProviderError, UserError
 from tiered._messages import (
@@ -21,7 +22,6 @@ from tiered._messages import (
     ReasoningItem,
     SystemMessage,
     ToolCall,
-    ToolDefinition,
     ToolResultMessage,
     UserMessage,
 )
@@ -30,22 +30,6 @@ from tiered.models import OpenAIModel
 
 pytestmark = pytest.mark.anyio
 
-LOOKUP = ToolDefinition(
-    name="lookup_order",
-    description="Look an order up by its id.",
-    parameters={
-        "type": "object",
-        "properties": {"order_id": {"type": "string"}},
-        "required": ["order_id"],
-        "additionalProperties": False,
-    },
-)
-SCHEMA = {
-    "type": "object",
-    "properties": {"amount_cents": {"type": "integer"}},
-    "required": ["amount_cents"],
-    "additionalProperties": False,
-}
 HELLO = ModelRequest(messages=(UserMessage(content="Say hello."),))
 
 
@@ -94,7 +78,7 @@ async def test_request_body_maps_every_option() -> None:
         tools=(LOOKUP,),
         tool_choice="lookup_order",
         parallel_tool_calls=False,
-        output_schema=OutputSchema(name="Refund", schema=SCHEMA),
+        output_schema=OutputSchema(name="Refund", schema=REFUND_SCHEMA),
         reasoning_effort="low",
         max_output_tokens=512,
         metadata={"agent": "refunds"},
@@ -136,7 +120,12 @@ async def test_request_body_maps_every_option() -> None:
         "tool_choice": {"type": "function", "name": "lookup_order"},
         "parallel_tool_calls": False,
         "text": {
-            "format": {"type": "json_schema", "name": "Refund", "schema": SCHEMA, "strict": True}
+            "format": {
+                "type": "json_schema",
+                "name": "Refund",
+                "schema": REFUND_SCHEMA,
+                "strict": True,
+            }
         },
         "reasoning": {"effort": "low"},
         "store": False,

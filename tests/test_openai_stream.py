@@ -13,6 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 from openai_emulator import Call, Emulator, Reply, Step, StreamFault, Tokens
+from openai_fixtures import LOOKUP
 from tiered import Agent, AgentResult, OutputTruncated, Tier, tool
 from tiered._errors import BadModelResponse, ProviderError
 from tiered._messages import (
@@ -21,7 +22,6 @@ from tiered._messages import (
     TextDelta,
     ToolCall,
     ToolCallDelta,
-    ToolDefinition,
     UserMessage,
 )
 from tiered._usage import Usage
@@ -31,16 +31,6 @@ pytestmark = pytest.mark.anyio
 
 Api = Literal["chat", "responses"]
 APIS: tuple[Api, ...] = ("chat", "responses")
-LOOKUP = ToolDefinition(
-    name="lookup_order",
-    description="Look an order up by its id.",
-    parameters={
-        "type": "object",
-        "properties": {"order_id": {"type": "string"}},
-        "required": ["order_id"],
-        "additionalProperties": False,
-    },
-)
 
 
 @asynccontextmanager

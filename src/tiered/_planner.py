@@ -32,11 +32,19 @@ You are the planner of a team of executor agents. Break the goal into a small pl
 subtasks. Each subtask names exactly one executor agent from the catalog below and gives
 its arguments in that agent's input schema. Use depends_on to pass one subtask's output
 to another; subtasks without dependencies run in parallel. Prefer few, concrete
-subtasks, each with one short sentence of instructions. Mark plan_shaped only for work
-that is itself choosing a strategy or decomposing an ambiguous goal, and stakes "high"
-only for high-stakes single calls with no human review. The final answer is written
-from the subtasks' outputs after they run: add no subtask for it, and in final_answer
-say in a few words what it must contain, never a number you were not given."""
+subtasks with short ids, each with one short sentence of instructions, and never two
+subtasks doing the same work. Mark plan_shaped only for work that is itself choosing a
+strategy or decomposing an ambiguous goal, and stakes "high" only for high-stakes single
+calls with no human review. The final answer is written from the subtasks' outputs
+after they run: add no subtask for it, and leave final_answer null unless the answer
+needs a form the goal does not say (never put a number in it).
+Example, for the goal "Which costs more, item X or item Y?" with agents Price and Compare:
+{"subtasks": [{"id": "x", "agent": "Price", "instructions": "Find X's price.",
+"arguments": {"item": "X"}, "depends_on": [], "plan_shaped": false, "stakes": "normal"},
+{"id": "y", "agent": "Price", "instructions": "Find Y's price.", "arguments": {"item": "Y"},
+"depends_on": [], "plan_shaped": false, "stakes": "normal"}, {"id": "which", "agent":
+"Compare", "instructions": "Say which price is higher.", "arguments": {"items": ["X", "Y"]},
+"depends_on": ["x", "y"], "plan_shaped": false, "stakes": "normal"}], "final_answer": null}"""
 
 COMPOSE_INSTRUCTIONS = """\
 You write the final answer of a run from the outputs of its subtasks. Use only what the
@@ -117,7 +125,10 @@ def _plan_output_type(executors: Mapping[str, Agent[Any]]) -> type[BaseModel]:
     return create_model(
         "PlanOutput",
         subtasks=(list[item], Field(description="The subtasks, dependencies first.")),
-        final_answer=(str, Field(description="What the final answer must contain.")),
+        final_answer=(
+            str,
+            Field(default="", description="Null, or the form the answer takes (no numbers)."),
+        ),
     )
 
 

@@ -126,9 +126,7 @@ def refund_owed(orders: dict[str, dict[str, Any]], order_ids: list[str]) -> Refu
 
 
 @tool(in_thread=False)
-def refund_total(
-    ctx: RunContext[dict[str, dict[str, Any]]], order_ids: list[str]
-) -> Refund:
+def refund_total(ctx: RunContext[dict[str, dict[str, Any]]], order_ids: list[str]) -> Refund:
     """Apply the refund rule (late orders are refunded in full) and sum what is owed.
 
     Args:

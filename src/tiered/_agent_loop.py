@@ -125,9 +125,7 @@ class TurnLoop:
                 produced = _produced(results, agent.output_tool)
                 if produced is None:
                     continue
-                return await tool_output(
-                    produced.name, produced.content, self._output, self._check
-                )
+                return await tool_output(produced.name, produced.content, self._output, self._check)
             except Repair as exc:
                 repairs += 1
                 if repairs > agent.max_repairs:

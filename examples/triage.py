@@ -9,11 +9,13 @@ the small models only choose what to call, and the two tool agents' output *is* 
 tool's result (`output_tool`): no turn in which a small model copies it wrongly. Every
 executor has a Python verifier that
 checks its output against the ticket or the order database, so a wrong answer from a
-cheap tier is escalated for real. The final answer is typed (`RefundAnswer`), so the
-composer copies the total into a field, and it must pass `check_numbers`: a number no
-subtask produced (a made-up total) fails the run as `answer_rejected` instead of
-printing `succeeded`. `--force-escalation` rejects every first output to
-show the escalation path on demand.
+cheap tier is escalated for real. The planner gets the workflow's rules as `notes`
+(one subtask per ticket and per order, one refund over all of them). The final answer is
+typed (`RefundAnswer`), so the composer copies the total into a field, and it must pass
+`answer_matches_refund`: a number no subtask produced (`check_numbers`), a total or
+refunded list that is not `RefundMath`'s, or an order id nobody mentioned fails the run
+as `answer_rejected` instead of printing `succeeded`. `--force-escalation` rejects every
+first output to show the escalation path on demand.
 
     tiered run examples/triage.py [--goal TEXT] [--force-escalation] [--json]
 """
@@ -25,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from tiered import Agent, RunContext, Subtask, Tier, Workflow, check_numbers, tool
+from tiered import Agent, Planner, RunContext, Subtask, Tier, Workflow, check_numbers, tool
 
 ORDERS: dict[str, dict[str, Any]] = {
     "A-1001": {"item": "kettle", "price_cents": 3499, "days_late": 14},
@@ -206,6 +208,39 @@ def order_matches_database(subtask: Subtask, output: OrderFacts) -> str | None:
     return None
 
 
+_ORDER_ID = re.compile(r"\b[A-Z]-\d{4}\b")
+
+
+def answer_matches_refund(answer: RefundAnswer, outputs: dict[str, Any]) -> str | None:
+    """The final-answer check: no number from nowhere (`check_numbers`), and the total,
+    the refunded orders and every order id the summary names agree with `RefundMath`."""
+    problem = check_numbers(answer, outputs)
+    if problem is not None:
+        return problem
+    refunds = {sid: out for sid, out in outputs.items() if isinstance(out, Refund)}
+    if not refunds:
+        return "no RefundMath output to take the total from"
+    sid, refund = max(
+        refunds.items(), key=lambda kv: len(kv[1].refunded + kv[1].on_time + kv[1].unknown)
+    )
+    if answer.total_refund_cents != refund.total_cents:
+        got = answer.total_refund_cents
+        return f"total_refund_cents is {got}, but {sid} says {refund.total_cents}"
+    if sorted(answer.refunded_orders) != sorted(refund.refunded):
+        return f"refunded_orders is {answer.refunded_orders}, but {sid} refunded {refund.refunded}"
+    known = set(refund.refunded + refund.on_time + refund.unknown)
+    strangers = sorted(set(_ORDER_ID.findall(answer.summary)) - known)
+    if strangers:
+        return f"the summary names {', '.join(strangers)}, which no ticket mentions"
+    return None
+
+
+PLANNING_NOTES = (
+    "one TicketTriage per ticket (its text verbatim), one OrderCheck per order id, and one "
+    "RefundMath with every order id, depending on the OrderChecks; no other subtasks, "
+    'stakes "normal".'
+)
+
 GOAL = (
     'Ticket 1: "My kettle, order A-1001, arrived two weeks late. I want my money back." '
     'Ticket 2: "Where is my toaster? Order A-1002." '
@@ -223,6 +258,7 @@ workflow = Workflow(
         "OrderCheck": order_matches_database,
         "RefundMath": refund_matches_rule,
     },
-    answer_check=check_numbers,
+    answer_check=answer_matches_refund,
+    planner=Planner(notes=PLANNING_NOTES),
     description="support-inbox triage: classify, look up, refund (checked end to end)",
 )

@@ -235,6 +235,41 @@ async def test_triage_answer_check_names_the_made_up_total() -> None:
     assert result.error == f"the final answer failed its check: {answer_problem(workflow, result)}"
 
 
+async def test_triage_answer_check_catches_wrong_orders_and_ids_from_nowhere() -> None:
+    triage = example("triage")
+    refund = triage.refund_owed(triage.ORDERS, ["A-1001", "A-1002"])
+    partial = triage.refund_owed(triage.ORDERS, ["A-1002"])
+    outputs = {"one": partial, "all": refund}
+
+    def answer(refunded: list[str], summary: str) -> object:
+        return triage.RefundAnswer(
+            total_refund_cents=3499, refunded_orders=refunded, summary=summary
+        )
+
+    right = answer(["A-1001"], "3499 cents for A-1001; A-1002 was on time.")
+    assert triage.answer_matches_refund(right, outputs) is None
+    assert triage.answer_matches_refund(answer(["A-1001", "A-1002"], "3499 cents."), outputs) == (
+        "refunded_orders is ['A-1001', 'A-1002'], but all refunded ['A-1001']"
+    )
+    assert triage.answer_matches_refund(answer(["A-1001"], "3499 cents; A-1004 not."), outputs) == (
+        "the summary names A-1004, which no ticket mentions"
+    )
+    kettle = triage.OrderFacts(order_id="A-1001", item="kettle", price_cents=3499, days_late=0)
+    copied_a_price = {"check": kettle, "one": partial}  # 3499 is a price here, not a refund
+    assert triage.answer_matches_refund(right, copied_a_price) == (
+        "total_refund_cents is 3499, but one says 0"
+    )
+
+
+def test_the_planner_reads_the_workflows_notes_after_the_catalog() -> None:
+    workflow = load_workflow(EXAMPLES / "triage.py")
+    assert workflow.planner is not None
+    executors = {a.name: a for a in workflow.executors}
+    prompt = workflow.planner._planning_agent(executors).instructions
+    assert prompt.endswith("For this workflow: " + example("triage").PLANNING_NOTES)
+    assert prompt.index("Executor agents") < prompt.index("For this workflow")
+
+
 def test_the_refund_rule_and_its_verifier() -> None:
     triage = example("triage")
     owed = triage.refund_owed(triage.ORDERS, ["a-1001", "A-1002", "A-1003", "B-1"])

@@ -171,7 +171,11 @@ class _PlanningAgent(Agent[Any]):
 
 
 class Planner:
-    """Plans a goal, decomposes a failed subtask, and composes the final answer."""
+    """Plans a goal, decomposes a failed subtask, and composes the final answer.
+
+    `notes` are workflow-specific planning rules, sent after the catalog: a small planner
+    follows a concrete rule ("one OrderCheck per order id") better than general advice.
+    """
 
     def __init__(
         self,
@@ -181,10 +185,12 @@ class Planner:
         instructions: str = PLANNER_INSTRUCTIONS,
         max_repairs: int = 2,
         max_subtasks: int = 50,
+        notes: str = "",
     ) -> None:
         self.tier = tier
         self.model = model
         self.instructions = instructions
+        self.notes = notes
         self.max_repairs = max_repairs
         self.max_subtasks = max_subtasks
         self._agents: dict[tuple[tuple[str, Agent[Any]], ...], _PlanningAgent] = {}
@@ -197,6 +203,10 @@ class Planner:
     def _call_tier(self, models: Mapping[Tier, Model]) -> Tier | None:
         return None if self.model is not None else self.tier_on(models)
 
+    def _prompt(self, executors: Mapping[str, Agent[Any]]) -> str:
+        prompt = f"{self.instructions}\n\n{_catalog_text(executors)}"
+        return f"{prompt}\n\nFor this workflow: {self.notes}" if self.notes else prompt
+
     def _planning_agent(self, executors: Mapping[str, Agent[Any]]) -> _PlanningAgent:
         # keyed by the executors themselves: their schemas and descriptions shape the prompt
         key = tuple((name, executors[name]) for name in sorted(executors))
@@ -205,7 +215,7 @@ class Planner:
             agent = self._agents[key] = _PlanningAgent(
                 executors,
                 name="planner",
-                instructions=f"{self.instructions}\n\n{_catalog_text(executors)}",
+                instructions=self._prompt(executors),
                 tier=self.tier or Tier.FLAGSHIP,
                 model=self.model,
                 max_repairs=self.max_repairs,

@@ -259,6 +259,6 @@ workflow = Workflow(
         "RefundMath": refund_matches_rule,
     },
     answer_check=answer_matches_refund,
-    planner=Planner(notes=PLANNING_NOTES),
+    planner=Planner(notes=PLANNING_NOTES, lean=True),  # a 1.5B plans locally: fewer tokens
     description="support-inbox triage: classify, look up, refund (checked end to end)",
 )

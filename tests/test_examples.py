@@ -118,11 +118,8 @@ TRIAGE_PLAN = {
         {
             "id": f"triage_{n}",
             "agent": "TicketTriage",
-            "instructions": f"triage ticket {n}",
             "arguments": {"ticket": ticket},
             "depends_on": [],
-            "plan_shaped": False,
-            "stakes": "normal",
         }
         for n, ticket in (
             (1, "My kettle, order A-1001, arrived two weeks late. I want my money back."),
@@ -133,11 +130,8 @@ TRIAGE_PLAN = {
         {
             "id": f"check_{n}",
             "agent": "OrderCheck",
-            "instructions": f"check order A-100{n}",
             "arguments": {"order_id": f"A-100{n}"},
             "depends_on": [],
-            "plan_shaped": False,
-            "stakes": "normal",
         }
         for n in (1, 2)
     ]
@@ -145,14 +139,10 @@ TRIAGE_PLAN = {
         {
             "id": "refund",
             "agent": "RefundMath",
-            "instructions": "work out the refund owed",
             "arguments": {"order_ids": ["A-1001", "A-1002"]},
             "depends_on": ["check_1", "check_2"],
-            "plan_shaped": False,
-            "stakes": "normal",
         }
     ],
-    "final_answer": "the total refund owed",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -27,7 +28,7 @@ class Writer(Agent[str]):
     """Writes a short note."""
 
 
-EXECUTORS: dict[str, Agent[object]] = {"Lookup": Lookup(), "Writer": Writer()}
+EXECUTORS: dict[str, Agent[Any]] = {"Lookup": Lookup(), "Writer": Writer()}
 
 
 def _subtask_fields(lean: bool) -> list[str]:
@@ -80,4 +81,4 @@ async def test_a_lean_plan_takes_the_agents_description_and_the_default_routing_
     sent = model.requests[0]
     assert sent.output_schema is not None
     assert "instructions" not in json.dumps(sent.output_schema.schema)
-    assert "plan_shaped" not in sent.messages[0].content
+    assert "plan_shaped" not in (sent.messages[0].content or "")

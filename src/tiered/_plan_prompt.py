@@ -48,7 +48,7 @@ a number in it)."""
 _EXAMPLE_GOAL = (
     'Example, for the goal "Which costs more, item X or item Y?" with agents Price and Compare:'
 )
-_EXAMPLE = (
+_EXAMPLE: tuple[tuple[str, str, str, dict[str, Any], list[str]], ...] = (
     ("x", "Price", "Find X's price.", {"item": "X"}, []),
     ("y", "Price", "Find Y's price.", {"item": "Y"}, []),
     ("which", "Compare", "Say which price is higher.", {"items": ["X", "Y"]}, ["x", "y"]),

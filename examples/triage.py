@@ -214,25 +214,47 @@ _ORDER_ID = re.compile(r"\b[A-Z]-\d{4}\b")
 def answer_matches_refund(answer: RefundAnswer, outputs: dict[str, Any]) -> str | None:
     """The final-answer check: no number from nowhere (`check_numbers`), and the total,
     the refunded orders and every order id the summary names agree with `RefundMath`."""
-    problem = check_numbers(answer, outputs)
-    if problem is not None:
-        return problem
     refunds = {sid: out for sid, out in outputs.items() if isinstance(out, Refund)}
     if not refunds:
-        return "no RefundMath output to take the total from"
-    sid, refund = max(
-        refunds.items(), key=lambda kv: len(kv[1].refunded + kv[1].on_time + kv[1].unknown)
-    )
+        return check_numbers(answer, outputs) or "no RefundMath output to take the total from"
+    name, refund = _whole_refund(refunds)
+    problem = check_numbers(answer, {**outputs, name: refund})  # a sum of refunds counts
+    if problem is not None:
+        return problem
     if answer.total_refund_cents != refund.total_cents:
         got = answer.total_refund_cents
-        return f"total_refund_cents is {got}, but {sid} says {refund.total_cents}"
+        return f"total_refund_cents is {got}, but {name} says {refund.total_cents}"
     if sorted(answer.refunded_orders) != sorted(refund.refunded):
-        return f"refunded_orders is {answer.refunded_orders}, but {sid} refunded {refund.refunded}"
+        return f"refunded_orders is {answer.refunded_orders}, but {name} refunded {refund.refunded}"
     known = set(refund.refunded + refund.on_time + refund.unknown)
     strangers = sorted(set(_ORDER_ID.findall(answer.summary)) - known)
     if strangers:
         return f"the summary names {', '.join(strangers)}, which no ticket mentions"
     return None
+
+
+def _orders(refund: Refund) -> set[str]:
+    return set(refund.refunded + refund.on_time + refund.unknown)
+
+
+def _whole_refund(refunds: dict[str, Refund]) -> tuple[str, Refund]:
+    """The refund over every order: one RefundMath output that covers them all, else the
+    sum of outputs over disjoint orders (a plan with one RefundMath per order)."""
+    every = set().union(*(_orders(r) for r in refunds.values()))
+    for sid, refund in refunds.items():
+        if _orders(refund) == every:
+            return sid, refund
+    parts: dict[frozenset[str], tuple[str, Refund]] = {}
+    for sid, refund in refunds.items():  # the same orders twice count once
+        parts.setdefault(frozenset(_orders(refund)), (sid, refund))
+    chosen = [r for _, r in parts.values()]
+    total = Refund(
+        total_cents=sum(r.total_cents for r in chosen),
+        refunded=sorted({o for r in chosen for o in r.refunded}),
+        on_time=sorted({o for r in chosen for o in r.on_time}),
+        unknown=sorted({o for r in chosen for o in r.unknown}),
+    )
+    return " + ".join(sid for sid, _ in parts.values()), total
 
 
 PLANNING_NOTES = (

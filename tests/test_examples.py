@@ -251,6 +251,25 @@ async def test_triage_answer_check_catches_wrong_orders_and_ids_from_nowhere() -
     )
 
 
+def test_triage_answer_check_adds_up_one_refund_per_order() -> None:
+    triage = example("triage")
+    outputs = {
+        "r1": triage.refund_owed(triage.ORDERS, ["A-1001"]),
+        "r3": triage.refund_owed(triage.ORDERS, ["A-1003"]),
+        "r3_again": triage.refund_owed(triage.ORDERS, ["A-1003"]),
+    }
+    both = triage.RefundAnswer(
+        total_refund_cents=3499 + 5999,
+        refunded_orders=["A-1003", "A-1001"],
+        summary="9498 cents for A-1001 and A-1003.",
+    )
+    assert triage.answer_matches_refund(both, outputs) is None
+    one = both.model_copy(update={"total_refund_cents": 5999})
+    assert triage.answer_matches_refund(one, outputs) == (
+        "total_refund_cents is 5999, but r1 + r3 says 9498"
+    )
+
+
 def test_the_planner_reads_the_workflows_notes_after_the_catalog() -> None:
     workflow = load_workflow(EXAMPLES / "triage.py")
     assert workflow.planner is not None

@@ -93,7 +93,12 @@ def test_resume_starts_the_run_again_with_its_pacing_threads_and_forced_escalati
     paced = ["--rpm", "600", "--tpm", "90000", "--threads", "1", "--force-escalation"]
     cli(capsys, "run", str(EXAMPLE), "--journal", str(run_dir), *args, *paced)
     started: list[argparse.Namespace] = []
-    monkeypatch.setattr(_cli_runs, "run_command", lambda a: started.append(a) or 0)
+
+    def started_with(args: argparse.Namespace) -> int:
+        started.append(args)
+        return 0
+
+    monkeypatch.setattr(_cli_runs, "run_command", started_with)
     code, _, err = cli(capsys, "resume", str(run_dir), "--quiet")
     assert code == 0, err
     (again,) = started

@@ -137,13 +137,13 @@ def known_rates_bound(
             cost += shares[k.name] * c
             success += shares[k.name] * p
             chosen[k.name] = plan.describe()
-        point = {
+        point: dict[str, Any] = {
             "success_vs_flagship": success / flagship_success,
             "cost_vs_flagship": cost / flagship_cost,
             "cost_vs_oracle": cost / oracle,
             "plans": chosen,
         }
-        points.setdefault((round(point["success_vs_flagship"], 4), round(cost, 6)), point)
+        points.setdefault((round(success / flagship_success, 4), round(cost, 6)), point)
     frontier = sorted(points.values(), key=lambda p: p["cost_vs_oracle"])
     reaching = [p for p in frontier if p["success_vs_flagship"] >= floor]
     return {

@@ -122,6 +122,7 @@ def should_escalate(
     min_rescue: float = 0.10,
     value_factor: float | None = 1.0,
     attempt: Attempt | None = None,
+    explore: bool = True,
 ) -> tuple[bool, str]:
     """Whether moving `agent` from `from_tier` to `to_tier` buys success, and why.
 
@@ -132,8 +133,9 @@ def should_escalate(
     `value_factor`, escalate (that is how the rescue is learned; the tiers' overall rates
     cannot show it, e.g. where the verifier's false alarms are what the next tier fixes)
     unless even a sure rescue is dear; without it, the tiers' own rates decide: escalate
-    if `to_tier`'s beats `from_tier`'s by `margin`. True (escalate) where there is no
-    evidence: the policy behaves as before.
+    if `to_tier`'s beats `from_tier`'s by `margin` (so too with `explore=False`, once
+    the policy has sent its share of escalations to learn from). True (escalate) where
+    there is no evidence: the policy behaves as before.
     """
     worth = _worth(evidence, agent, models, category, value_factor, attempt, min_cases)
     context = (category, attempt)
@@ -151,7 +153,7 @@ def should_escalate(
         if dear is not None:
             return False, f"{said}: {dear}"
         return True, f"{said}: escalate"
-    if value_factor is not None:  # what the next tier rescues is only learned by escalating
+    if value_factor is not None and explore:  # a rescue is only learned by escalating
         seen = rescued.n if rescued is not None else 0
         said = f"{to_tier.value} has rescued {seen} of {min_cases} {from_tier.value} failures"
         dear = _priced_out(evidence, agent, models, to_tier, from_tier, 1.0, worth, context)
@@ -194,10 +196,17 @@ def gain_aware_rules(
     same tier with the failure as feedback (up to `max_feedback_retries`, and only while
     such retries are not learned to fail), then give up instead of paying for a second
     failure. With `value_factor`, neither step is taken where the success it is learned
-    to buy costs more than `value_factor` x the top tier's dollars per success. Without
-    evidence (or without `PolicyState.agent` / `.ladder`) no rule matches and the policy
-    escalates as before.
+    to buy costs more than `value_factor` x the top tier's dollars per success, and a
+    rescue not measured yet is learned by escalating (`gain_learn`) up to `min_cases`
+    times per (agent, category, tier pair), counted when sent, so a burst of concurrent
+    failures does not all go to learning. Without evidence (or without
+    `PolicyState.agent` / `.ladder`) no rule matches and the policy escalates as before.
     """
+
+    learning: dict[tuple[str, str | None, str, str], int] = {}
+    """Steps sent to learn a rescue, per (agent, category, from, to): outcomes arrive
+    later, so a burst of failures must not all be spent learning."""
+    memo: dict[str, Any] = {}
 
     def last(state: PolicyState) -> Attempt | None:
         return state.attempts[-1] if state.attempts else None
@@ -205,26 +214,52 @@ def gain_aware_rules(
     def category_of(state: PolicyState) -> str | None:
         return getattr(getattr(state, "subtask", None), "category", None)
 
+    def key(state: PolicyState, tier: Tier, to: Tier) -> tuple[str, str | None, str, str]:
+        agent = getattr(state, "agent", None)
+        name = agent.name if isinstance(agent, Agent) else ""
+        return name, category_of(state), str(tier.value), str(to.value)
+
+    def unmeasured(state: PolicyState, tier: Tier, to: Tier) -> bool:
+        agent = state.agent
+        found = _rescue(evidence, agent, state.ladder, to, tier, category_of(state))
+        return value_factor is not None and (found is None or found.n < min_cases)
+
     def verdict(failure: Failure, state: PolicyState) -> tuple[bool, str] | None:
-        """(escalate?, why) where there is a next tier and an agent, else None."""
+        """(escalate?, why) where there is a next tier and an agent, else None; the same
+        answer for every rule that asks about this failure."""
+        if memo.get("failure") is failure and memo.get("state") is state:
+            said: tuple[bool, str] | None = memo["said"]
+            return said
         agent = getattr(state, "agent", None)
         ladder = getattr(state, "ladder", None)
         up = _next_tier(state, failure.tier)
-        if not isinstance(agent, Agent) or ladder is None or up is None:
-            return None
-        return should_escalate(
-            evidence,
-            agent,
-            ladder,
-            failure.tier,
-            up,
-            category=category_of(state),
-            margin=margin,
-            min_cases=min_cases,
-            min_rescue=min_rescue,
-            value_factor=value_factor,
-            attempt=last(state),
-        )
+        said = None
+        if isinstance(agent, Agent) and ladder is not None and up is not None:
+            said = should_escalate(
+                evidence,
+                agent,
+                ladder,
+                failure.tier,
+                up,
+                category=category_of(state),
+                margin=margin,
+                min_cases=min_cases,
+                min_rescue=min_rescue,
+                value_factor=value_factor,
+                attempt=last(state),
+                explore=learning.get(key(state, failure.tier, up), 0) < min_cases,
+            )
+        memo.update(failure=failure, state=state, said=said)
+        return said
+
+    def learn(failure: Failure, state: PolicyState) -> bool:
+        said = verdict(failure, state)
+        up = _next_tier(state, failure.tier)
+        if said is None or not said[0] or up is None or not unmeasured(state, failure.tier, up):
+            return False
+        k = key(state, failure.tier, up)
+        learning[k] = learning.get(k, 0) + 1
+        return True
 
     def no_gain(failure: Failure, state: PolicyState) -> bool:
         said = verdict(failure, state)
@@ -241,7 +276,9 @@ def gain_aware_rules(
         category = category_of(state)
         again = _rescue(evidence, agent, ladder, failure.tier, failure.tier, category)
         if again is None or again.n < min_cases:
-            return True
+            k = key(state, failure.tier, failure.tier)
+            learning[k] = learning.get(k, 0) + 1
+            return learning[k] <= min_cases  # a burst retries only as many as it learns from
         if again.mean <= min_rescue:
             return False
         worth = _worth(evidence, agent, ladder, category, value_factor, last(state), min_cases)
@@ -255,6 +292,13 @@ def gain_aware_rules(
         return f"{said[1] if said else 'no gain'}; {then}"
 
     return [
+        Rule(
+            name="gain_learn",
+            when=learn,
+            action=Action.ESCALATE,
+            why="what the next tier rescues is not measured yet: escalate and learn it",
+            explain=lambda f, s: explain(f, s, "move one tier up"),
+        ),
         Rule(
             name="gain_retry",
             when=lambda f, s: no_gain(f, s) and retry_helps(f, s),

@@ -705,21 +705,68 @@ def tables(results: dict[str, Any]) -> str:
             add("")
             add(
                 "| strategy | success | × flagship success | cost $ | × flagship cost "
-                "| $ per success | wrong, unflagged | escalations |"
+                "| × oracle cost | $ per success | wrong, unflagged | escalations |"
             )
-            add("|---|---|---|---|---|---|---|---|")
-            for row in mix["strategies"] + mix["sensitivity"]:
+            add("|---|---|---|---|---|---|---|---|---|")
+            for row in mix["strategies"] + mix.get("frontier", []) + mix["sensitivity"]:
                 label = row["strategy"]
                 if "recall" in row:
                     label += f" (recall {row['recall']:.0%})"
+                vs_oracle = row.get("cost_vs_oracle")
                 add(
                     f"| {label} | {row['success_rate']:.1%} | {row['success_vs_flagship']:.3f} | "
                     f"{row['cost_usd']:.2f} | {row['cost_vs_flagship']:.3f} | "
-                    f"{row['cost_per_success_usd']:.4f} | {row['accepted_wrong']} | "
-                    f"{row['escalations']} |"
+                    f"{_f(vs_oracle)} | {row['cost_per_success_usd']:.4f} | "
+                    f"{row['accepted_wrong']} | {row['escalations']} |"
                 )
             add("")
+            lines.extend(_routing_detail(mix))
     return "\n".join(lines)
+
+
+def _routing_detail(mix: dict[str, Any]) -> list[str]:
+    """Where the dollars go per kind of subtask, and the known-rates bound."""
+    out: list[str] = []
+    rows = {r["strategy"]: r for r in mix["strategies"]}
+    shipped = next(
+        (r for name, r in rows.items() if "holdout" in name and "shipped default" in name), None
+    )
+    oracle = rows.get("oracle")
+    if shipped and oracle and shipped.get("by_category"):
+        out.append(f"Where the dollars go ({shipped['strategy']} against the oracle), per kind:")
+        out.append("")
+        out.append(
+            "| kind | subtasks | right (oracle) | first tries $ | escalations $ (n) "
+            "| retries $ (n) | verifier $ | total $ | oracle $ |"
+        )
+        out.append("|---|---|---|---|---|---|---|---|---|")
+        for kind, k in shipped["by_category"].items():
+            o = oracle["by_category"].get(kind, {})
+            total = k["first_usd"] + k["escalation_usd"] + k["retry_usd"] + k["verifier_usd"]
+            out.append(
+                f"| {kind} | {k['subtasks']} | {k['succeeded']} ({o.get('succeeded', 0)}) | "
+                f"{k['first_usd']:.2f} | {k['escalation_usd']:.2f} ({k['escalation_attempts']}) | "
+                f"{k['retry_usd']:.2f} ({k['retry_attempts']}) | {k['verifier_usd']:.2f} | "
+                f"{total:.2f} | {o.get('first_usd', 0.0):.2f} |"
+            )
+        out.append("")
+    bound = mix.get("bound")
+    if bound:
+        out.append(
+            "The known-rates bound (true per-kind rates and judge error rates, expected values; "
+            f"oracle {bound['oracle_vs_flagship']:.3f}× all-flagship):"
+        )
+        out.append("")
+        out.append("| × flagship success | × flagship cost | × oracle cost | plan per kind |")
+        out.append("|---|---|---|---|")
+        for p in bound["frontier"]:
+            plans = "; ".join(f"{k}: {v}" for k, v in p["plans"].items())
+            out.append(
+                f"| {p['success_vs_flagship']:.3f} | {p['cost_vs_flagship']:.3f} | "
+                f"{p['cost_vs_oracle']:.2f} | {plans} |"
+            )
+        out.append("")
+    return out
 
 
 _HEADER = """# Benchmarks

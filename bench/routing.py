@@ -33,6 +33,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from bench.routing_bound import known_rates_bound
 from tiered import (
     STANDARD_TIERS,
     Action,
@@ -40,6 +41,7 @@ from tiered import (
     AgentCheck,
     AssistantMessage,
     CalibratedRouter,
+    Calibration,
     DefaultPolicy,
     EscalationDecision,
     Evidence,
@@ -62,10 +64,12 @@ from tiered import (
     ToolCall,
     Usage,
     default_catalog,
+    gain_aware_policy,
     tool,
 )
 from tiered import ClassifierRouter as _ClassifierRouter
 from tiered import RuleRouter as _RuleRouter
+from tiered._calibration import AgentCalibration, TierCalibration, agent_fingerprint
 from tiered.models import Model
 
 __all__ = (
@@ -216,6 +220,8 @@ class World:
     correct_answers: set[str] = field(default_factory=set)
     calls: list[tuple[ModelSpec, Usage]] = field(default_factory=list)
     """Every simulated call, for checking the ledger's arithmetic."""
+    verifier_cost: dict[str, Decimal] = field(default_factory=dict)
+    """Dollars of verifier calls per category."""
 
     @classmethod
     def build(
@@ -234,6 +240,42 @@ class World:
             f"s{i}": (_BY_NAME[rng.choices(names, weights)[0]], rng.random()) for i in range(n)
         }
         return cls(seed=seed, subtasks=subtasks, recall=recall, false_alarm=false_alarm, mix=mix)
+
+    @classmethod
+    def halves(
+        cls,
+        n: int,
+        *,
+        mix: str = "bulk",
+        seed: int = 7,
+        recall: float = 0.9,
+        false_alarm: float = 0.02,
+    ) -> tuple[World, World]:
+        """2n subtasks of one traffic, split: (the calibration half, the scored half).
+
+        What is learned before a scored run comes from the first half only; every
+        strategy is scored on the second, whose outcomes nothing saw before it ran.
+        """
+        both = cls.build(2 * n, mix=mix, seed=seed, recall=recall, false_alarm=false_alarm)
+        items = list(both.subtasks.items())
+
+        def half(part: list[tuple[str, tuple[Category, float]]]) -> World:
+            return cls(
+                seed=seed, subtasks=dict(part), recall=recall, false_alarm=false_alarm, mix=mix
+            )
+
+        return half(items[:n]), half(items[n:])
+
+    def head(self, n: int) -> World:
+        """The first `n` subtasks, same judges."""
+        part = dict(list(self.subtasks.items())[:n])
+        return World(
+            seed=self.seed,
+            subtasks=part,
+            recall=self.recall,
+            false_alarm=self.false_alarm,
+            mix=self.mix,
+        )
 
     def correct(self, sid: str, tier: Tier) -> bool:
         category, u = self.subtasks[sid]
@@ -329,7 +371,12 @@ class SimModel:
         category = self.world.subtasks[token.split(":", 1)[0]][0]
         problems = [f"wrong answer [{category.name}]"] if flagged else []
         verdict = Verdict(passed=not flagged, problems=problems)
-        return self._respond(AssistantMessage(content=verdict.model_dump_json()), VERIFIER_TOKENS)
+        response = self._respond(
+            AssistantMessage(content=verdict.model_dump_json()), VERIFIER_TOKENS
+        )
+        spent = self.world.verifier_cost.get(category.name, Decimal(0))
+        self.world.verifier_cost[category.name] = spent + self._spec.cost(response.usage)
+        return response
 
 
 # --- strategies ---------------------------------------------------------------------------
@@ -410,14 +457,22 @@ class GainAwarePolicy(DefaultPolicy):
 class Strategy:
     name: str
     router: str
+    """A tier (all on it), `rules`, `classifier`, `oracle`, `calibrated` (a
+    `CalibratedRouter` with a 95% floor, 1-point tolerance) or `default` (no router given:
+    the Orchestrator's own, a price-weighing `CalibratedRouter` over the stats)."""
     escalate: str
     """`none`, `default` (tiered's DefaultPolicy), `gain` (GainAwarePolicy), `shipped`:
     no policy given, so the Orchestrator's own default (gain-aware over `RoutingStats`),
     or `observe` (no escalation, verifier on: a holdout measured per tier)."""
     warmup: int = 0
-    """`shipped` only: subtasks of another workload (same mix, another seed) run first
-    with the same stats, so the measured run starts from what earlier runs learned; with
-    the `calibrated` router, each tier runs them once (a simulated `tiered eval`)."""
+    """`shipped` only: up to this many subtasks of the calibration half run first with
+    the same stats, so the scored run starts from what earlier traffic taught."""
+    holdout: bool = False
+    """With `warmup`: the calibration subtasks run once on each tier with no escalation
+    (a simulated `tiered eval`), instead of through the strategy itself."""
+    value_factor: float | None = None
+    """Set: the router and policy are built explicitly with this `value_factor` (the
+    shipped default's one price knob; the default is 1)."""
 
 
 STRATEGIES: tuple[Strategy, ...] = (
@@ -428,18 +483,26 @@ STRATEGIES: tuple[Strategy, ...] = (
     Strategy("classifier+escalation", "classifier", escalate="default"),
     Strategy("rules+gain-aware escalation", "rules", escalate="gain"),
     Strategy("oracle", "oracle", escalate="none"),
-    Strategy("shipped default, learning from scratch", "rules", escalate="shipped"),
+    Strategy("shipped default, learning from scratch", "default", escalate="shipped"),
+    Strategy("shipped default, after the calibration half", "default", "shipped", warmup=100_000),
     Strategy(
-        "shipped default, after a 1,000-subtask run", "rules", escalate="shipped", warmup=1000
+        "shipped default, after a holdout of the calibration half on each tier",
+        "default",
+        "shipped",
+        warmup=100_000,
+        holdout=True,
     ),
-    Strategy("nano first + shipped default, after 1,000", "nano", "shipped", warmup=1000),
     Strategy(
-        "calibrated router + shipped default (300-subtask holdout per tier)",
+        "calibrated router (95% floor, 1-point tolerance) + shipped policy, same holdout",
         "calibrated",
-        escalate="shipped",
-        warmup=300,
+        "shipped",
+        warmup=100_000,
+        holdout=True,
     ),
 )
+
+FRONTIER_FACTORS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+"""`value_factor`s of the shipped default swept for the accuracy-cost frontier."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -460,6 +523,11 @@ class StrategyResult:
     """The same calls priced independently of the ledger (for the consistency check)."""
     attempt_cost: Decimal
     """Dollars summed over subtask attempts (excludes verifier and classifier calls)."""
+    outcomes: dict[str, tuple[bool, Decimal]] = field(default_factory=dict, repr=False)
+    """Subtask id -> (passed the verifier, dollars of its attempts)."""
+    by_category: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per kind of subtask: subtasks, succeeded, and dollars on first tries,
+    escalations, retries and the verifier (all its calls on the category's work)."""
 
     @property
     def success_rate(self) -> float:
@@ -482,6 +550,7 @@ class StrategyResult:
             "attempts": self.attempts,
             "escalations": self.escalations,
             "by_tier_usd": self.by_tier,
+            "by_category": self.by_category,
         }
 
 
@@ -519,36 +588,57 @@ async def run_strategy(
     *,
     concurrency: int = 256,
     stats: RoutingStats | None = None,
+    calibration: World | None = None,
+    calibrated: Calibration | None = None,
 ) -> StrategyResult:
-    """Run the workload once under `strategy` through the real orchestrator."""
+    """Run the workload once under `strategy` through the real orchestrator.
+
+    A `warmup` runs first on `calibration` (the calibration half; another seed's traffic
+    when not given), sharing `stats` with the scored run; with `holdout`, it is measured
+    on each tier instead (`holdout`), unless `calibrated` is given.
+    """
+    if strategy.holdout and calibrated is None:
+        held = calibration or World.build(
+            strategy.warmup, mix=world.mix, seed=world.seed + 1, recall=world.recall
+        )
+        calibrated = await holdout(held.head(strategy.warmup), concurrency=concurrency)
     if strategy.escalate == "shipped" and stats is None:
         stats = RoutingStats()
-        if strategy.warmup:
-            earlier = World.build(
+        if strategy.warmup and not strategy.holdout:
+            earlier = calibration or World.build(
                 strategy.warmup,
                 mix=world.mix,
                 seed=world.seed + 1,
                 recall=world.recall,
                 false_alarm=world.false_alarm,
             )
-            calibrating = strategy.router == "calibrated"
-            for step in STANDARD_TIERS if calibrating else (None,):
-                first = Strategy("holdout", step.value, "observe") if step else strategy
-                await run_strategy(first, earlier, concurrency=concurrency, stats=stats)
+            await run_strategy(
+                strategy, earlier.head(strategy.warmup), concurrency=concurrency, stats=stats
+            )
     world.calls.clear()
     world.correct_answers.clear()
+    world.verifier_cost.clear()
     catalog = default_catalog()
     models: dict[Tier, Model] = {t: SimModel(catalog.for_tier(t), world) for t in Tier}
     executors = _executors()
     router: Any
-    if strategy.router == "rules":
+    policy: Any = None
+    if strategy.value_factor is not None:
+        evidence = Evidence(calibrated, stats)
+        router = CalibratedRouter(evidence, value_factor=strategy.value_factor)
+        policy = gain_aware_policy(evidence, value_factor=strategy.value_factor)
+    elif strategy.holdout and strategy.router == "default":
+        router = CalibratedRouter(Evidence(calibrated, stats), value_factor=1.0)
+    elif strategy.router == "rules":
         router = _RuleRouter()
     elif strategy.router == "classifier":
         router = _ClassifierRouter()
     elif strategy.router == "oracle":
         router = OracleRouter(world)
     elif strategy.router == "calibrated":
-        router = CalibratedRouter(Evidence(stats=stats), tolerance=0.01)
+        router = CalibratedRouter(Evidence(calibrated, stats), tolerance=0.01)
+    elif strategy.router == "default":
+        router = None
     else:
         router = FixedRouter(Tier(strategy.router))
     verifier = Agent(
@@ -566,7 +656,8 @@ async def run_strategy(
         "shipped": lambda: None,
         "observe": NoEscalation,
     }
-    policy = makers[strategy.escalate]()
+    if policy is None:
+        policy = makers[strategy.escalate]()
     orchestrator = Orchestrator(
         list(executors.values()),
         router=router,
@@ -579,17 +670,33 @@ async def run_strategy(
     result = await orchestrator.run("simulated workload", plan=_plan(world), compose=False)
     succeeded = accepted_wrong = failed = attempts = escalations = 0
     attempt_cost = Decimal(0)
-    for record in result.subtasks.values():
+    kinds: dict[str, dict[str, Any]] = {}
+    outcomes: dict[str, tuple[bool, Decimal]] = {}
+    for sid, record in result.subtasks.items():
+        kind = world.subtasks[sid][0].name
+        row = kinds.setdefault(kind, _kind_row())
+        row["subtasks"] += 1
         attempts += len(record.attempts)
         escalations += max(0, len({a.tier for a in record.attempts}) - 1)
-        attempt_cost += sum((a.cost for a in record.attempts), Decimal(0))
+        spent = sum((a.cost for a in record.attempts), Decimal(0))
+        attempt_cost += spent
+        outcomes[sid] = (record.status.value == "succeeded", spent)
+        previous: Tier | None = None
+        for a in record.attempts:
+            step = "first" if previous is None else "retry" if a.tier == previous else "escalation"
+            row[f"{step}_usd"] += float(a.cost)
+            row[f"{step}_attempts"] += 1
+            previous = a.tier
         if record.status.value == "succeeded":
             if record.output.answer in world.correct_answers:
                 succeeded += 1
+                row["succeeded"] += 1
             else:
                 accepted_wrong += 1
         else:
             failed += 1
+    for kind, usd in world.verifier_cost.items():
+        kinds.setdefault(kind, _kind_row())["verifier_usd"] += float(usd)
     sim_cost = sum((spec.cost(u) for spec, u in world.calls), Decimal(0))
     return StrategyResult(
         strategy=strategy.name,
@@ -603,27 +710,99 @@ async def run_strategy(
         by_tier={t.value: str(v.cost) for t, v in result.by_tier.items()},
         sim_cost=sim_cost,
         attempt_cost=attempt_cost,
+        outcomes=outcomes,
+        by_category={name: kinds[name] for name in _BY_NAME if name in kinds},
     )
 
 
+def _kind_row() -> dict[str, Any]:
+    row: dict[str, Any] = {"subtasks": 0, "succeeded": 0, "verifier_usd": 0.0}
+    for step in ("first", "escalation", "retry"):
+        row[f"{step}_usd"] = 0.0
+        row[f"{step}_attempts"] = 0
+    return row
+
+
+async def holdout(world: World, *, concurrency: int = 256) -> Calibration:
+    """A simulated `tiered eval`: every subtask of `world` once on each tier, verifier
+    on, no escalation; per agent and tier, the verifier's pass rate, dollars per case
+    and, on the same cases, what each tier rescued of the tier below's failures."""
+    passed: dict[Tier, dict[str, tuple[bool, Decimal]]] = {}
+    for tier in STANDARD_TIERS:
+        observed = await run_strategy(
+            Strategy("holdout", tier.value, "observe"), world, concurrency=concurrency
+        )
+        passed[tier] = observed.outcomes
+    catalog = default_catalog()
+    names = {t: catalog.for_tier(t).name for t in STANDARD_TIERS}
+    found = Calibration()
+    for agent in _executors().values():
+        sids = [sid for sid, (c, _) in world.subtasks.items() if c.name == agent.name]
+        if not sids:
+            continue
+        tiers = {}
+        for i, tier in enumerate(STANDARD_TIERS):
+            ok = sum(passed[tier][sid][0] for sid in sids)
+            spent = sum((passed[tier][sid][1] for sid in sids), Decimal(0))
+            lost = [s for s in sids if i and not passed[STANDARD_TIERS[i - 1]][s][0]]
+            tiers[tier.value] = TierCalibration(
+                n=len(sids),
+                successes=ok,
+                detected_failures=len(sids) - ok,  # every failure is a flag the policy sees
+                cost_per_case=spent / len(sids),
+                model=names[tier],
+                after_failures=len(lost),
+                rescued=sum(passed[tier][s][0] for s in lost),
+            )
+        entry = AgentCalibration(
+            agent=agent.name, models={t.value: n for t, n in names.items()}, tiers=tiers
+        )
+        found.put(agent_fingerprint(agent, names), entry)
+    return found
+
+
 async def run_mix(
-    n: int, mix: str, *, seed: int = 7, recalls: Sequence[float] = (0.9,)
+    n: int,
+    mix: str,
+    *,
+    seed: int = 7,
+    recalls: Sequence[float] = (0.9,),
+    factors: Sequence[float] = FRONTIER_FACTORS,
 ) -> dict[str, Any]:
-    """Every strategy on one workload mix, plus rules+escalation at other verifier recalls."""
-    world = World.build(n, mix=mix, seed=seed, recall=recalls[0])
-    rows = [(await run_strategy(s, world)).as_dict() for s in STRATEGIES]
+    """Every strategy on the scored half of one mix (what is learned comes from the
+    calibration half), the shipped default's `value_factor` frontier, the known-rates
+    bound, and rules+escalation at other verifier recalls."""
+    calibration, world = World.halves(n, mix=mix, seed=seed, recall=recalls[0])
+    held = await holdout(calibration)
+    rows = []
+    for s in STRATEGIES:
+        r = await run_strategy(s, world, calibration=calibration, calibrated=held)
+        rows.append(r.as_dict())
     base = rows[0]
+    oracle = next(row for row in rows if row["strategy"] == "oracle")
 
     def relative(row: dict[str, Any]) -> dict[str, Any]:
         row["cost_vs_flagship"] = row["cost_usd"] / base["cost_usd"]
         row["success_vs_flagship"] = row["success_rate"] / base["success_rate"]
+        row["cost_vs_oracle"] = row["cost_usd"] / oracle["cost_usd"]
         return row
 
     rows = [relative(row) for row in rows]
+    frontier = []
+    for x in factors:
+        point = Strategy(
+            f"holdout + shipped default, value_factor {x:g}",
+            "default",
+            "shipped",
+            holdout=True,
+            value_factor=x,
+        )
+        r = await run_strategy(point, world, calibrated=held)
+        frontier.append(relative(r.as_dict()) | {"value_factor": x})
     sensitivity = []
     rules = next(s for s in STRATEGIES if s.name == "rules+escalation")
     for recall in recalls[1:]:
-        w = World.build(n, mix=mix, seed=seed, recall=recall)
+        w = World.halves(n, mix=mix, seed=seed, recall=recall)[1]
         row = relative((await run_strategy(rules, w)).as_dict())
         row["recall"] = recall
         sensitivity.append(row)
@@ -635,6 +814,10 @@ async def run_mix(
         "shares": MIXES[mix],
         "counts": counts,
         "strategies": rows,
+        "frontier": frontier,
+        "bound": known_rates_bound(
+            CATEGORIES, MIXES[mix], recall=recalls[0], false_alarm=world.false_alarm
+        ),
         "sensitivity": sensitivity,
     }
 
@@ -672,18 +855,17 @@ async def run_routing(
 
 async def _table(n: int, mixes: Sequence[str]) -> None:
     for mix in mixes:
-        world = World.build(n, mix=mix, seed=7)
-        rows = [(s.name, await run_strategy(s, world)) for s in STRATEGIES]
-        flagship = rows[0][1]
-        oracle = next(r for name, r in rows if name == "oracle")
-        print(f"\n{mix} mix, {n:,} subtasks\n")
+        found = await run_mix(n, mix)
+        print(f"\n{mix} mix, {n:,} scored subtasks (and {n:,} to calibrate on)\n")
         print("strategy | success vs all-flagship | cost vs all-flagship | cost vs oracle")
         print("---|---|---|---")
-        for name, r in rows:
+        for r in found["strategies"] + found["frontier"]:
             print(
-                f"{name} | {r.success_rate / flagship.success_rate:.3f}x | "
-                f"{float(r.cost / flagship.cost):.3f}x | {float(r.cost / oracle.cost):.2f}x"
+                f"{r['strategy']} | {r['success_vs_flagship']:.3f}x | "
+                f"{r['cost_vs_flagship']:.3f}x | {r['cost_vs_oracle']:.2f}x"
             )
+        best = found["bound"]["best"]
+        print(f"known-rates bound at >= 99%: {best}")
 
 
 if __name__ == "__main__":  # python -m bench.routing [N] [MIX,MIX]: the strategy table

@@ -178,15 +178,16 @@ def test_traffic_moves_up_within_50_observations_when_a_model_degrades() -> None
 def test_should_escalate_only_where_the_next_tier_is_better() -> None:
     models = ladder()
     flat = Evidence(calibrate(models, nano=(50, 40, 2, "0.0001"), mini=(50, 41, 2, "0.0004")))
-    go, why = should_escalate(flat, AGENT, models, Tier.NANO, Tier.MINI)
+    # value_factor=None: the rates alone decide (test_worth has the price rule)
+    go, why = should_escalate(flat, AGENT, models, Tier.NANO, Tier.MINI, value_factor=None)
     assert not go
     assert "buys nothing" in why
     assert "mini 82% vs nano 80%" in why
     steep = Evidence(calibrate(models, nano=(50, 30, 2, "0.0001"), mini=(50, 45, 2, "0.0004")))
-    go, why = should_escalate(steep, AGENT, models, Tier.NANO, Tier.MINI)
+    go, why = should_escalate(steep, AGENT, models, Tier.NANO, Tier.MINI, value_factor=None)
     assert go
     assert "buys 30 points" in why
-    go, why = should_escalate(Evidence(), AGENT, models, Tier.NANO, Tier.MINI)
+    go, why = should_escalate(Evidence(), AGENT, models, Tier.NANO, Tier.MINI, value_factor=None)
     assert go
     assert "no calibration" in why
 
@@ -221,10 +222,11 @@ def _state(attempt_tiers: list[Tier], agent: Any, models: Any) -> Any:
 def test_gain_aware_rules_retry_then_give_up_and_stay_quiet_without_data() -> None:
     models = ladder()
     evidence = Evidence(calibrate(models, nano=(50, 40, 2, "1"), mini=(50, 41, 2, "4")))
-    retry, give_up = gain_aware_rules(evidence)
+    learn, retry, give_up = gain_aware_rules(evidence, value_factor=None)
     failure = Failure(kind=FailureKind.OUTPUT_INVALID, message="bad", tier=Tier.NANO)
     first = _state([Tier.NANO], AGENT, models)
     assert retry.action is Action.RETRY
+    assert not learn.when(failure, first)  # without the price rule nothing is explored
     assert retry.when(failure, first)
     second = _state([Tier.NANO, Tier.NANO], AGENT, models)
     assert not retry.when(failure, second)

@@ -135,6 +135,7 @@ def test_journaled_runs_learn_routing_stats_that_later_runs_load(
     row = next(line.split() for line in table.splitlines() if line.startswith("OrderCheck"))
     assert row[:3] == ["OrderCheck", "nano", "-"]
     assert row[5] == "2"  # observations
+    assert row[7].startswith("$")  # mean dollars per attempt, learned with the outcomes
 
 
 class _Recording(LiveDisplay):

@@ -43,9 +43,11 @@ def only_mini(task: Subtask, output: Text) -> str | None:
     return None if output.text == "mini" else f"{output.text} is not good enough"
 
 
-def seen(stats: RoutingStats, tier: Tier, success: float, n: int, **kw: Tier) -> None:
+def seen(
+    stats: RoutingStats, tier: Tier, success: float, n: int, *, after: Tier | None = None
+) -> None:
     for i in range(n):  # successes spread evenly, so forgetting does not tilt the rate
-        stats.record("Echo", tier, int((i + 1) * success) > int(i * success), **kw)
+        stats.record("Echo", tier, int((i + 1) * success) > int(i * success), after=after)
 
 
 async def run_one(orch: Orchestrator) -> tuple[list[str], list[str], str]:
@@ -89,7 +91,10 @@ async def test_mini_no_better_than_nano_retries_with_feedback_then_gives_up() ->
     seen(stats, Tier.NANO, 0.5, 40)
     seen(stats, Tier.MINI, 0.5, 40)
     models = tier_named_ladder()
-    orch = Orchestrator([Echo()], models=models, verify={"Echo": only_mini}, stats=stats)
+    policy = gain_aware_policy(Evidence(stats=stats), value_factor=None)  # the margin rule
+    orch = Orchestrator(
+        [Echo()], models=models, verify={"Echo": only_mini}, stats=stats, policy=policy
+    )
     tiers, reasons, status = await run_one(orch)
     assert (tiers, status) == (["nano", "nano"], "failed")
     assert re.search(r"mini \d+% vs nano \d+% for Echo", reasons[1])
@@ -103,6 +108,19 @@ async def test_mini_no_better_than_nano_retries_with_feedback_then_gives_up() ->
     # the first try is a fair sample of nano; the retry after its failure is kept apart
     assert stats.estimate("Echo", Tier.NANO).n == 41
     assert stats.estimate("Echo", Tier.NANO, after=Tier.NANO).n == 1
+
+
+async def test_the_default_escalates_to_learn_a_rescue_the_rates_cannot_show() -> None:
+    stats = RoutingStats()
+    seen(stats, Tier.NANO, 0.5, 40)
+    seen(stats, Tier.MINI, 0.5, 40)  # no better on its own traffic, and no rescues seen yet
+    orch = Orchestrator(
+        [Echo()], models=tier_named_ladder(), verify={"Echo": only_mini}, stats=stats
+    )
+    tiers, reasons, status = await run_one(orch)
+    assert (tiers, status) == (["nano", "mini"], "succeeded")
+    assert "mini has rescued 0 of 10 nano failures for Echo" in reasons[1]
+    assert stats.estimate("Echo", Tier.MINI, after=Tier.NANO).n == 1
 
 
 async def test_learned_rescues_decide_and_a_useless_retry_is_skipped() -> None:

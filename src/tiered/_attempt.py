@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -173,7 +174,7 @@ async def run_attempt(run: RunState, job: SubtaskJob, attempt: Try) -> Step:
         failure = timeout_failure(tier, timeout or 0)
     elif error is None:
         book("succeeded", None)
-        _learn(run, job, attempt, True)
+        _learn(run, job, attempt, True, booked)
         return Succeeded(tier, output)
     elif isinstance(error, BudgetExceeded):
         if booked:  # something was spent before the budget said no: that is an attempt
@@ -195,7 +196,7 @@ async def run_attempt(run: RunState, job: SubtaskJob, attempt: Try) -> Step:
         failure = classified
     book(failure.kind.value, failure.message)
     if not _transient(failure):  # a provider hiccup says nothing about what the tier can do
-        _learn(run, job, attempt, False)
+        _learn(run, job, attempt, False, booked)
     return _next_step(run, job, attempt, failure, error)
 
 
@@ -226,10 +227,16 @@ def _book(
     )
 
 
-def _learn(run: RunState, job: SubtaskJob, attempt: Try, succeeded: bool) -> None:
+def _learn(
+    run: RunState, job: SubtaskJob, attempt: Try, succeeded: bool, booked: list[Charge]
+) -> None:
     stats = run.config.stats
     if stats is not None:
-        stats.record(job.agent.name, attempt.tier, succeeded, after=attempt.after)
+        cost = sum((c.cost for c in booked), Decimal(0))
+        category = job.subtask.category
+        stats.record(
+            job.agent.name, attempt.tier, succeeded, category, after=attempt.after, cost=cost
+        )
 
 
 def _next_step(

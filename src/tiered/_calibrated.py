@@ -23,7 +23,7 @@ from tiered._ledger import Ledger
 from tiered._routing import LONG_INPUT_TOKENS, RouteDecision, Router, RouteRequest, RuleRouter
 from tiered.models import Model
 
-__all__ = ("CalibratedRouter", "Evidence", "TierView")
+__all__ = ("CalibratedRouter", "Evidence", "TierView", "conditional_gain", "success_worth")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,7 +99,73 @@ class Evidence:
         cost = None
         if cal is not None:
             cost = cal.equivalent_cost_per_case if use_equivalent else cal.cost_per_case
+        elif self.stats is not None:
+            cost = self.attempt_cost(agent, tier, category)
         return TierView(tier=tier, estimate=estimate, detected_rate=detected, cost=cost)
+
+    def rescue(
+        self,
+        agent: Agent[Any],
+        models: Mapping[Tier, Model],
+        tier: Tier,
+        after: Tier,
+        category: str | None = None,
+    ) -> Estimate | None:
+        """How often `tier` got right what `after` got wrong, or None: learned escalations
+        pooled with the calibration's same-case record when `after` is the rung below."""
+        learned = (
+            self.stats.estimate(agent.name, tier, category, after=after) if self.stats else None
+        )
+        if learned is not None and learned.n == 0:
+            learned = None
+        cal = None
+        order = ordered_tiers(models)
+        below = order.index(tier) - 1 if tier in order else -1
+        if self.calibration is not None and below >= 0 and order[below] == after:
+            entry = self.calibration.lookup(agent, models)
+            found = entry.for_category(category).get(str(tier.value)) if entry else None
+            cal = found if found is not None and found.after_failures else None
+        if cal is None:
+            return learned
+        successes, weight = float(cal.rescued), float(cal.after_failures)
+        if learned is not None:
+            scale = min(1.0, self.calibration_weight / weight)
+            successes, weight = successes * scale, weight * scale
+            successes += learned.mean * (learned.weight + 2) - 1
+            weight += learned.weight
+        low, high = wilson_interval(successes, weight)
+        n = cal.after_failures + (learned.n if learned is not None else 0)
+        mean = successes / weight if weight else 0.5
+        return Estimate(mean=mean, low=low, high=high, n=n, weight=weight)
+
+    def attempt_cost(
+        self, agent: str, tier: Tier, category: str | None = None, *, after: Tier | None = None
+    ) -> Decimal | None:
+        """Learned mean dollars of one attempt (the category's, else the agent's), or None."""
+        if self.stats is None:
+            return None
+        for cat, aft in ((category, after), (category, None), (None, None)):
+            found = self.stats.mean_cost(agent, tier, cat, after=aft)
+            if found is not None:
+                return found
+        return None
+
+
+def success_worth(views: list[TierView], factor: float) -> Decimal | None:
+    """What one success is worth: `factor` x the dollars per success of the most expensive
+    measured tier (the top rung, when calibrated). A step that buys success for more per
+    success than that is dearer than running everything there."""
+    priced = [v for v in views if v.cost is not None and v.estimate.mean > 0]
+    if not priced:
+        return None
+    top = priced[-1]
+    assert top.cost is not None
+    return Decimal(str(factor)) * top.cost / Decimal(str(top.estimate.mean))
+
+
+def conditional_gain(here: float, there: float) -> float:
+    """P(there right | here wrong) if a task one tier solves the next solves too."""
+    return max(0.0, there - here) / (1.0 - here) if here < 1 else 0.0
 
 
 def _money(d: Decimal) -> str:
@@ -118,6 +184,31 @@ def _cascade(views: list[TierView], i: int, margin: float) -> tuple[Decimal, flo
     return cost, p
 
 
+def _worth_cascade(
+    views: list[TierView],
+    i: int,
+    worth: Decimal,
+    rescue: Callable[[Tier, Tier], float | None],
+) -> tuple[Decimal, Decimal, float]:
+    """(net value, cost, success) of starting at views[i] when a visible failure moves up
+    only where the rescue is worth its price; `rescue` gives learned rescue rates."""
+    v = views[i]
+    cost, p = v.cost or Decimal(0), v.estimate.mean
+    value = worth * Decimal(str(p)) - cost
+    if i + 1 < len(views):
+        up = views[i + 1]
+        learned = rescue(up.tier, v.tier)
+        r = learned if learned is not None else conditional_gain(p, up.estimate.mean)
+        up_cost = up.cost or Decimal(0)
+        gain = worth * Decimal(str(r)) - up_cost
+        if gain > 0:
+            f = Decimal(str(v.detected_rate))
+            value += f * gain
+            cost += f * up_cost
+            p += v.detected_rate * r
+    return value, cost, p
+
+
 class CalibratedRouter:
     """Starts each subtask on the tier with the lowest expected cost per success.
 
@@ -125,8 +216,10 @@ class CalibratedRouter:
     when `category(request)` names one; a tier qualifies when its cascade is expected
     to reach `min_success` or to come within `tolerance` of the best start's success
     (e.g. 0.01: "as good as mini, to a point"), else the most successful start wins.
-    Without enough
-    evidence (fewer than `min_cases` on every tier) the rules decide.
+    With `value_factor` (what `Orchestrator` builds over learned stats) the floor gives
+    way to price: a success is worth `value_factor` x the top measured tier's dollars
+    per success, and the start with the highest expected worth less cost wins. Without
+    enough evidence (fewer than `min_cases` on every tier) the rules decide.
     """
 
     def __init__(
@@ -140,14 +233,16 @@ class CalibratedRouter:
         tolerance: float = 0.0,
         category: Callable[[RouteRequest], str | None] | None = None,
         fallback: Router | None = None,
+        value_factor: float | None = None,
     ) -> None:
         self.evidence = evidence if isinstance(evidence, Evidence) else Evidence(evidence, stats)
         self.min_success = min_success
         self.min_cases = min_cases
         self.margin = margin
         self.tolerance = tolerance
-        self.category = category or (lambda request: None)
+        self.category = category or (lambda request: request.subtask.category)
         self.fallback: Router = fallback or RuleRouter()
+        self.value_factor = value_factor
 
     async def route(
         self, request: RouteRequest, *, models: Mapping[Tier, Model], ledger: Ledger
@@ -163,6 +258,19 @@ class CalibratedRouter:
             for v in self.evidence.views(request.agent, models, category)
             if v.estimate.n >= self.min_cases and v.cost is not None and _fits(request, v.tier)
         ]
+        if self.value_factor is not None:
+            worth = success_worth(views, self.value_factor) if len(views) > 1 else None
+            if worth is None:
+                return ruled  # one tier measured (the rules' own): nothing to weigh
+            agent = request.agent
+            return self.choose_by_worth(
+                views,
+                worth,
+                lambda tier, after: _mean(
+                    self.evidence.rescue(agent, models, tier, after, category), self.min_cases
+                ),
+                category,
+            )
         if not views:
             return RouteDecision(
                 tier=ruled.tier,
@@ -171,6 +279,27 @@ class CalibratedRouter:
                 router="calibrated",
             )
         return self.choose(views, category)
+
+    def choose_by_worth(
+        self,
+        views: list[TierView],
+        worth: Decimal,
+        rescue: Callable[[Tier, Tier], float | None],
+        category: str | None = None,
+    ) -> RouteDecision:
+        """The start with the highest expected worth of its successes less its cost."""
+        scored = [(v, *_worth_cascade(views, i, worth, rescue)) for i, v in enumerate(views)]
+        best = max(scored, key=lambda x: (x[1], -views.index(x[0])))
+        parts = [f"{best[0].tier.value}: {best[0].estimate.describe()}"]
+        parts += [
+            f"{v.tier.value} {100 * v.estimate.mean:.0f}%" for v, *_ in scored if v is not best[0]
+        ]
+        where = f" [{category}]" if category else ""
+        reason = (
+            f"{'; '.join(parts)}{where}; expected {100 * best[3]:.0f}% at {_money(best[2])} "
+            f"with escalation, a success worth {_money(worth)}"
+        )
+        return RouteDecision(tier=best[0].tier, reason=reason, router="calibrated")
 
     def choose(self, views: list[TierView], category: str | None = None) -> RouteDecision:
         """Pick among `views` (cheapest first, each with a cost) and explain the pick."""
@@ -203,6 +332,10 @@ class CalibratedRouter:
         return RouteDecision(
             tier=best[0].tier, reason="; ".join(parts) + where + floor, router="calibrated"
         )
+
+
+def _mean(estimate: Estimate | None, min_cases: int = 10) -> float | None:
+    return estimate.mean if estimate is not None and estimate.n >= min_cases else None
 
 
 def _fits(request: RouteRequest, tier: Tier) -> bool:

@@ -91,6 +91,10 @@ class TierCalibration:
     """Mean dollars per case at the OpenAI-equivalent prices."""
     latency_p50_s: float = 0.0
     model: str = ""
+    after_failures: int = 0
+    """Cases the tier below this one failed (each tier ran every case)."""
+    rescued: int = 0
+    """Of those, the cases this tier got right: what escalating to it rescues."""
 
     @property
     def rate(self) -> float:
@@ -126,6 +130,8 @@ class TierCalibration:
             equivalent_cost_per_case=Decimal(str(d.get("equivalent_cost_per_case", "0"))),
             latency_p50_s=float(d.get("latency_p50_s", 0.0)),
             model=str(d.get("model", "")),
+            after_failures=int(d.get("after_failures", 0)),
+            rescued=int(d.get("rescued", 0)),
         )
 
 

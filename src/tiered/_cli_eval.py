@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 
 from tiered._calibration import CALIBRATION_FILE
+from tiered._catalog import Tier
 from tiered._errors import UserError
 from tiered._eval import Evaluation, evaluate
 from tiered._eval_report import CaseOutcome, EvalReport
@@ -151,8 +152,10 @@ def routing_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(stats.to_dict(), indent=1))
         return 0
-    rows = [("agent", "tier", "category", "success", "95% CI", "observations", "weight")]
+    head = ("agent", "tier", "category", "success", "95% CI", "observations", "weight", "$/try")
+    rows = [head]
     for agent, tier, category, e in stats.rows():
+        cost = stats.mean_cost(agent, Tier(tier), category or None)
         rows.append(
             (
                 agent,
@@ -162,6 +165,7 @@ def routing_command(args: argparse.Namespace) -> int:
                 f"{100 * e.low:.0f}-{100 * e.high:.0f}%",
                 str(e.n),
                 f"{e.weight:.1f}",
+                "-" if cost is None else f"${cost:.6f}",
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

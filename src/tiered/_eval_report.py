@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -216,16 +216,34 @@ class EvalReport:
         return agent_fingerprint(self.agent, self.models)
 
     def calibration(self) -> Calibration:
-        """This evaluation as a calibration (one agent entry, with its categories)."""
+        """This evaluation as a calibration (one agent entry, with its categories), each
+        tier with what it rescued of the tier below's failures on the same cases."""
         entry = AgentCalibration(
             agent=self.agent.name,
             models={t.value: m for t, m in self.models.items()},
-            tiers={s.tier.value: s.calibration() for s in self.summary()},
-            categories={
-                c: {s.tier.value: s.calibration() for s in self.summary(c)} for c in self.categories
-            },
+            tiers=self._calibrated(None),
+            categories={c: self._calibrated(c) for c in self.categories},
         )
         return Calibration({self.fingerprint: entry})
+
+    def _calibrated(self, category: str | None) -> dict[str, TierCalibration]:
+        won = {
+            (o.case_id, o.tier): o.succeeded
+            for o in self.outcomes
+            if category is None or o.category == category
+        }
+        out: dict[str, TierCalibration] = {}
+        below: Tier | None = None
+        for s in self.summary(category):
+            cal = s.calibration()
+            if below is not None:
+                lost = [c for (c, t), ok in won.items() if t == below and not ok]
+                ran = [c for c in lost if (c, s.tier) in won]
+                rescued = sum(won[(c, s.tier)] for c in ran)
+                cal = replace(cal, after_failures=len(ran), rescued=rescued)
+            out[s.tier.value] = cal
+            below = s.tier
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form for `--json`: summaries, categories and every outcome."""

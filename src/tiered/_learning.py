@@ -7,8 +7,10 @@ default). It persists as JSON beside the run journal and later runs load it.
 
 An attempt that follows a failure (an escalation, or a retry with feedback) is not a
 fair sample of what its tier does: it only sees the work a cheaper try got wrong. It
-is kept apart, in an `after:<tier>` cell, which is exactly what gain-aware escalation
-needs to know: how often the next tier rescues this tier's failures.
+is kept apart, in an `after:<tier>` cell (and `<category>/after:<tier>` when the
+subtask names a category), which is exactly what gain-aware escalation needs to know:
+how often the next tier rescues this tier's failures. Each cell also keeps the mean
+dollars per attempt (forgetting like the counts), so routing can weigh price.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -78,15 +81,21 @@ class _Cell:
     failures: float = 0.0
     n: int = 0
     updated: float = 0.0
+    cost: float = 0.0
+    """Forgetting sum of dollars over the attempts that reported one."""
+    costed: float = 0.0
+    """Forgetting count of those attempts."""
 
 
 def _key(agent: str, tier: Tier | str, category: str | None) -> tuple[str, str, str]:
     return agent, str(getattr(tier, "value", tier)), category or ""
 
 
-def after_category(tier: Tier | str) -> str:
-    """The cell name for attempts that follow a failure on `tier` (e.g. 'after:nano')."""
-    return f"after:{getattr(tier, 'value', tier)}"
+def after_category(tier: Tier | str, category: str | None = None) -> str:
+    """The cell name for attempts that follow a failure on `tier` (e.g. 'after:nano', or
+    'coding/after:nano' within a category)."""
+    cell = f"after:{getattr(tier, 'value', tier)}"
+    return f"{category}/{cell}" if category else cell
 
 
 class RoutingStats:
@@ -116,21 +125,27 @@ class RoutingStats:
         category: str | None = None,
         *,
         after: Tier | None = None,
+        cost: Decimal | float | None = None,
     ) -> None:
-        """Count one finished attempt of `agent` on `tier` (and under `category`, if any).
+        """Count one finished attempt of `agent` on `tier` (and under `category`, if any),
+        with its dollars when given.
 
         A categorised attempt also updates the agent's uncategorised cell, so the agent's
         overall estimate stays current. With `after` (the attempt followed a failure on
-        that tier) only the `after:<tier>` cell is updated: see the module docstring.
+        that tier) only the `after:<tier>` cells are updated: see the module docstring.
         """
         if after is not None:
-            keys = {_key(agent, tier, after_category(after))}
+            keys = {_key(agent, tier, after_category(after, category))}
+            keys.add(_key(agent, tier, after_category(after)))
         else:
             keys = {_key(agent, tier, category), _key(agent, tier, None)}
         for key in keys:
             cell = self._cells.setdefault(key, _Cell())
             cell.successes = cell.successes * self._decay + (1.0 if succeeded else 0.0)
             cell.failures = cell.failures * self._decay + (0.0 if succeeded else 1.0)
+            if cost is not None:
+                cell.cost = cell.cost * self._decay + float(cost)
+                cell.costed = cell.costed * self._decay + 1.0
             cell.n += 1
             cell.updated = time.time()
         if self.autosave is not None:  # a crashed run keeps what it learned, like the journal
@@ -141,15 +156,34 @@ class RoutingStats:
     ) -> Estimate:
         """The estimate for `agent` on `tier` (in `category`, or right after a failure on
         `after`); n=0 where nothing was seen."""
-        if after is not None:
-            category = after_category(after)
-        cell = self._cells.get(_key(agent, tier, category))
+        cell = self._cell(agent, tier, category, after)
         if cell is None or cell.n == 0:
             return _NO_DATA
         weight = cell.successes + cell.failures
         low, high = wilson_interval(cell.successes, weight)
         mean = (cell.successes + 1) / (weight + 2)
         return Estimate(mean=mean, low=low, high=high, n=cell.n, weight=weight)
+
+    def mean_cost(
+        self, agent: str, tier: Tier, category: str | None = None, *, after: Tier | None = None
+    ) -> Decimal | None:
+        """Mean dollars per attempt of `agent` on `tier` (as `estimate` picks the cell),
+        or None where no attempt reported its cost."""
+        cell = self._cell(agent, tier, category, after)
+        if cell is None or cell.costed <= 0:
+            return None
+        return Decimal(str(round(cell.cost / cell.costed, 10)))
+
+    def _cell(
+        self, agent: str, tier: Tier, category: str | None, after: Tier | None
+    ) -> _Cell | None:
+        """The cell `estimate` reads; a category's rescue cell falls back to the agent's."""
+        if after is None:
+            return self._cells.get(_key(agent, tier, category))
+        found = self._cells.get(_key(agent, tier, after_category(after, category)))
+        if found is None and category:
+            found = self._cells.get(_key(agent, tier, after_category(after)))
+        return found
 
     def rows(self) -> list[tuple[str, str, str, Estimate]]:
         """(agent, tier, category, estimate) for every cell, sorted."""
@@ -174,6 +208,8 @@ class RoutingStats:
                     "failures": cell.failures,
                     "n": cell.n,
                     "updated": cell.updated,
+                    "cost": cell.cost,
+                    "costed": cell.costed,
                 }
                 for (a, t, c), cell in sorted(self._cells.items())
             ],
@@ -192,6 +228,8 @@ class RoutingStats:
                 failures=float(row["failures"]),
                 n=int(row["n"]),
                 updated=float(row.get("updated", 0.0)),
+                cost=float(row.get("cost", 0.0)),
+                costed=float(row.get("costed", 0.0)),
             )
         return stats
 

@@ -20,14 +20,14 @@ from tiered._errors import UserError
 from tiered._escalation import EscalationPolicy
 from tiered._estimate import PlanBudget
 from tiered._events import RunEvent
-from tiered._gain import evidence_for, gain_aware_policy
+from tiered._gain import default_router, evidence_for, gain_aware_policy
 from tiered._journal import Journal
 from tiered._ledger import Budget
 from tiered._limits import Limits
 from tiered._plan import Plan
 from tiered._planner import Planner
 from tiered._result import RunResult
-from tiered._routing import Router, RuleRouter
+from tiered._routing import Router
 from tiered._run import execute_run
 from tiered._run_state import AnswerCheck, AttemptStats, RunConfig
 from tiered._stream import EventChannel, EventStream, open_stream
@@ -84,7 +84,7 @@ class Orchestrator:
         self.config = RunConfig(
             executors=named,
             planner=planner if planner is not None else Planner(),
-            router=router if router is not None else RuleRouter(),
+            router=default_router(router, stats),
             policy=policy if policy is not None else gain_aware_policy(evidence_for(router, stats)),
             limits=limits if limits is not None else Limits(),
             verify=checks,

@@ -49,6 +49,11 @@ class Subtask(BaseModel):
         description="True if the work is choosing a strategy or decomposing an ambiguous goal.",
     )
     stakes: Stakes = Field(default=Stakes.NORMAL, description="How costly a wrong answer is.")
+    category: str | None = Field(
+        default=None,
+        description="Kind of work within the agent (e.g. an eval category): calibration "
+        "and learned routing stats are kept per category when set.",
+    )
 
 
 class Plan(BaseModel):

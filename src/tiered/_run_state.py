@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Protocol
 
 import anyio
@@ -81,9 +82,11 @@ class AttemptStats(Protocol):
         category: str | None = None,
         *,
         after: Tier | None = None,
+        cost: Decimal | None = None,
     ) -> None:
         """Count one attempt of `agent` on `tier`; `after` is the tier whose failure it
-        follows (an escalation or a retry with feedback), None for a first try."""
+        follows (an escalation or a retry with feedback), None for a first try; `cost`
+        is the attempt's dollars."""
         ...
 
 

@@ -34,7 +34,6 @@ from tiered.models._local_cores import default_threads
 from tiered.models._local_protocol import (
     AFTER_RESULTS,
     MAX_PARALLEL_CALLS,
-    NO_FIT,
     parse_reply,
     protocol_for,
     render_prompt,
@@ -331,15 +330,6 @@ async def test_a_reply_that_only_repeats_answered_calls_is_asked_for_its_answer(
     response = await LocalModel().request(ModelRequest(messages=fresh, tools=(WEATHER,)))
     assert seen == ["auto"]
     assert response.message.tool_calls
-
-
-def test_the_protocol_ends_by_saying_to_call_no_tool_when_none_fits() -> None:
-    protocol = protocol_for(ModelRequest(messages=(ASK,), tools=(WEATHER, TIME)))
-    assert protocol.instructions.splitlines()[-1] == NO_FIT  # last: next to the request
-    with_output = protocol_for(
-        ModelRequest(messages=(ASK,), tools=(WEATHER,), output_schema=REPORT)
-    )
-    assert NO_FIT in with_output.instructions.splitlines()
 
 
 class _CutOffServer:

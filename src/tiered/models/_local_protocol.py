@@ -41,7 +41,6 @@ from tiered.models._local_sketch import sketch
 __all__ = (
     "DEFAULT_SYSTEM_PROMPT",
     "MAX_PARALLEL_CALLS",
-    "NO_FIT",
     "Protocol",
     "parse_reply",
     "protocol_for",
@@ -70,14 +69,6 @@ AFTER_RESULTS = (
     "Use the results above: give your final answer, or call more tools only if you still need them."
 )
 """The nudge after tool results: without it the 0.5B calls the same tool again forever."""
-
-
-NO_FIT = (
-    "Call a tool only if its description matches what is asked; if none does, call none: "
-    "give your final answer and say so."
-)
-"""Last line of the tool protocol: without it the 0.5B and 1.5B call the nearest tool
-even when it does something else (BFCL irrelevance: 0-18% right)."""
 
 
 def _turn(role: str, content: str) -> str:
@@ -296,7 +287,6 @@ def protocol_for(request: ModelRequest) -> Protocol:
         *described,
         "Each tool result comes back in a <tool_response> block; once you have what you "
         "need, give the final answer.",
-        NO_FIT,
     ]
     if out is not None:
         lines.append(f"Shape of final_answer: {sketch(out.schema)}")

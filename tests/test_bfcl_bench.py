@@ -16,7 +16,7 @@ from bench_support import load_bench
 
 load_bench()
 
-from bench.bfcl.__main__ import ground_truth_calls, perturbed  # noqa: E402
+from bench.bfcl.__main__ import ground_truth_calls, merge, perturbed  # noqa: E402
 from bench.bfcl.data import BfclCase  # noqa: E402
 from bench.bfcl.economics import replay  # noqa: E402
 from bench.bfcl.evaluation import _input, agent, calls_made, pick, tools_for  # noqa: E402
@@ -102,6 +102,8 @@ def test_pick_spreads_cases_evenly() -> None:
     cases = list(CASES.values())
     assert [c.id for c in pick(cases, 3)] == [cases[0].id, cases[2].id, cases[4].id]
     assert pick(cases, 100) == cases
+    # shifted by half a step: the cases between those, none of them the same
+    assert [c.id for c in pick(cases, 3, shift=0.5)] == [cases[1].id, cases[3].id, cases[5].id]
 
 
 def _outcome(case: str, cat: str, tier: str, failure: str | None, cost: str) -> dict[str, Any]:
@@ -126,3 +128,30 @@ def test_replay_reads_strategies_off_the_measured_outcomes() -> None:
     assert by["rules + default escalation"].escalations == 0  # nano's failures are invisible
     assert by["calibrated + gain-aware"].starts == {"x": "nano"}
     assert by["oracle (cheapest right tier)"].equivalent_cost == Decimal("0.020")
+
+
+def _full(case: str, tier: str, ok: bool) -> dict[str, Any]:
+    model = {"nano": "qwen2.5-coder-0.5b", "mini": "qwen2.5-coder-1.5b"}[tier]
+    return {**_outcome(case, "simple_python", tier, None if ok else "wrong", "0.001"),
+            "model": model, "detail": "", "input_tokens": 600, "output_tokens": 40,
+            "latency_s": 2.0, "turns": 2, "output": "ok"}  # fmt: skip
+
+
+def test_merge_joins_chunks_and_a_later_chunk_wins(tmp_path: Path) -> None:
+    first, second = tmp_path / "a-nano", tmp_path / "b-fill"
+    for d, rows in ((first, [_full("c0", "nano", False), _full("c1", "nano", True)]),
+                    (second, [_full("c0", "nano", True), _full("c0", "mini", True)])):  # fmt: skip
+        d.mkdir()
+        (d / "outcomes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (d / "machine.txt").write_text("before load average: 1.0\n")
+    merge(str(tmp_path / "all"), [str(second), str(first)])
+    results = json.loads((tmp_path / "all" / "results.json").read_text())
+    by_tier = {t["tier"]: (t["n"], t["successes"]) for t in results["tiers"]}
+    assert by_tier == {"nano": (2, 2), "mini": (1, 1)}  # c0 on nano: the fill's row
+    calibration = json.loads((tmp_path / "all" / "calibration.json").read_text())
+    (entry,) = calibration["entries"].values()
+    assert entry["categories"]["simple_python"]["nano"]["n"] == 2
+    assert (tmp_path / "all" / "machine.txt").read_text().splitlines() == [
+        "a-nano: before load average: 1.0",
+        "b-fill: before load average: 1.0",
+    ]

@@ -7,10 +7,13 @@ import threading
 import time
 from typing import Any
 
+import anyio
 import jsonschema
 import pytest
 
+from tiered import Agent, Tool
 from tiered._errors import BadModelResponse, UserError
+from tiered._ledger import Ledger
 from tiered._messages import (
     AssistantMessage,
     Message,
@@ -25,6 +28,7 @@ from tiered._messages import (
 )
 from tiered._usage import Usage
 from tiered.models import LocalModel
+from tiered.models import _local as local_module
 from tiered.models import _local_cores as cores_module
 from tiered.models._local_cores import default_threads
 from tiered.models._local_protocol import (
@@ -326,3 +330,34 @@ async def test_a_reply_that_only_repeats_answered_calls_is_asked_for_its_answer(
     response = await LocalModel().request(ModelRequest(messages=fresh, tools=(WEATHER,)))
     assert seen == ["auto"]
     assert response.message.tool_calls
+
+
+class _CutOffServer:
+    """A llama.cpp server stand-in whose every answer stops at the output cap mid-JSON."""
+
+    started = True
+
+    def limiter(self) -> anyio.CapacityLimiter:
+        return anyio.CapacityLimiter(1)
+
+    def complete(self, body: dict[str, Any], *args: Any) -> dict[str, Any]:
+        usage = {"prompt_tokens": 600, "completion_tokens": body["max_tokens"]}
+        return {"text": '{"tool_calls": [{"name": "weather", "argu', "finish_reason": "length",
+                "usage": usage}  # fmt: skip
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_an_answer_cut_off_mid_json_fails_with_its_tokens_booked(
+    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local_module, "server_for", lambda weights, config: _CutOffServer())
+    weather = Tool.from_schema("weather", "The weather.", dict(WEATHER.parameters), str)
+    agent: Agent[str] = Agent(name="w", instructions="Look up the weather.", max_output_tokens=64)
+    ledger = Ledger()
+    with pytest.raises(BadModelResponse, match="max_output_tokens") as raised:
+        await agent.run("Paris?", model=LocalModel(), ledger=ledger, extra_tools=[weather])
+    # the failed call generated its tokens: they are on the error and in the ledger
+    assert raised.value.usage is not None
+    assert (raised.value.usage.input_tokens, raised.value.usage.output_tokens) == (600, 64)
+    assert (ledger.usage.input_tokens, ledger.usage.output_tokens) == (600, 64)

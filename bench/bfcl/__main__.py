@@ -1,4 +1,4 @@
-"""`python -m bench.bfcl agree | report RESULTS.json [--trace TRACE.jsonl]`.
+"""`python -m bench.bfcl agree | report RESULTS.json [--trace TRACE.jsonl] | merge OUT DIR...`.
 
 The measurement itself is `tiered eval` (run it under the heavy-job lock):
 
@@ -6,7 +6,8 @@ The measurement itself is `tiered eval` (run it under the heavy-job lock):
         tiered eval bench/bfcl/evaluation.py --tiers nano,mini --json > results.json
 
 `agree` shows our AST rule gives BFCL's verdict on the ground truth (and on perturbed
-answers); `report` renders the BENCHMARKS.md section from the eval's JSON.
+answers); `report` renders the BENCHMARKS.md section from the eval's JSON; `merge` joins
+the chunks `bench/bfcl/chunks.sh` wrote (one category and tier each) into one run.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from typing import Any
 from bench.bfcl.checker import score_with_bfcl
 from bench.bfcl.data import CATEGORIES, BfclCase, load_category
 from bench.bfcl.economics import Strategy, replay
-from bench.bfcl.evaluation import build
+from bench.bfcl.evaluation import agent, build
 from bench.bfcl.rule import score
 from tiered import Tier
-from tiered._eval_report import CaseOutcome, TierSummary
+from tiered._eval_report import CaseOutcome, EvalReport, TierSummary
 
 
 def ground_truth_calls(case: BfclCase) -> list[dict[str, Any]]:
@@ -102,13 +103,25 @@ def _summaries(
     return rows
 
 
-def report(path: str, trace: str | None, per_category: int) -> None:
+def _sizes(spec: str) -> dict[str, int]:
+    """`--per-category`: "12" for every category, or "8,irrelevance=12"."""
+    sizes = {}
+    for part in spec.split(","):
+        name, _, n = part.rpartition("=")
+        sizes[name.strip()] = int(n)
+    return sizes
+
+
+def report(path: str, trace: str | None, per_category: str) -> None:
     """The BENCHMARKS.md section, from `tiered eval --json` (or `--outcomes`) output."""
     outcomes = _load_outcomes(path)
     tiers = [t for t in ("nano", "mini", "flagship") if any(o["tier"] == t for o in outcomes)]
     cats = [c for c in CATEGORIES if any(o["category"] == c for o in outcomes)]
+    sizes = _sizes(per_category)
     split = {
-        c.id: str(c.metadata["split"]) for c in build(per_category, tuple(cats)).loaded_cases()
+        c.id: str(c.metadata["split"])
+        for cat in cats
+        for c in build(sizes.get(cat, sizes.get("", 20)), (cat,)).loaded_cases()
     }
     models = {o["tier"]: o["model"] for o in outcomes}
     print(f"Models: {', '.join(f'{k} = {models[k]}' for k in tiers)}.\n")
@@ -173,6 +186,46 @@ def _trace_summary(path: str) -> None:
         print(f"{key[0]} | {key[1]} | {spread} | {statistics.median(turns[key]):g}")
 
 
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def merge(out: str, chunks: list[str]) -> None:
+    """One run from chunk folders: outcomes and traces joined (a later chunk's row for the
+    same case and tier wins), results and calibration recomputed, machine logs kept."""
+    outcomes: dict[tuple[str, str], dict[str, Any]] = {}
+    traces: dict[tuple[str, str], dict[str, Any]] = {}
+    machine: list[str] = []
+    for d in map(Path, sorted(chunks)):
+        outcomes.update({(o["case_id"], o["tier"]): o for o in _jsonl(d / "outcomes.jsonl")})
+        traces.update({(t["id"], t["tier"]): t for t in _jsonl(d / "trace.jsonl")})
+        if (d / "machine.txt").exists():
+            machine += [f"{d.name}: {line}" for line in (d / "machine.txt").read_text().split("\n")
+                        if line]  # fmt: skip
+    rows = sorted(outcomes.values(), key=lambda o: (o["category"] or "", o["case_id"], o["tier"]))
+    names = [t for t in ("nano", "mini", "flagship") if any(o["tier"] == t for o in rows)]
+    tiers = tuple(Tier(t) for t in names)
+    report = EvalReport(
+        name="bfcl",
+        agent=agent,
+        models={Tier(o["tier"]): o["model"] for o in rows},
+        tiers=tiers,
+        outcomes=tuple(CaseOutcome.from_dict(o) for o in rows),
+    )
+    target = Path(out)
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "results.json").write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+    report.calibration().save(target / "calibration.json")
+    (target / "outcomes.jsonl").write_text("".join(json.dumps(o) + "\n" for o in rows))
+    (target / "trace.jsonl").write_text(
+        "".join(json.dumps(traces[k]) + "\n" for k in sorted(traces))
+    )
+    (target / "machine.txt").write_text("".join(line + "\n" for line in machine))
+    print(f"{len(rows)} outcomes from {len(chunks)} chunks -> {target}")
+
+
 def main() -> None:
     """Parse and dispatch."""
     p = argparse.ArgumentParser(prog="python -m bench.bfcl")
@@ -181,10 +234,17 @@ def main() -> None:
     r = sub.add_parser("report", help="render the BENCHMARKS.md section from eval JSON")
     r.add_argument("results")
     r.add_argument("--trace")
-    r.add_argument("--per-category", type=int, default=20)
+    r.add_argument(
+        "--per-category", default="20", help='cases per category: "12" or "8,irrelevance=12"'
+    )
+    m = sub.add_parser("merge", help="join chunk folders into one run folder")
+    m.add_argument("out")
+    m.add_argument("chunks", nargs="+")
     args = p.parse_args()
     if args.command == "agree":
         agree()
+    elif args.command == "merge":
+        merge(args.out, args.chunks)
     else:
         report(args.results, args.trace, args.per_category)
 

@@ -2,10 +2,12 @@
 
 Environment: BFCL_PER_CATEGORY (cases per category, default 20, spread evenly over
 the category), BFCL_CATEGORIES (comma-separated, default the five non-live ones),
-BFCL_CACHE (where the wheel is kept). Each case's functions become `Tool.from_schema`
-tools; the calls the agent makes (every turn, mapped back to BFCL's dotted names) are
-scored by BFCL's own AST checker. Cases alternate between the calibration half and
-the report half (`metadata["split"]`).
+BFCL_SHIFT (0.5: the cases halfway between the usual ones, to tune prompts off the
+measured set), BFCL_IDS (comma-separated: only those cases), BFCL_CACHE (where the wheel
+is kept). Each case's functions become `Tool.from_schema` tools; the calls the agent
+makes (every turn, mapped back to BFCL's dotted names) are scored by BFCL's own AST
+checker. Cases alternate between the calibration half and the report half
+(`metadata["split"]`).
 """
 
 from __future__ import annotations
@@ -90,19 +92,22 @@ def check(output: Any, case: Case, result: AgentResult[Any]) -> bool | str:
     return True if valid else f"{error} ({len(calls)} calls)"
 
 
-def pick(cases: list[BfclCase], n: int) -> list[BfclCase]:
-    """`n` cases spread evenly over the category (BFCL orders cases by topic)."""
+def pick(cases: list[BfclCase], n: int, shift: float = 0.0) -> list[BfclCase]:
+    """`n` cases spread evenly over the category (BFCL orders cases by topic); `shift`
+    0.5 takes the cases halfway between those of 0 (a disjoint set to tune prompts on)."""
     if n >= len(cases):
         return cases
     step = len(cases) / n
-    return [cases[int(i * step)] for i in range(n)]
+    return [cases[int((i + shift) * step)] for i in range(n)]
 
 
-def build(per_category: int, categories: tuple[str, ...] = CATEGORIES) -> Evaluation:
+def build(
+    per_category: int, categories: tuple[str, ...] = CATEGORIES, shift: float = 0.0
+) -> Evaluation:
     """The evaluation over `per_category` cases of each category."""
     cases = []
     for category in categories:
-        for i, b in enumerate(pick(load_category(category), per_category)):
+        for i, b in enumerate(pick(load_category(category), per_category, shift)):
             cases.append(
                 Case(
                     input=_input(b),
@@ -127,4 +132,10 @@ def evaluation() -> Evaluation:
     per = int(os.environ.get("BFCL_PER_CATEGORY", "20"))
     names = os.environ.get("BFCL_CATEGORIES")
     chosen = tuple(c.strip() for c in names.split(",")) if names else CATEGORIES
-    return build(per, chosen)
+    built = build(per, chosen, float(os.environ.get("BFCL_SHIFT", "0")))
+    ids = os.environ.get("BFCL_IDS")  # the cases an interrupted chunk did not finish
+    if not ids:
+        return built
+    keep = set(ids.split(","))
+    cases = [c for c in built.loaded_cases() if c.id in keep]
+    return Evaluation(agent=agent, cases=cases, check=check, name="bfcl")

@@ -283,20 +283,24 @@ class LocalModel:
         if protocol.mode == "text":
             message = AssistantMessage(content=text.strip())
         else:
-            if finish == "length":
-                if prompt_tokens + completion_tokens >= self._config.n_ctx:
-                    raise ContextTooLong(
-                        f"{name}: prompt ({prompt_tokens} tokens) plus output filled the "
-                        f"context of {self._config.n_ctx} tokens before the JSON was complete: "
-                        "shorten the request, or give LocalModel a larger n_ctx",
+            try:
+                if finish == "length":
+                    if prompt_tokens + completion_tokens >= self._config.n_ctx:
+                        raise ContextTooLong(
+                            f"{name}: prompt ({prompt_tokens} tokens) plus output filled "
+                            f"the context of {self._config.n_ctx} tokens before the JSON was "
+                            "complete: shorten the request, or give LocalModel a larger n_ctx",
+                            model=name,
+                        )
+                    raise BadModelResponse(
+                        f"{name} hit max_output_tokens ({completion_tokens}) before its JSON "
+                        "was complete: raise max_output_tokens or ask for a shorter answer",
                         model=name,
                     )
-                raise BadModelResponse(
-                    f"{name} hit max_output_tokens ({completion_tokens}) before its JSON was "
-                    "complete: raise max_output_tokens or ask for a shorter answer",
-                    model=name,
-                )
-            message = parse_reply(text, protocol, name)
+                message = parse_reply(text, protocol, name)
+            except ModelError as exc:  # the tokens were generated: book them with it
+                exc.usage = usage
+                raise
             if message.tool_calls:
                 finish = "tool_calls"
         return ModelResponse(message=message, usage=usage, model_name=name, finish_reason=finish)

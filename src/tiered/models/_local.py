@@ -28,6 +28,7 @@ from tiered._catalog import FREE, ModelSpec, Tier, default_catalog
 from tiered._errors import (
     BadModelResponse,
     ContextTooLong,
+    ModelError,
     UserError,
 )
 from tiered._logging import get_logger

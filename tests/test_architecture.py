@@ -65,6 +65,7 @@ LAYERS: dict[str, float] = {
     "tiered._learning": 6,
     "tiered._calibration": 6,
     "tiered._calibrated": 6,
+    "tiered._gain_worth": 6,
     "tiered._gain": 6,
     # 7. orchestrator
     "tiered._orchestrator": 7,

@@ -69,7 +69,8 @@ async def run_plan(
                 await woken.wait()
             s = ready.popleft()
             try:
-                await run.wait_for_room()
+                if run.channel is not None:  # backpressure: a stream's consumer is behind
+                    await run.channel.wait_for_room()
                 await start_subtask(run, s, results, depth=depth, prefix=prefix, run_plan=run_plan)
             finally:
                 done(s)

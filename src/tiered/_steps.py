@@ -45,7 +45,7 @@ class SubtaskJob:
     """Hash of what the output depends on (set when the run keeps a journal)."""
     effects: EffectLog | None = None
     """Idempotency keys for side-effecting tool calls (with a journal)."""
-    pending_charges: list[Charge] = field(default_factory=list)
+    pending_charges: Sequence[Charge] = ()
     """Charges made before the first attempt (a classifier router's call), booked with it."""
 
 

@@ -5,7 +5,9 @@ planner (flagship tier) turns the goal into typed subtasks for three executors:
 `TicketTriage` (nano) reads a ticket, `OrderCheck` (nano) looks the order up with a
 tool, and `RefundMath` (nano) asks the `refund_total` tool what is owed. The
 deterministic work (looking orders up, the lateness rule, the sum) lives in tools, so
-the small models only choose what to call. Every executor has a Python verifier that
+the small models only choose what to call, and the two tool agents' output *is* their
+tool's result (`output_tool`): no turn in which a small model copies it wrongly. Every
+executor has a Python verifier that
 checks its output against the ticket or the order database, so a wrong answer from a
 cheap tier is escalated for real. The final answer is typed (`RefundAnswer`), so the
 composer copies the total into a field, and it must pass `check_numbers`: a number no
@@ -31,19 +33,6 @@ ORDERS: dict[str, dict[str, Any]] = {
     "A-1003": {"item": "blender", "price_cents": 5999, "days_late": 6},
 }
 """The example's order database (passed to tools as `deps`)."""
-
-
-@tool(in_thread=False)
-def lookup_order(ctx: RunContext[dict[str, dict[str, Any]]], order_id: str) -> dict[str, Any]:
-    """Look an order up by its id.
-
-    Args:
-        order_id: The order id, like A-1001.
-    """
-    order = ctx.deps.get(order_id.strip().upper())
-    if order is None:
-        raise KeyError(f"no order {order_id!r}; known ids look like A-1001")
-    return {"order_id": order_id.strip().upper(), **order}
 
 
 class Ticket(BaseModel):
@@ -82,26 +71,46 @@ class OrderFacts(BaseModel):
     days_late: int
 
 
+@tool(in_thread=False)
+def lookup_order(ctx: RunContext[dict[str, dict[str, Any]]], order_id: str) -> OrderFacts:
+    """Look an order up by its id.
+
+    Args:
+        order_id: The order id, like A-1001.
+    """
+    order = ctx.deps.get(order_id.strip().upper())
+    if order is None:
+        raise KeyError(f"no order {order_id!r}; known ids look like A-1001")
+    return OrderFacts(order_id=order_id.strip().upper(), **order)
+
+
 class OrderCheck(Agent[OrderFacts]):
     """Looks an order up and reports its item, price in cents and days late."""
 
     tier = Tier.NANO
-    instructions = (
-        "Call lookup_order with the order id, then report the order exactly as the tool "
-        "returned it."
-    )
+    instructions = "Call lookup_order with the order id."
     tools = (lookup_order,)
     tool_choice = "lookup_order"  # the first turn calls it: never answer from memory
-    may_escalate = False  # a lookup and a copy: nothing to hand up but a wrong answer
+    output_tool = "lookup_order"  # the order as the tool returned it is the output
+    may_escalate = False  # a lookup: nothing to hand up
     input_type = OrderRef
     output_type = OrderFacts
     max_turns = 4
     max_output_tokens = 200
 
 
-def refund_owed(orders: dict[str, dict[str, Any]], order_ids: list[str]) -> dict[str, Any]:
+class Refund(BaseModel):
+    total_cents: int = Field(description="Total refund owed, in cents.")
+    refunded: list[str] = Field(description="The order ids refunded (delivered late).")
+    on_time: list[str] = Field(description="The order ids delivered on time (no refund).")
+    unknown: list[str] = Field(description="Order ids not in the database.")
+
+
+def refund_owed(orders: dict[str, dict[str, Any]], order_ids: list[str]) -> Refund:
     """The refund rule, in Python: every order delivered late is refunded in full."""
-    refunded, on_time, unknown = [], [], []
+    refunded: list[str] = []
+    on_time: list[str] = []
+    unknown: list[str] = []
     total = 0
     for raw in order_ids:
         order_id = raw.strip().upper()
@@ -113,13 +122,13 @@ def refund_owed(orders: dict[str, dict[str, Any]], order_ids: list[str]) -> dict
             total += order["price_cents"]
         else:
             on_time.append(order_id)
-    return {"total_cents": total, "refunded": refunded, "on_time": on_time, "unknown": unknown}
+    return Refund(total_cents=total, refunded=refunded, on_time=on_time, unknown=unknown)
 
 
 @tool(in_thread=False)
 def refund_total(
     ctx: RunContext[dict[str, dict[str, Any]]], order_ids: list[str]
-) -> dict[str, Any]:
+) -> Refund:
     """Apply the refund rule (late orders are refunded in full) and sum what is owed.
 
     Args:
@@ -132,22 +141,15 @@ class RefundQuestion(BaseModel):
     order_ids: list[str] = Field(description="Every order id in the tickets, like A-1001.")
 
 
-class Refund(BaseModel):
-    total_cents: int = Field(description="Total refund owed, in cents, as the tool said.")
-    refunded: list[str] = Field(description="The order ids refunded, as the tool said.")
-
-
 class RefundMath(Agent[Refund]):
     """Works out the total refund owed for some orders with the refund_total tool."""
 
     tier = Tier.NANO
-    instructions = (
-        "Call refund_total with the order ids, then report its total_cents and refunded "
-        "list exactly as the tool returned them."
-    )
+    instructions = "Call refund_total with every order id you are given."
     tools = (refund_total,)
     tool_choice = "refund_total"  # the first turn calls it: the tool applies the rule
-    may_escalate = False  # the tool's answer is the answer: report it, do not escalate
+    output_tool = "refund_total"  # the tool's answer is the answer: nothing to copy
+    may_escalate = False
     input_type = RefundQuestion
     output_type = Refund
     max_turns = 4
@@ -183,15 +185,18 @@ def triage_matches_ticket(subtask: Subtask, output: Triage) -> str | None:
 def refund_matches_rule(subtask: Subtask, output: Refund) -> str | None:
     """Reject a refund that is not what the rule gives for the subtask's orders."""
     want = refund_owed(ORDERS, list(subtask.arguments.get("order_ids", [])))
-    if output.total_cents != want["total_cents"]:
-        return f"total_cents {output.total_cents} but refund_total gives {want['total_cents']}"
-    if sorted(o.strip().upper() for o in output.refunded) != sorted(want["refunded"]):
-        return f"refunded {output.refunded} but refund_total gives {want['refunded']}"
+    if output.total_cents != want.total_cents:
+        return f"total_cents {output.total_cents} but refund_total gives {want.total_cents}"
+    if sorted(o.strip().upper() for o in output.refunded) != sorted(want.refunded):
+        return f"refunded {output.refunded} but refund_total gives {want.refunded}"
     return None
 
 
 def order_matches_database(subtask: Subtask, output: OrderFacts) -> str | None:
-    """Reject an OrderCheck whose facts differ from the database (a real check)."""
+    """Reject an OrderCheck of another order, or whose facts differ from the database."""
+    asked = str(subtask.arguments.get("order_id", "")).strip().upper()
+    if output.order_id.strip().upper() != asked:
+        return f"the subtask asks about {asked}, but the output is for {output.order_id}"
     order = ORDERS.get(output.order_id.strip().upper())
     if order is None:
         return f"{output.order_id!r} is not a known order"

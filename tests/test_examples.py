@@ -176,15 +176,12 @@ def triage_responder(answer: dict[str, Any]) -> Any:
                 wrong_once.add(sid)
                 kind = "question"  # seen on the embedded nano; the verifier must catch it
             return {"category": kind, "order_id": order}
-        found = tool_result(request)
+        # the tool's result is these agents' output (`output_tool`): one turn, one call
+        assert tool_result(request) is None, f"{agent} was asked to copy its tool's result"
         if agent == "OrderCheck":
-            if found is None:
-                return call("lookup_order", {"order_id": re.findall(r"A-\d{4}", text)[-1]})
-            return found
+            return call("lookup_order", {"order_id": re.findall(r"A-\d{4}", text)[-1]})
         if agent == "RefundMath":
-            if found is None:
-                return call("refund_total", {"order_ids": ["A-1001", "A-1002"]})
-            return {"total_cents": found["total_cents"], "refunded": found["refunded"]}
+            return call("refund_total", {"order_ids": ["A-1001", "A-1002"]})
         raise AssertionError(f"unexpected agent {agent}")
 
     return respond
@@ -218,6 +215,8 @@ async def test_triage_gets_3499_and_its_verifier_catches_a_wrong_order_id() -> N
     assert offered["OrderCheck"] == {"lookup_order"}  # no escalate tool to hide behind
     assert offered["RefundMath"] == {"refund_total"}
     assert offered["TicketTriage"] == {"escalate"}  # offered, but tool_choice is none
+    for sid in ("check_1", "check_2", "refund"):  # each a single call: no copying turn
+        assert result.subtasks[sid].attempts[0].usage.requests == 1
 
 
 async def test_triage_answer_check_names_the_made_up_total() -> None:
@@ -239,23 +238,25 @@ async def test_triage_answer_check_names_the_made_up_total() -> None:
 def test_the_refund_rule_and_its_verifier() -> None:
     triage = example("triage")
     owed = triage.refund_owed(triage.ORDERS, ["a-1001", "A-1002", "A-1003", "B-1"])
-    assert owed == {
-        "total_cents": 3499 + 5999,
-        "refunded": ["A-1001", "A-1003"],
-        "on_time": ["A-1002"],
-        "unknown": ["B-1"],
-    }
+    assert owed == triage.Refund(
+        total_cents=3499 + 5999, refunded=["A-1001", "A-1003"], on_time=["A-1002"], unknown=["B-1"]
+    )
     subtask = triage.Subtask(
         id="r", agent="RefundMath", instructions="x", arguments={"order_ids": ["A-1001", "A-1002"]}
     )
-    assert (
-        triage.refund_matches_rule(subtask, triage.Refund(total_cents=3499, refunded=["A-1001"]))
-        is None
-    )
+    right = triage.refund_owed(triage.ORDERS, ["A-1001", "A-1002"])
+    assert triage.refund_matches_rule(subtask, right) is None
     rejection = triage.refund_matches_rule(
-        subtask, triage.Refund(total_cents=6098, refunded=["A-1001", "A-1002"])
+        subtask, right.model_copy(update={"total_cents": 6098, "refunded": ["A-1001", "A-1002"]})
     )
     assert rejection == "total_cents 6098 but refund_total gives 3499"
+    other = triage.Subtask(
+        id="c", agent="OrderCheck", instructions="x", arguments={"order_id": "A-1002"}
+    )
+    facts = triage.OrderFacts(order_id="A-1001", item="kettle", price_cents=3499, days_late=14)
+    assert triage.order_matches_database(other, facts) == (
+        "the subtask asks about A-1002, but the output is for A-1001"
+    )
 
 
 # --- extract -----------------------------------------------------------------------------

@@ -108,6 +108,10 @@ class Agent(Generic[OutputT, DepsT]):
     """Offer the run's `escalate` tool to the model. False for an agent whose job is a
     tool call and a copy of its result: small models call `escalate` instead of
     reporting. A failure or a verifier's rejection still escalates."""
+    output_tool: str | None = None
+    """A tool whose result is the agent's output: once it returns without error, its
+    result is validated as the output and the run ends, with no turn for the model to
+    copy it (and get it wrong). The tool must return the output type."""
 
     def __init__(
         self,
@@ -127,6 +131,7 @@ class Agent(Generic[OutputT, DepsT]):
         max_output_tokens: int | None = _UNSET,
         tool_choice: str = _UNSET,
         strict_output: bool = _UNSET,
+        output_tool: str | None = _UNSET,
     ) -> None:
         given = {k: v for k, v in locals().items() if k != "self" and v is not _UNSET}
         for key, value in given.items():
@@ -138,6 +143,11 @@ class Agent(Generic[OutputT, DepsT]):
             doc = cls.__doc__ if cls is not Agent else None
             self.description = inspect.cleandoc(doc or "") or self.instructions[:200]
         self.tools = tuple(self.tools)
+        if self.output_tool is not None and self.output_tool not in {t.name for t in self.tools}:
+            raise UserError(
+                f"agent {self.name!r}: output_tool {self.output_tool!r} is not one of its "
+                f"tools ({', '.join(t.name for t in self.tools) or 'none'}); name one of them"
+            )
         self._toolsets: dict[tuple[Tool[Any], ...], ToolSet] = {}
         self._output: StrictSchema | None = (
             None

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from tiered._agent_calls import Tally, ToolObserver, ask_within_cap, run_tools
-from tiered._agent_output import Repair, final_output
+from tiered._agent_output import Repair, final_output, tool_output
 from tiered._context import RunContext
 from tiered._errors import EscalationRequested, MaxTurnsExceeded, OutputInvalid, TieredError
 from tiered._messages import (
@@ -20,6 +20,7 @@ from tiered._messages import (
     ModelRequest,
     OutputSchema,
     SystemMessage,
+    ToolResultMessage,
     UserMessage,
 )
 from tiered._names import legal_name
@@ -32,6 +33,13 @@ if TYPE_CHECKING:
     from tiered._agent import Agent
 
 __all__ = ("TurnLoop", "opening_messages")
+
+
+def _produced(results: Sequence[ToolResultMessage], tool: str | None) -> ToolResultMessage | None:
+    """The first successful result of the agent's `output_tool` this turn, if any."""
+    if tool is None:
+        return None
+    return next((r for r in results if r.name == tool and not r.is_error), None)
 
 
 def opening_messages(
@@ -109,14 +117,16 @@ class TurnLoop:
             self.turns = ctx.turn = turn
             reply = await self._ask(turn)
             messages.append(reply)
-            if reply.tool_calls:
-                messages.extend(
-                    await run_tools(self._toolset, reply.tool_calls, ctx, self._observer)
-                )
-                continue
             try:
-                return await final_output(
-                    reply, self._output, lambda value: agent.validate_output(value, ctx)
+                if not reply.tool_calls:
+                    return await final_output(reply, self._output, self._check)
+                results = await run_tools(self._toolset, reply.tool_calls, ctx, self._observer)
+                messages.extend(results)
+                produced = _produced(results, agent.output_tool)
+                if produced is None:
+                    continue
+                return await tool_output(
+                    produced.name, produced.content, self._output, self._check
                 )
             except Repair as exc:
                 repairs += 1
@@ -131,6 +141,9 @@ class TurnLoop:
                 ctx.log.info("output.repair", turn=turn, problem=exc.problem[:500])
                 messages.append(UserMessage(content=exc.prompt))
         raise MaxTurnsExceeded(agent.max_turns, messages)
+
+    async def _check(self, value: Any) -> Any:
+        return await self._agent.validate_output(value, self._ctx)
 
     async def _ask(self, turn: int) -> AssistantMessage:
         """One turn's model call, logged; every call's usage is metered, parsed or not."""

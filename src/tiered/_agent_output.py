@@ -10,12 +10,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tiered._errors import ModelRetry, TieredError
+from tiered._errors import ModelRetry, TieredError, UserError
 from tiered._json import UntrustedJson, clip, parse_untrusted
 from tiered._messages import AssistantMessage
 from tiered._schema import StrictSchema
 
-__all__ = ("Repair", "final_output")
+__all__ = ("Repair", "final_output", "tool_output")
 
 
 class Repair(Exception):
@@ -42,6 +42,30 @@ async def final_output(
         value: Any = text
     else:
         value = _validated(text, output)
+    return await _checked(value, check)
+
+
+async def tool_output(
+    tool: str,
+    content: str,
+    output: StrictSchema | None,
+    check: Callable[[Any], Awaitable[Any]],
+) -> Any:
+    """The typed output an agent's `output_tool` returned (its rendered result), through
+    `check`; a result that is not the output type is the agent's misuse, a `UserError`."""
+    if output is None:
+        return await _checked(content, check)
+    try:
+        value = _validated(content, output)
+    except Repair as exc:
+        raise UserError(
+            f"output_tool {tool!r} returned a value that is not the agent's output type "
+            f"({exc.problem}); make the tool return the output type"
+        ) from None
+    return await _checked(value, check)
+
+
+async def _checked(value: Any, check: Callable[[Any], Awaitable[Any]]) -> Any:
     try:
         return await check(value)
     except ModelRetry as exc:

@@ -196,7 +196,16 @@ async def run_attempt(run: RunState, job: SubtaskJob, attempt: Try) -> Step:
     else:
         classified = classify_failure(error, tier)
         if classified is None:  # misuse or a bug in user code: end the run with it
-            _book(run, job, attempt, name, started, booked, "error", f"{type(error).__name__}: {error}")
+            _book(
+                run,
+                job,
+                attempt,
+                name,
+                started,
+                booked,
+                "error",
+                f"{type(error).__name__}: {error}",
+            )
             run.fail_fast(error)
             return GiveUp(f"{type(error).__name__}: {error}", "not a model failure")
         failure = classified

@@ -4,7 +4,7 @@ attempt (`Try`), and the typed steps an attempt returns."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from tiered._agent import Agent

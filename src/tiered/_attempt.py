@@ -312,8 +312,28 @@ def subtask_context(subtask: Subtask, inputs: Mapping[str, Any], render: Any) ->
     return text
 
 
+_ARGUMENTS = json.JSONEncoder(default=str)
+"""`json.dumps(..., default=str)` without building an encoder per call."""
+
+_TOOL_TOKENS: dict[int, tuple[Sequence[Any], int]] = {}
+"""Agent tools tuple id -> (the tuple, its schemas' token estimate), holding the tuple so
+its id cannot be reused while cached: an agent's tools do not change between subtasks."""
+
+
+def _tool_tokens(tools: Sequence[Any]) -> int:
+    if not tools:
+        return 0
+    hit = _TOOL_TOKENS.get(id(tools))
+    if hit is not None and hit[0] is tools:
+        return hit[1]
+    tokens = sum(estimate_tokens(json.dumps(t.definition().parameters)) for t in tools)
+    if len(_TOOL_TOKENS) >= 1024:  # agents made on the fly: keep the cache bounded
+        _TOOL_TOKENS.clear()
+    _TOOL_TOKENS[id(tools)] = (tools, tokens)
+    return tokens
+
+
 def estimate_input(agent: Agent[Any, Any], context: str, subtask: Subtask) -> int:
     """A routing estimate of the first request's input tokens."""
-    text = agent.instructions + context + json.dumps(subtask.arguments, default=str)
-    tools = sum(estimate_tokens(json.dumps(t.definition().parameters)) for t in agent.tools)
-    return estimate_tokens(text) + tools
+    chars = len(agent.instructions) + len(context) + len(_ARGUMENTS.encode(subtask.arguments))
+    return chars // 4 + 1 + _tool_tokens(agent.tools)  # `estimate_tokens` of the whole text

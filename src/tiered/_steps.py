@@ -49,7 +49,7 @@ class SubtaskJob:
     """Charges made before the first attempt (a classifier router's call), booked with it."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Try:
     """How to run the next attempt: where, why, and what it continues from."""
 

@@ -39,6 +39,7 @@ LAYERS: dict[str, float] = {
     # 3. the seam to providers (the package and everything under it)
     "tiered.models": 3,
     # 4. tools
+    "tiered._tool_def": 4,
     "tiered._tool": 4,
     "tiered._schema": 4,
     "tiered._strict": 4,

@@ -262,7 +262,8 @@ class Agent(Generic[OutputT, DepsT]):
         m = self._resolve_model(model, tier, models)
         spec = m.spec
         ledger = ledger if ledger is not None else Ledger()
-        ledger.require_prices((spec,))  # a dollar budget over an unpriced model: refuse
+        if ledger.budget.usd is not None:  # a dollar budget over an unpriced model: refuse
+            ledger.require_prices((spec,))
         toolset = self._toolset(extra_tools)
         typed_input = self.validate_input(input)
         ctx: RunContext[DepsT] = RunContext(
@@ -270,7 +271,7 @@ class Agent(Generic[OutputT, DepsT]):
             agent=self.name,
             ledger=ledger,
             subtask_id=subtask_id,
-            dependencies=dependencies or {},
+            dependencies=dependencies if dependencies is not None else {},
             input=typed_input,
             effects=effects,
         )

@@ -44,12 +44,26 @@ def _produced(results: Sequence[ToolResultMessage], tool: str | None) -> ToolRes
     return next((r for r in results if r.name == tool and not r.is_error), None)
 
 
+_SYSTEM: dict[str, SystemMessage] = {}
+"""Instructions -> their system message, made once: messages are frozen, and every run of
+an agent starts with the same one."""
+
+
+def _system(instructions: str) -> SystemMessage:
+    message = _SYSTEM.get(instructions)
+    if message is None:
+        if len(_SYSTEM) >= 256:  # instructions built on the fly: keep the cache bounded
+            _SYSTEM.clear()
+        message = _SYSTEM[instructions] = SystemMessage(content=instructions)
+    return message
+
+
 def opening_messages(
     instructions: str, history: Sequence[Message], followup: str | None, first: str
 ) -> list[Message]:
     """The transcript a run starts from: the instructions, then `history` (its system
     messages dropped) and `followup`, or, for a fresh run, `first` as the user message."""
-    messages: list[Message] = [SystemMessage(content=instructions)]
+    messages: list[Message] = [_system(instructions)]
     if not history:
         messages.append(UserMessage(content=first))
         return messages

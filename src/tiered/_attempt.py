@@ -142,9 +142,10 @@ async def run_attempt(run: RunState, job: SubtaskJob, attempt: Try) -> Step:
     """Run `attempt`, book it, and return the next step the policy chooses."""
     tier = attempt.tier
     model: Model = run.ladder[tier]
-    limiter = run.model_limiter(model.spec.name)
-    if limiter is not None:
-        model = _Limited(model, limiter)
+    if run.config.limits.per_model is not None:
+        limiter = run.model_limiter(model.spec.name)
+        if limiter is not None:
+            model = _Limited(model, limiter)
     if run.channel is not None:  # backpressure: wait while a stream's consumer is behind
         await run.channel.wait_for_room()
     error: BaseException | None = None

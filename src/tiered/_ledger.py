@@ -24,9 +24,22 @@ from decimal import Decimal
 from tiered._catalog import STANDARD_TIERS, ModelSpec, Tier, default_catalog
 from tiered._charges import Budget, Charge, TierTotals, Totals, collect_charges, collector
 from tiered._errors import BudgetExceeded, UserError
-from tiered._usage import Usage
+from tiered._usage import NO_USAGE, Usage
 
 __all__ = ("Budget", "Charge", "Ledger", "Reservation", "TierTotals", "collect_charges")
+
+
+_NO_BUDGET = Budget()
+_DEFAULTS: list[tuple[ModelSpec, dict[str, ModelSpec]]] = []
+
+
+def _defaults() -> tuple[ModelSpec, dict[str, ModelSpec]]:
+    """The default catalog's flagship and specs by name, built once (specs are frozen):
+    a plain `Agent.run` makes a ledger per call."""
+    if not _DEFAULTS:
+        cat = default_catalog()
+        _DEFAULTS.append((cat.for_tier(Tier.FLAGSHIP), dict(cat)))
+    return _DEFAULTS[0]
 
 
 class Ledger:
@@ -52,14 +65,14 @@ class Ledger:
         flagship: ModelSpec | None = None,
         equivalents: dict[str, ModelSpec] | None = None,
     ) -> None:
-        cat = default_catalog()
-        self.budget = budget or Budget()
-        self._flagship = flagship or cat.for_tier(Tier.FLAGSHIP)
-        self._equivalents = equivalents if equivalents is not None else dict(cat)
+        default_flagship, default_specs = _defaults()
+        self.budget = budget or _NO_BUDGET
+        self._flagship = flagship or default_flagship
+        self._equivalents = equivalents if equivalents is not None else dict(default_specs)
         if flagship is not None:  # the planner's model: a dollar budget needs its price
             self.require_prices((flagship,))
         self.charges: list[Charge] = []
-        self.usage = Usage()
+        self.usage = NO_USAGE
         """Usage the providers reported (possibly billed estimates are kept apart)."""
         self._by_tier: dict[Tier, TierTotals] = {}
         self.listener: Callable[[Charge], None] | None = None

@@ -35,6 +35,9 @@ async def run_plan(
     dependents: dict[str, list[Subtask]] = {}
     for s in subtasks:
         results[s.id] = SubtaskResult(subtask=s)
+        if not s.depends_on:
+            waiting[s.id] = 0
+            continue
         deps = set(s.depends_on)
         waiting[s.id] = len(deps)
         for d in deps:

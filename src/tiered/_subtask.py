@@ -8,6 +8,7 @@ it is given (so this module never imports the scheduler).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping
+from typing import Any
 
 from tiered._attempt import estimate_input, run_attempt, subtask_context
 from tiered._decompose import PlanRunner, decompose
@@ -47,16 +48,18 @@ async def start_subtask(
     record = results[subtask.id]
     sid = prefix + subtask.id
     recorder = run.recorder
-    bad = [d for d in subtask.depends_on if results[d].status is not SubtaskStatus.SUCCEEDED]
-    if bad:
-        why = "; ".join(f"{d} {results[d].status.value}" for d in bad)
-        recorder.skipped(record, sid, f"dependency did not succeed: {why}")
-        return
+    inputs: dict[str, Any] = {}
+    if subtask.depends_on:
+        bad = [d for d in subtask.depends_on if results[d].status is not SubtaskStatus.SUCCEEDED]
+        if bad:
+            why = "; ".join(f"{d} {results[d].status.value}" for d in bad)
+            recorder.skipped(record, sid, f"dependency did not succeed: {why}")
+            return
+        inputs = {d: results[d].output for d in subtask.depends_on}
     if run.stop_reason is not None:
         recorder.skipped(record, sid, run.stop_reason)
         return
     agent = run.config.executors[subtask.agent]
-    inputs = {d: results[d].output for d in subtask.depends_on}
     identity, effects = "", None
     if run.journal is not None:
         identity = subtask_identity(subtask, inputs)

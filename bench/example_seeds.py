@@ -104,13 +104,16 @@ def _parse_seeds(text: str) -> list[int]:
 
 
 def _log_to_stderr() -> None:
-    """Print the local models' per-call events to stderr (the parent's --log file)."""
+    """Print the local models' per-call events, repairs and tool errors to stderr (the
+    parent's --log file)."""
     import logging
 
     import structlog
 
     def only_local(_logger: Any, _method: str, event: Any) -> Any:
-        if not str(event.get("event", "")).startswith(("local_model.", "model.response")):
+        if not str(event.get("event", "")).startswith(
+            ("local_model.", "model.response", "output.repair", "tool.error")
+        ):
             raise structlog.DropEvent
         return event
 

@@ -9,11 +9,13 @@ the small models only choose what to call, and the two tool agents' output *is* 
 tool's result (`output_tool`): no turn in which a small model copies it wrongly. Every
 executor has a Python verifier that
 checks its output against the ticket or the order database, so a wrong answer from a
-cheap tier is escalated for real. The final answer is typed (`RefundAnswer`), so the
-composer copies the total into a field, and it must pass `check_numbers`: a number no
-subtask produced (a made-up total) fails the run as `answer_rejected` instead of
-printing `succeeded`. `--force-escalation` rejects every first output to
-show the escalation path on demand.
+cheap tier is escalated for real. The planner gets the workflow's rules as `notes`
+(one subtask per ticket and per order, one refund over all of them). The final answer is
+typed (`RefundAnswer`), so the composer copies the total into a field, and it must pass
+`answer_matches_refund`: a number no subtask produced (`check_numbers`), a total or
+refunded list that is not `RefundMath`'s, or an order id nobody mentioned fails the run
+as `answer_rejected` instead of printing `succeeded`. `--force-escalation` rejects every
+first output to show the escalation path on demand.
 
     tiered run examples/triage.py [--goal TEXT] [--force-escalation] [--json]
 """
@@ -25,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from tiered import Agent, RunContext, Subtask, Tier, Workflow, check_numbers, tool
+from tiered import Agent, Planner, RunContext, Subtask, Tier, Workflow, check_numbers, tool
 
 ORDERS: dict[str, dict[str, Any]] = {
     "A-1001": {"item": "kettle", "price_cents": 3499, "days_late": 14},
@@ -126,9 +128,7 @@ def refund_owed(orders: dict[str, dict[str, Any]], order_ids: list[str]) -> Refu
 
 
 @tool(in_thread=False)
-def refund_total(
-    ctx: RunContext[dict[str, dict[str, Any]]], order_ids: list[str]
-) -> Refund:
+def refund_total(ctx: RunContext[dict[str, dict[str, Any]]], order_ids: list[str]) -> Refund:
     """Apply the refund rule (late orders are refunded in full) and sum what is owed.
 
     Args:
@@ -208,6 +208,61 @@ def order_matches_database(subtask: Subtask, output: OrderFacts) -> str | None:
     return None
 
 
+_ORDER_ID = re.compile(r"\b[A-Z]-\d{4}\b")
+
+
+def answer_matches_refund(answer: RefundAnswer, outputs: dict[str, Any]) -> str | None:
+    """The final-answer check: no number from nowhere (`check_numbers`), and the total,
+    the refunded orders and every order id the summary names agree with `RefundMath`."""
+    refunds = {sid: out for sid, out in outputs.items() if isinstance(out, Refund)}
+    if not refunds:
+        return check_numbers(answer, outputs) or "no RefundMath output to take the total from"
+    name, refund = _whole_refund(refunds)
+    problem = check_numbers(answer, {**outputs, name: refund})  # a sum of refunds counts
+    if problem is not None:
+        return problem
+    if answer.total_refund_cents != refund.total_cents:
+        got = answer.total_refund_cents
+        return f"total_refund_cents is {got}, but {name} says {refund.total_cents}"
+    if sorted(answer.refunded_orders) != sorted(refund.refunded):
+        return f"refunded_orders is {answer.refunded_orders}, but {name} refunded {refund.refunded}"
+    known = set(refund.refunded + refund.on_time + refund.unknown)
+    strangers = sorted(set(_ORDER_ID.findall(answer.summary)) - known)
+    if strangers:
+        return f"the summary names {', '.join(strangers)}, which no ticket mentions"
+    return None
+
+
+def _orders(refund: Refund) -> set[str]:
+    return set(refund.refunded + refund.on_time + refund.unknown)
+
+
+def _whole_refund(refunds: dict[str, Refund]) -> tuple[str, Refund]:
+    """The refund over every order: one RefundMath output that covers them all, else the
+    sum of outputs over disjoint orders (a plan with one RefundMath per order)."""
+    every = set().union(*(_orders(r) for r in refunds.values()))
+    for sid, refund in refunds.items():
+        if _orders(refund) == every:
+            return sid, refund
+    parts: dict[frozenset[str], tuple[str, Refund]] = {}
+    for sid, refund in refunds.items():  # the same orders twice count once
+        parts.setdefault(frozenset(_orders(refund)), (sid, refund))
+    chosen = [r for _, r in parts.values()]
+    total = Refund(
+        total_cents=sum(r.total_cents for r in chosen),
+        refunded=sorted({o for r in chosen for o in r.refunded}),
+        on_time=sorted({o for r in chosen for o in r.on_time}),
+        unknown=sorted({o for r in chosen for o in r.unknown}),
+    )
+    return " + ".join(sid for sid, _ in parts.values()), total
+
+
+PLANNING_NOTES = (
+    "one TicketTriage per ticket (its text verbatim), one OrderCheck per order id, and one "
+    "RefundMath with every order id, depending on the OrderChecks; no other subtasks, "
+    'stakes "normal".'
+)
+
 GOAL = (
     'Ticket 1: "My kettle, order A-1001, arrived two weeks late. I want my money back." '
     'Ticket 2: "Where is my toaster? Order A-1002." '
@@ -225,6 +280,7 @@ workflow = Workflow(
         "OrderCheck": order_matches_database,
         "RefundMath": refund_matches_rule,
     },
-    answer_check=check_numbers,
+    answer_check=answer_matches_refund,
+    planner=Planner(notes=PLANNING_NOTES, lean=True),  # a 1.5B plans locally: fewer tokens
     description="support-inbox triage: classify, look up, refund (checked end to end)",
 )

@@ -56,6 +56,7 @@ LAYERS: dict[str, float] = {
     "tiered._agent_support": 5,
     # 6. plan, planner, routing, escalation
     "tiered._plan": 6,
+    "tiered._plan_prompt": 6,
     "tiered._planner": 6,
     "tiered._routing": 6,
     "tiered._escalation": 6,

@@ -118,11 +118,8 @@ TRIAGE_PLAN = {
         {
             "id": f"triage_{n}",
             "agent": "TicketTriage",
-            "instructions": f"triage ticket {n}",
             "arguments": {"ticket": ticket},
             "depends_on": [],
-            "plan_shaped": False,
-            "stakes": "normal",
         }
         for n, ticket in (
             (1, "My kettle, order A-1001, arrived two weeks late. I want my money back."),
@@ -133,11 +130,8 @@ TRIAGE_PLAN = {
         {
             "id": f"check_{n}",
             "agent": "OrderCheck",
-            "instructions": f"check order A-100{n}",
             "arguments": {"order_id": f"A-100{n}"},
             "depends_on": [],
-            "plan_shaped": False,
-            "stakes": "normal",
         }
         for n in (1, 2)
     ]
@@ -145,14 +139,10 @@ TRIAGE_PLAN = {
         {
             "id": "refund",
             "agent": "RefundMath",
-            "instructions": "work out the refund owed",
             "arguments": {"order_ids": ["A-1001", "A-1002"]},
             "depends_on": ["check_1", "check_2"],
-            "plan_shaped": False,
-            "stakes": "normal",
         }
     ],
-    "final_answer": "the total refund owed",
 }
 
 
@@ -233,6 +223,60 @@ async def test_triage_answer_check_names_the_made_up_total() -> None:
     assert "'200 cents'" in result.error
     assert "refund.total_cents=3499" in result.error
     assert result.error == f"the final answer failed its check: {answer_problem(workflow, result)}"
+
+
+async def test_triage_answer_check_catches_wrong_orders_and_ids_from_nowhere() -> None:
+    triage = example("triage")
+    refund = triage.refund_owed(triage.ORDERS, ["A-1001", "A-1002"])
+    partial = triage.refund_owed(triage.ORDERS, ["A-1002"])
+    outputs = {"one": partial, "all": refund}
+
+    def answer(refunded: list[str], summary: str) -> object:
+        return triage.RefundAnswer(
+            total_refund_cents=3499, refunded_orders=refunded, summary=summary
+        )
+
+    right = answer(["A-1001"], "3499 cents for A-1001; A-1002 was on time.")
+    assert triage.answer_matches_refund(right, outputs) is None
+    assert triage.answer_matches_refund(answer(["A-1001", "A-1002"], "3499 cents."), outputs) == (
+        "refunded_orders is ['A-1001', 'A-1002'], but all refunded ['A-1001']"
+    )
+    assert triage.answer_matches_refund(answer(["A-1001"], "3499 cents; A-1004 not."), outputs) == (
+        "the summary names A-1004, which no ticket mentions"
+    )
+    kettle = triage.OrderFacts(order_id="A-1001", item="kettle", price_cents=3499, days_late=0)
+    copied_a_price = {"check": kettle, "one": partial}  # 3499 is a price here, not a refund
+    assert triage.answer_matches_refund(right, copied_a_price) == (
+        "total_refund_cents is 3499, but one says 0"
+    )
+
+
+def test_triage_answer_check_adds_up_one_refund_per_order() -> None:
+    triage = example("triage")
+    outputs = {
+        "r1": triage.refund_owed(triage.ORDERS, ["A-1001"]),
+        "r3": triage.refund_owed(triage.ORDERS, ["A-1003"]),
+        "r3_again": triage.refund_owed(triage.ORDERS, ["A-1003"]),
+    }
+    both = triage.RefundAnswer(
+        total_refund_cents=3499 + 5999,
+        refunded_orders=["A-1003", "A-1001"],
+        summary="9498 cents for A-1001 and A-1003.",
+    )
+    assert triage.answer_matches_refund(both, outputs) is None
+    one = both.model_copy(update={"total_refund_cents": 5999})
+    assert triage.answer_matches_refund(one, outputs) == (
+        "total_refund_cents is 5999, but r1 + r3 says 9498"
+    )
+
+
+def test_the_planner_reads_the_workflows_notes_after_the_catalog() -> None:
+    workflow = load_workflow(EXAMPLES / "triage.py")
+    assert workflow.planner is not None
+    executors = {a.name: a for a in workflow.executors}
+    prompt = workflow.planner._planning_agent(executors).instructions
+    assert prompt.endswith("For this workflow: " + example("triage").PLANNING_NOTES)
+    assert prompt.index("Executor agents") < prompt.index("For this workflow")
 
 
 def test_the_refund_rule_and_its_verifier() -> None:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field, field_validator
 
-from tiered import Agent, Ledger, RunContext, Tier, TieredError, tool
+from tiered import Agent, Ledger, PlanInvalid, RunContext, Tier, TieredError, tool
 from tiered._json import UntrustedJson, parse_untrusted
 from tiered._plan import Plan, Subtask, check_plan, topological_order
 from tiered._planner import Planner
@@ -314,3 +314,18 @@ def test_a_10000_subtask_chain_listed_dependents_first_checks_in_linear_time() -
     looped = Plan(subtasks=(chain[-1].model_copy(update={"depends_on": ("t9999",)}), *chain[:-1]))
     (problem,) = check_plan(looped, EXECUTORS)
     assert problem.startswith("dependency cycle: t0 -> t9999 -> t9998")
+
+
+async def test_a_planner_reply_of_5000_subtasks_plans_when_max_subtasks_allows_it() -> None:
+    n = 5_000  # about 60,000 JSON values: over the untrusted-JSON default of 20,000
+    subtasks = [_subtask_json(0, [f"t{i - 1}"] if i else []) | {"id": f"t{i}"} for i in range(n)]
+    text = json.dumps({"subtasks": subtasks, "final_answer": None})
+    model = ScriptedModel(lambda request: text, tier=Tier.FLAGSHIP)
+    big = Planner(max_subtasks=n, max_repairs=0)
+    plan, _ = await big.plan("goal", EXECUTORS, models={Tier.FLAGSHIP: model}, ledger=Ledger())
+    assert len(plan.subtasks) == n
+    with pytest.raises(PlanInvalid) as refused:
+        await Planner(max_repairs=0).plan(
+            "goal", EXECUTORS, models={Tier.FLAGSHIP: model}, ledger=Ledger()
+        )
+    assert "20000" in str(refused.value)

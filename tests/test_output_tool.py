@@ -93,7 +93,8 @@ async def test_a_failing_tool_call_goes_back_to_the_model_and_the_next_result_is
     assert result.output == Total(total_cents=300, orders=["A-1"])
     assert result.turns == 2
     error = model.requests[1].messages[-1]
-    assert isinstance(error, ToolResultMessage) and error.is_error
+    assert isinstance(error, ToolResultMessage)
+    assert error.is_error
     assert "unknown orders" in error.content
 
 

@@ -24,6 +24,7 @@ from tiered._agent_support import AgentStream, open_stream
 from tiered._catalog import Tier
 from tiered._context import DepsT, RunContext
 from tiered._errors import UserError
+from tiered._json import MAX_VALUES
 from tiered._ledger import Ledger
 from tiered._messages import DeltaCallback, Message, ReasoningEffort
 from tiered._schema import StrictSchema
@@ -108,6 +109,9 @@ class Agent(Generic[OutputT, DepsT]):
     """Offer the run's `escalate` tool to the model. False for an agent whose job is a
     tool call and a copy of its result: small models call `escalate` instead of
     reporting. A failure or a verifier's rejection still escalates."""
+    max_output_values: int = MAX_VALUES
+    """Most JSON values a final output may hold (a limit on untrusted input); raise it
+    for a large structured output, as the planner does for big plans."""
     output_tool: str | None = None
     """A tool whose result is the agent's output: once it returns without error, its
     result is validated as the output and the run ends, with no turn for the model to

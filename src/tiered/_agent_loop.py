@@ -142,7 +142,9 @@ class TurnLoop:
                 messages.append(reply)
                 try:
                     if not reply.tool_calls:
-                        return await final_output(reply, self._output, self._check)
+                        return await final_output(
+                            reply, self._output, self._check, agent.max_output_values
+                        )
                     results = await run_tools(self._toolset, reply.tool_calls, ctx, self._observer)
                     messages.extend(results)
                     produced = _produced(results, agent.output_tool)

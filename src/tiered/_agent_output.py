@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from tiered._errors import ModelRetry, TieredError, UserError
-from tiered._json import UntrustedJson, clip, parse_untrusted
+from tiered._json import MAX_VALUES, UntrustedJson, clip, parse_untrusted
 from tiered._messages import AssistantMessage
 from tiered._schema import StrictSchema
 
@@ -32,6 +32,7 @@ async def final_output(
     reply: AssistantMessage,
     output: StrictSchema | None,
     check: Callable[[Any], Awaitable[Any]],
+    max_values: int = MAX_VALUES,
 ) -> Any:
     """The typed output in `reply` (free text when `output` is None), passed through `check`
     (the agent's `validate_output`); raises `Repair` when the model must try again."""
@@ -41,7 +42,7 @@ async def final_output(
             raise Repair("the reply was empty", "Your reply was empty. Answer the task.")
         value: Any = text
     else:
-        value = _validated(text, output)
+        value = _validated(text, output, max_values)
     return await _checked(value, check)
 
 
@@ -75,9 +76,9 @@ async def _checked(value: Any, check: Callable[[Any], Awaitable[Any]]) -> Any:
         raise Repair(problem, f"Your output was rejected: {problem}. Reply again.") from None
 
 
-def _validated(text: str, output: StrictSchema) -> Any:
+def _validated(text: str, output: StrictSchema, max_values: int = MAX_VALUES) -> Any:
     try:
-        data = parse_untrusted(text)
+        data = parse_untrusted(text, max_values=max_values)
     except UntrustedJson as exc:
         raise Repair(
             exc.worded("the output"),

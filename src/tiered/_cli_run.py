@@ -22,7 +22,7 @@ from tiered._progress import Progress
 from tiered._result import RunResult, RunStatus
 from tiered._verify import AgentCheck, Check
 from tiered._workflow import Workflow, load_workflow
-from tiered.models import RateLimits, models_from_env, pace_ladder, parse_model_map
+from tiered.models import LocalModel, RateLimits, models_from_env, pace_ladder, parse_model_map
 
 __all__ = ("RUN_PARSER", "add_run_command", "run_command")
 
@@ -168,6 +168,10 @@ def run_command(args: argparse.Namespace) -> int:
         kept["file"] = str(Path(args.file).resolve())
         kept["goal"] = goal
         journal = Journal(args.journal, meta=kept)
+
+    for model in {id(m): m for m in ladder.values()}.values():
+        if isinstance(model, LocalModel):  # every rung loads while the planner plans
+            model.load_in_background()
 
     async def main() -> RunResult:
         try:

@@ -11,12 +11,11 @@ tokens) are kept on the model as `LocalTiming` records and logged at debug level
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -29,8 +28,6 @@ from tiered._catalog import FREE, ModelSpec, Tier, default_catalog
 from tiered._errors import (
     BadModelResponse,
     ContextTooLong,
-    ModelError,
-    ProviderError,
     UserError,
 )
 from tiered._logging import get_logger
@@ -40,8 +37,6 @@ from tiered._messages import (
     ModelRequest,
     ModelResponse,
     TextDelta,
-    ToolCall,
-    ToolResultMessage,
 )
 from tiered._usage import Usage
 from tiered.models._local_cores import default_threads
@@ -52,6 +47,7 @@ from tiered.models._local_protocol import (
     protocol_for,
     render_prompt,
 )
+from tiered.models._local_replies import local_error, repeated_calls
 from tiered.models._local_server import OnPiece, ServerConfig, server_for
 from tiered.models._weights import LocalWeights, resolve_weights
 
@@ -178,6 +174,18 @@ class LocalModel:
         server = server_for(self.weights, self._config)
         await anyio.to_thread.run_sync(server.start)
 
+    def load_in_background(self) -> None:
+        """Begin loading the weights on a daemon thread and return at once (the CLI loads
+        the executors' model while the planner plans); a failure is left for the first
+        request to raise."""
+        server = server_for(self.weights, self._config)
+
+        def load() -> None:
+            with contextlib.suppress(Exception):
+                server.start()
+
+        threading.Thread(target=load, name=f"load-{self.weights.name}", daemon=True).start()
+
     async def aclose(self) -> None:
         """Nothing to release per model: the shared llama.cpp server lives for the process."""
 
@@ -192,7 +200,7 @@ class LocalModel:
         """
         response = await self._request(request)
         calls = response.message.tool_calls
-        if not (calls and request.tool_choice == "auto" and _repeated(calls, request)):
+        if not (calls and request.tool_choice == "auto" and repeated_calls(calls, request)):
             return response
         get_logger().debug("local_model.repeated_call", model=self._spec.name, calls=len(calls))
         final = await self._request(replace(request, tool_choice="none"))
@@ -258,7 +266,7 @@ class LocalModel:
     def _response(self, raw: Mapping[str, Any], protocol: Protocol) -> ModelResponse:
         name = self._spec.name
         if "error" in raw:
-            raise _error(raw["error"], name)
+            raise local_error(raw["error"], name)
         usage_raw = raw.get("usage") or {}
         prompt_tokens = int(usage_raw.get("prompt_tokens", 0))
         completion_tokens = int(usage_raw.get("completion_tokens", 0))
@@ -305,47 +313,6 @@ def _forwarder(on_delta: DeltaCallback | None) -> OnPiece:
             anyio.from_thread.run_sync(on_delta, TextDelta(text=piece), token=token)
 
     return forward
-
-
-def _call_key(call: ToolCall) -> tuple[str, str]:
-    try:
-        return call.name, json.dumps(json.loads(call.arguments), sort_keys=True)
-    except ValueError:
-        return call.name, call.arguments
-
-
-def _repeated(calls: Sequence[ToolCall], request: ModelRequest) -> bool:
-    """Whether every one of `calls` was already made, and answered, in the conversation."""
-    answered = {m.tool_call_id for m in request.messages if isinstance(m, ToolResultMessage)}
-    earlier = {
-        _call_key(c)
-        for m in request.messages
-        if isinstance(m, AssistantMessage)
-        for c in m.tool_calls
-        if c.id in answered
-    }
-    return all(_call_key(c) in earlier for c in calls)
-
-
-def _error(error: Any, model: str) -> ModelError:
-    """llama.cpp's error object as one of ours."""
-    if not isinstance(error, dict):
-        return ProviderError(f"{model}: local server error: {error}", model=model)
-    message = str(error.get("message", error))
-    kind = error.get("type")
-    code = error.get("code")
-    status = code if isinstance(code, int) else None
-    if kind == "exceed_context_size_error":
-        return ContextTooLong(
-            f"{model}: {message}: shorten the request, or give LocalModel a larger n_ctx",
-            model=model,
-            status=status,
-        )
-    if status is not None and 400 <= status < 500:
-        return ModelError(
-            f"{model}: the local server refused the request: {message}", model=model, status=status
-        )
-    return ProviderError(f"{model}: local server error: {message}", model=model, status=status)
 
 
 def local_ladder(

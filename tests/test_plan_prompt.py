@@ -1,0 +1,84 @@
+"""What the planner is asked for: the full plan form, and the lean one for small planners."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from tiered import Agent, Ledger, Planner, ScriptedModel, Stakes, Tier
+from tiered._plan_prompt import PLANNER_INSTRUCTIONS, default_instructions, plan_output_type
+
+pytestmark = pytest.mark.anyio
+
+
+class Ref(BaseModel):
+    order_id: str
+
+
+class Lookup(Agent[str]):
+    """Looks an order up."""
+
+    input_type = Ref
+
+
+class Writer(Agent[str]):
+    """Writes a short note."""
+
+
+EXECUTORS: dict[str, Agent[Any]] = {"Lookup": Lookup(), "Writer": Writer()}
+
+
+def _subtask_fields(lean: bool) -> list[str]:
+    schema = plan_output_type(EXECUTORS, lean=lean).model_json_schema()
+    branch = schema["$defs"]["Subtask_Lookup"]
+    return list(branch["properties"])
+
+
+def test_the_lean_form_asks_only_ids_agents_arguments_and_dependencies() -> None:
+    assert _subtask_fields(lean=True) == ["id", "agent", "arguments", "depends_on"]
+    assert _subtask_fields(lean=False) == [
+        "id",
+        "agent",
+        "instructions",
+        "arguments",
+        "depends_on",
+        "plan_shaped",
+        "stakes",
+    ]
+    lean = plan_output_type(EXECUTORS, lean=True).model_json_schema()
+    assert list(lean["properties"]) == ["subtasks"]
+
+
+def test_each_forms_example_is_a_plan_of_that_form() -> None:
+    for lean in (True, False):
+        text = default_instructions(lean=lean)
+        example = json.loads(text.rsplit("\n", 1)[-1])
+        fields = set(example["subtasks"][0])
+        assert ("instructions" in fields) is not lean
+        assert ("stakes" in text) is not lean
+    assert default_instructions(lean=False) == PLANNER_INSTRUCTIONS
+
+
+async def test_a_lean_plan_takes_the_agents_description_and_the_default_routing_facts() -> None:
+    plan_json = {
+        "subtasks": [
+            {"id": "a", "agent": "Lookup", "arguments": {"order_id": "A-1"}, "depends_on": []},
+            {"id": "n", "agent": "Writer", "arguments": {"input": "note"}, "depends_on": ["a"]},
+        ]
+    }
+    model = ScriptedModel([plan_json], tier=Tier.FLAGSHIP)
+    planner = Planner(lean=True)
+    plan, _ = await planner.plan("goal", EXECUTORS, models={Tier.FLAGSHIP: model}, ledger=Ledger())
+    first, second = plan.subtasks
+    assert first.instructions == "Looks an order up."
+    assert second.instructions == "Writes a short note."
+    assert second.depends_on == ("a",)
+    assert (first.plan_shaped, first.stakes) == (False, Stakes.NORMAL)
+    assert plan.final_answer == ""
+    sent = model.requests[0]
+    assert sent.output_schema is not None
+    assert "instructions" not in json.dumps(sent.output_schema.schema)
+    assert "plan_shaped" not in (sent.messages[0].content or "")

@@ -259,8 +259,7 @@ def _whole_refund(refunds: dict[str, Refund]) -> tuple[str, Refund]:
 
 PLANNING_NOTES = (
     "one TicketTriage per ticket (its text verbatim), one OrderCheck per order id, and one "
-    "RefundMath with every order id, depending on the OrderChecks; no other subtasks, "
-    'stakes "normal".'
+    "RefundMath with every order id, depending on the OrderChecks; no other subtasks."
 )
 
 GOAL = (

@@ -4,6 +4,7 @@ anything that finished; and every broken run directory is one line on stderr."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ import pytest
 from openai_emulator import Emulator, Reply, Seen
 from orchestration_support import Echo, ladder, subtask
 from test_cli_openai_path import EXAMPLE, USAGE, _answer
-from tiered import Orchestrator, Plan, Usage, default_catalog
+from tiered import Orchestrator, Plan, Usage, _cli_runs, default_catalog
 from tiered._cli import main
 
 MODELS = "nano=gpt-5.4-nano,mini=gpt-5.4-mini,flagship=gpt-5.4"
@@ -79,6 +80,31 @@ def test_run_list_and_resume_a_journaled_run(
     # the spend of the first session is in the resumed report
     assert again["usage"]["requests"] == asked_first
     assert Decimal(again["cost"]) == Decimal(first["cost"])  # and nothing was paid twice
+
+
+def test_resume_starts_the_run_again_with_its_pacing_threads_and_forced_escalation(
+    tmp_path: Path,
+    server: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run_dir = tmp_path / "run"
+    args = ["--base-url", server, "--models", MODELS, "--json", "--quiet", "--concurrency", "3"]
+    paced = ["--rpm", "600", "--tpm", "90000", "--threads", "1", "--force-escalation"]
+    cli(capsys, "run", str(EXAMPLE), "--journal", str(run_dir), *args, *paced)
+    started: list[argparse.Namespace] = []
+
+    def started_with(args: argparse.Namespace) -> int:
+        started.append(args)
+        return 0
+
+    monkeypatch.setattr(_cli_runs, "run_command", started_with)
+    code, _, err = cli(capsys, "resume", str(run_dir), "--quiet")
+    assert code == 0, err
+    (again,) = started
+    assert (again.rpm, again.tpm, again.threads, again.concurrency) == (600, 90000, 1, 3)
+    assert again.force_escalation
+    assert again.journal == str(run_dir)
 
 
 def test_resume_of_a_missing_run_directory_is_one_line(

@@ -80,6 +80,8 @@ async def test_the_tools_result_is_the_output_after_one_model_call() -> None:
     assert result.usage.requests == 1
     assert isinstance(result.messages[-1], ToolResultMessage)
     model.assert_complete()
+    # one call a turn: the first result ends the run, so a second call would be wasted
+    assert model.requests[0].parallel_tool_calls is False
 
 
 async def test_a_failing_tool_call_goes_back_to_the_model_and_the_next_result_is_the_output() -> (
@@ -141,3 +143,9 @@ async def test_a_tool_that_returns_something_else_than_the_output_type_is_a_user
 def test_an_output_tool_the_agent_does_not_have_is_refused_at_construction() -> None:
     with pytest.raises(UserError, match="output_tool 'add_up' is not one of its tools"):
         Agent(name="x", tier=Tier.NANO, output_tool="add_up", output_type=Total)
+
+
+async def test_an_agent_without_an_output_tool_keeps_parallel_calls() -> None:
+    model = ScriptedModel([call("shout", {"text": "a"}), "done"], spec=NANO)
+    await Agent(name="plain", tools=(shout,)).run("a", model=model)
+    assert model.requests[0].parallel_tool_calls is True

@@ -9,7 +9,12 @@ import pytest
 from pydantic import BaseModel
 
 from tiered import Agent, Ledger, Planner, ScriptedModel, Stakes, Tier
-from tiered._plan_prompt import PLANNER_INSTRUCTIONS, default_instructions, plan_output_type
+from tiered._plan_prompt import (
+    PLANNER_INSTRUCTIONS,
+    catalog_text,
+    default_instructions,
+    plan_output_type,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -82,3 +87,10 @@ async def test_a_lean_plan_takes_the_agents_description_and_the_default_routing_
     assert sent.output_schema is not None
     assert "instructions" not in json.dumps(sent.output_schema.schema)
     assert "plan_shaped" not in (sent.messages[0].content or "")
+
+
+def test_the_lean_catalog_names_output_fields_and_leaves_arguments_to_the_schema() -> None:
+    lean = catalog_text(EXECUTORS, lean=True)
+    assert "- Lookup [nano]: Looks an order up. -> text" in lean
+    assert "arguments" not in lean
+    assert "order_id: string" in catalog_text(EXECUTORS)

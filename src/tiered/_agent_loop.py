@@ -184,6 +184,8 @@ class TurnLoop:
             tools=self._toolset.definitions,
             tool_choice=agent.tool_choice if turn == 1 and not self._continued else "auto",
             output_schema=self._schema,
+            # the output tool's first result ends the run: one call a turn, nothing wasted
+            parallel_tool_calls=agent.output_tool is None,
             reasoning_effort=agent.reasoning_effort,
             temperature=agent.temperature,
             max_output_tokens=self._cap,

@@ -29,7 +29,19 @@ __all__ = ("RUN_PARSER", "add_run_command", "run_command")
 RUN_PARSER: list[argparse.ArgumentParser] = []
 """The `run` subcommand's parser once registered (`tiered resume` reuses it)."""
 
-_RESUMED = ("file", "goal", "budget", "concurrency", "base_url", "models", "deadline")
+_RESUMED = (
+    "file",
+    "goal",
+    "budget",
+    "concurrency",
+    "base_url",
+    "models",
+    "deadline",
+    "rpm",
+    "tpm",
+    "threads",
+    "force_escalation",
+)
 """The `run` arguments a journal keeps, so `tiered resume` can start the same run again."""
 
 

@@ -77,9 +77,10 @@ def _resume(args: argparse.Namespace) -> int:
     if not meta.get("file"):
         raise UserError(f"{str(run_dir)!r} was not started by `tiered run`: resume it in code")
     argv = [str(meta["file"]), "--journal", str(run_dir), "--goal", str(meta["goal"])]
-    for key in ("budget", "concurrency", "base_url", "models", "deadline"):
+    for key in ("budget", "concurrency", "base_url", "models", "deadline", "rpm", "tpm", "threads"):
         if meta.get(key) is not None:
             argv += [f"--{key.replace('_', '-')}", str(meta[key])]
+    argv += ["--force-escalation"] if meta.get("force_escalation") else []
     argv += ["--json"] if args.json else []
     argv += ["--quiet"] if args.quiet else []
     return run_command(RUN_PARSER[0].parse_args(argv))

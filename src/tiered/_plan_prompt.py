@@ -114,8 +114,18 @@ def _fields(schema: dict[str, Any] | None) -> str:
     return "{" + "; ".join(parts) + "}"
 
 
-def catalog_text(executors: Mapping[str, Agent[Any]]) -> str:
-    """The executors' catalog: compact signatures (the output schema enforces the rest)."""
+def catalog_text(executors: Mapping[str, Agent[Any]], *, lean: bool = False) -> str:
+    """The executors' catalog: compact signatures (the output schema enforces the rest).
+
+    Lean, it names each output's fields only and leaves the arguments to the plan's
+    schema, which the model reads anyway: a shorter prompt to read on a cold cache."""
+    if lean:
+        lines = ["Executor agents (name, default tier, what it does, output fields):"]
+        for name in sorted(executors):
+            a = executors[name]
+            props = (a.output_schema or {}).get("properties") or {"text": None}
+            lines.append(f"- {name} [{a.tier.value}]: {a.description} -> {', '.join(props)}")
+        return "\n".join(lines)
     lines = ["Executor agents (name, default tier, what it does, arguments, output):"]
     for name in sorted(executors):
         a = executors[name]

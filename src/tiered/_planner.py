@@ -96,7 +96,7 @@ class Planner:
         return None if self.model is not None else self.tier_on(models)
 
     def _prompt(self, executors: Mapping[str, Agent[Any]]) -> str:
-        prompt = f"{self.instructions}\n\n{catalog_text(executors)}"
+        prompt = f"{self.instructions}\n\n{catalog_text(executors, lean=self.lean)}"
         return f"{prompt}\n\nFor this workflow: {self.notes}" if self.notes else prompt
 
     def _planning_agent(self, executors: Mapping[str, Agent[Any]]) -> _PlanningAgent:

@@ -31,6 +31,7 @@ LAYERS: dict[str, float] = {
     "tiered._names": 2,
     "tiered._catalog": 2,
     "tiered._usage": 2,
+    "tiered._charges": 2,
     "tiered._ledger": 2,
     "tiered._json": 2,
     "tiered._metering": 2,
@@ -38,6 +39,7 @@ LAYERS: dict[str, float] = {
     # 3. the seam to providers (the package and everything under it)
     "tiered.models": 3,
     # 4. tools
+    "tiered._tool_def": 4,
     "tiered._tool": 4,
     "tiered._schema": 4,
     "tiered._strict": 4,

@@ -362,9 +362,9 @@ async def test_a_cancelled_probe_does_not_leave_the_circuit_half_open() -> None:
 
 
 def test_a_stalled_queue_sends_one_burst_not_everything_the_stall_accrued() -> None:
-    from tiered.models._pacing import _Bucket
+    from tiered.models._buckets import Bucket
 
-    bucket = _Bucket(limit=40, period=2.0, headroom=1.0, stamp=0.0)  # burst 20, 20/s
+    bucket = Bucket(limit=40, period=2.0, headroom=1.0, stamp=0.0)  # burst 20, 20/s
     marks = [bucket.take(1, 0.0) for _ in range(60)]  # 60 callers queue at once
     for mark in marks[:20]:
         assert bucket.wait_for(mark, 0.0) == 0

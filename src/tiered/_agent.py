@@ -210,24 +210,6 @@ class Agent(Generic[OutputT, DepsT]):
             ts = self._toolsets[key] = ToolSet([*self.tools, *extra])
         return ts
 
-    def _resolve_model(self, model: Model | None, tier: Tier | None, models: Any) -> Model:
-        if model is not None:
-            return model
-        if self.model is not None and tier is None:
-            return self.model
-        wanted = tier or self.tier
-        if models is None:
-            from tiered.models import models_from_env
-
-            models = models_from_env()
-        try:
-            return cast(Model, models[wanted])
-        except KeyError:
-            raise UserError(
-                f"agent {self.name!r} needs a model for tier {wanted.value!r}: pass "
-                "`model=` or a `models=` mapping with that tier"
-            ) from None
-
     # --- the loop ---------------------------------------------------------------------
 
     async def run(
@@ -263,10 +245,11 @@ class Agent(Generic[OutputT, DepsT]):
         `BudgetExceeded`, `EscalationRequested` or a `ModelError` (`OutputTruncated` when
         the retry was cut off too).
         """
-        m = self._resolve_model(model, tier, models)
+        m = _resolve_model(self, model, tier, models)
         spec = m.spec
         ledger = ledger if ledger is not None else Ledger()
-        ledger.require_prices((spec,))  # a dollar budget over an unpriced model: refuse
+        if ledger.budget.usd is not None:  # a dollar budget over an unpriced model: refuse
+            ledger.require_prices((spec,))
         toolset = self._toolset(extra_tools)
         typed_input = self.validate_input(input)
         ctx: RunContext[DepsT] = RunContext(
@@ -274,7 +257,7 @@ class Agent(Generic[OutputT, DepsT]):
             agent=self.name,
             ledger=ledger,
             subtask_id=subtask_id,
-            dependencies=dependencies or {},
+            dependencies=dependencies if dependencies is not None else {},
             input=typed_input,
             effects=effects,
         )
@@ -324,3 +307,25 @@ class Agent(Generic[OutputT, DepsT]):
         Leaving the block before the end cancels the run."""
         async with open_stream(lambda on_delta: self.run(input, on_delta=on_delta, **options)) as s:
             yield s
+
+
+def _resolve_model(
+    agent: Agent[Any, Any], model: Model | None, tier: Tier | None, models: Any
+) -> Model:
+    """The model a run uses: `model`, else the agent's own, else its tier in `models`."""
+    if model is not None:
+        return model
+    if agent.model is not None and tier is None:
+        return agent.model
+    wanted = tier or agent.tier
+    if models is None:
+        from tiered.models import models_from_env
+
+        models = models_from_env()
+    try:
+        return cast(Model, models[wanted])
+    except KeyError:
+        raise UserError(
+            f"agent {agent.name!r} needs a model for tier {wanted.value!r}: pass "
+            "`model=` or a `models=` mapping with that tier"
+        ) from None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -18,7 +18,7 @@ from tiered._messages import ModelRequest, ModelResponse, ToolCall, ToolResultMe
 from tiered._metering import metered_call
 from tiered._ratelimit import estimate_input_tokens
 from tiered._tool import ToolSet
-from tiered._usage import Usage
+from tiered._usage import NO_USAGE, Usage
 from tiered.models import Model
 
 __all__ = ("Tally", "ToolObserver", "ask_within_cap", "metered_ask", "run_tools")
@@ -61,7 +61,7 @@ class Tally:
     """What one agent run's calls used and cost, summed from the charges the ledger booked
     (a possibly-billed worst case is neither usage nor cost: the ledger keeps it apart)."""
 
-    usage: Usage = field(default_factory=Usage)
+    usage: Usage = NO_USAGE
     cost: Decimal = Decimal(0)
     equivalent_cost: Decimal = Decimal(0)
 
@@ -90,7 +90,19 @@ async def ask_within_cap(
     ledger = ctx.ledger
     cap = request.max_output_tokens or model.spec.max_output_tokens
     try:
-        response, charges = await metered_ask(model, request, ledger, cap)
+        # `metered_ask` written out: one coroutine fewer on every in-flight stack
+        worst_input = estimate_input_tokens(request, upper_bound=True)
+        with metered_call(ledger, model.spec, worst_input, cap) as calls:
+            try:
+                response = await model.request(request)
+                if response.finish_reason == "length":
+                    raise truncated(response, request)
+            except Exception as exc:
+                calls.failed(exc)  # its usage booked, or possibly billed, or released
+                exc.charges = list(calls.charges)  # type: ignore[attr-defined]
+                raise
+            calls.succeeded(response.usage)
+        charges = calls.charges
     except OutputTruncated as exc:
         bigger = retry_cap(exc, request, model.spec)  # reads this call's own usage
         tally.failed(exc)

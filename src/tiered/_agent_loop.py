@@ -13,11 +13,13 @@ from tiered._agent_calls import Tally, ToolObserver, ask_within_cap, run_tools
 from tiered._agent_output import Repair, final_output, tool_output
 from tiered._context import RunContext
 from tiered._errors import EscalationRequested, MaxTurnsExceeded, OutputInvalid, TieredError
+from tiered._ledger import Charge
+from tiered._logging import info_enabled
 from tiered._messages import (
-    AssistantMessage,
     DeltaCallback,
     Message,
     ModelRequest,
+    ModelResponse,
     OutputSchema,
     SystemMessage,
     ToolResultMessage,
@@ -42,12 +44,26 @@ def _produced(results: Sequence[ToolResultMessage], tool: str | None) -> ToolRes
     return next((r for r in results if r.name == tool and not r.is_error), None)
 
 
+_SYSTEM: dict[str, SystemMessage] = {}
+"""Instructions -> their system message, made once: messages are frozen, and every run of
+an agent starts with the same one."""
+
+
+def _system(instructions: str) -> SystemMessage:
+    message = _SYSTEM.get(instructions)
+    if message is None:
+        if len(_SYSTEM) >= 256:  # instructions built on the fly: keep the cache bounded
+            _SYSTEM.clear()
+        message = _SYSTEM[instructions] = SystemMessage(content=instructions)
+    return message
+
+
 def opening_messages(
     instructions: str, history: Sequence[Message], followup: str | None, first: str
 ) -> list[Message]:
     """The transcript a run starts from: the instructions, then `history` (its system
     messages dropped) and `followup`, or, for a fresh run, `first` as the user message."""
-    messages: list[Message] = [SystemMessage(content=instructions)]
+    messages: list[Message] = [_system(instructions)]
     if not history:
         messages.append(UserMessage(content=first))
         return messages
@@ -101,8 +117,55 @@ class TurnLoop:
         """Turns until an output validates, and that output. Raises `MaxTurnsExceeded`,
         `OutputInvalid`, or what a call, a tool or the output hook raised, each carrying
         the run's usage (an `EscalationRequested` the transcript too)."""
+        # One coroutine for the whole loop, the model call awaited in it: each frame on
+        # this stack stays alive (and is scanned by the cyclic GC) while the model answers.
+        agent, ctx, messages = self._agent, self._ctx, self.messages
+        repairs = 0
         try:
-            return await self._turns()
+            for turn in range(1, agent.max_turns + 1):
+                self.turns = ctx.turn = turn
+                request = self._request(turn)
+                logged = info_enabled()  # the default logger drops INFO: build no fields
+                if logged:
+                    ctx.log.debug(
+                        "model.request",
+                        model=self._model.spec.name,
+                        turn=turn,
+                        messages=len(messages),
+                    )
+                started = time.perf_counter()
+                # Reserves the worst case first (BudgetExceeded before anything is sent).
+                response, charge = await ask_within_cap(self._model, request, ctx, self.tally)
+                if logged:
+                    self._logged(turn, response, charge, started)
+                reply = response.message
+                messages.append(reply)
+                try:
+                    if not reply.tool_calls:
+                        return await final_output(
+                            reply, self._output, self._check, agent.max_output_values
+                        )
+                    results = await run_tools(self._toolset, reply.tool_calls, ctx, self._observer)
+                    messages.extend(results)
+                    produced = _produced(results, agent.output_tool)
+                    if produced is None:
+                        continue
+                    return await tool_output(
+                        produced.name, produced.content, self._output, self._check
+                    )
+                except Repair as exc:
+                    repairs += 1
+                    if repairs > agent.max_repairs:
+                        raise OutputInvalid(
+                            f"agent {agent.name!r}: output still invalid after "
+                            f"{agent.max_repairs} repair turns ({exc.problem}); simplify the "
+                            "output type, improve the instructions, or use a higher tier",
+                            errors=exc.problem,
+                            messages=messages,
+                        ) from None
+                    ctx.log.info("output.repair", turn=turn, problem=exc.problem[:500])
+                    messages.append(UserMessage(content=exc.prompt))
+            raise MaxTurnsExceeded(agent.max_turns, messages)
         except TieredError as exc:
             if exc.usage is None:
                 exc.usage = self.tally.usage
@@ -110,45 +173,13 @@ class TurnLoop:
                 exc.messages = tuple(self.messages)
             raise
 
-    async def _turns(self) -> Any:
-        agent, ctx, messages = self._agent, self._ctx, self.messages
-        repairs = 0
-        for turn in range(1, agent.max_turns + 1):
-            self.turns = ctx.turn = turn
-            reply = await self._ask(turn)
-            messages.append(reply)
-            try:
-                if not reply.tool_calls:
-                    return await final_output(
-                        reply, self._output, self._check, agent.max_output_values
-                    )
-                results = await run_tools(self._toolset, reply.tool_calls, ctx, self._observer)
-                messages.extend(results)
-                produced = _produced(results, agent.output_tool)
-                if produced is None:
-                    continue
-                return await tool_output(produced.name, produced.content, self._output, self._check)
-            except Repair as exc:
-                repairs += 1
-                if repairs > agent.max_repairs:
-                    raise OutputInvalid(
-                        f"agent {agent.name!r}: output still invalid after {agent.max_repairs} "
-                        f"repair turns ({exc.problem}); simplify the output type, improve the "
-                        "instructions, or use a higher tier",
-                        errors=exc.problem,
-                        messages=messages,
-                    ) from None
-                ctx.log.info("output.repair", turn=turn, problem=exc.problem[:500])
-                messages.append(UserMessage(content=exc.prompt))
-        raise MaxTurnsExceeded(agent.max_turns, messages)
-
     async def _check(self, value: Any) -> Any:
         return await self._agent.validate_output(value, self._ctx)
 
-    async def _ask(self, turn: int) -> AssistantMessage:
-        """One turn's model call, logged; every call's usage is metered, parsed or not."""
-        agent, ctx, spec = self._agent, self._ctx, self._model.spec
-        request = ModelRequest(
+    def _request(self, turn: int) -> ModelRequest:
+        """One turn's model request."""
+        agent = self._agent
+        return ModelRequest(
             messages=tuple(self.messages),
             tools=self._toolset.definitions,
             tool_choice=agent.tool_choice if turn == 1 and not self._continued else "auto",
@@ -158,14 +189,13 @@ class TurnLoop:
             reasoning_effort=agent.reasoning_effort,
             temperature=agent.temperature,
             max_output_tokens=self._cap,
-            metadata={"agent": agent.name, "subtask_id": ctx.subtask_id or ""},
+            metadata={"agent": agent.name, "subtask_id": self._ctx.subtask_id or ""},
             on_delta=self._on_delta,
         )
-        log = ctx.log
-        log.debug("model.request", model=spec.name, turn=turn, messages=len(self.messages))
-        started = time.perf_counter()
-        # Reserves the worst case first (BudgetExceeded before anything is sent).
-        response, charge = await ask_within_cap(self._model, request, ctx, self.tally)
+
+    def _logged(self, turn: int, response: ModelResponse, charge: Charge, started: float) -> None:
+        """Log one turn's call (only when logging is configured: the fields cost to build)."""
+        log, spec = self._ctx.log, self._model.spec
         log.info(
             "model.response",
             model=spec.name,
@@ -178,4 +208,3 @@ class TurnLoop:
             equivalent_cost_usd=str(charge.equivalent_cost),
             latency_ms=round((time.perf_counter() - started) * 1e3, 2),
         )
-        return response.message

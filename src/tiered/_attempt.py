@@ -13,7 +13,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 import anyio
@@ -102,20 +101,23 @@ def _close_tool_calls(messages: Sequence[Message], note: str) -> list[Message]:
 def _agent_run(run: RunState, job: SubtaskJob, attempt: Try, model: Model) -> Any:
     """The attempt's agent run, as a coroutine for the caller to await (no frame of its own
     stays on the stack while the model answers: it counts in every in-flight subtask)."""
-    return job.agent.run(
+    agent = job.agent
+    return agent.run(
         job.typed_input,
         deps=run.deps,
         model=model,
         ledger=run.ledger,
         history=attempt.history,
         followup=attempt.followup,
-        extra_tools=(run.config.escalate,) if job.agent.may_escalate else (),
+        extra_tools=run.escalate_tools if agent.may_escalate else (),
         subtask_id=job.sid,
         context=attempt.context,
         dependencies=job.inputs,
-        tool_observer=run.recorder.tools(job.sid, job.agent.name),
+        tool_observer=run.recorder.tools(job.sid, agent.name) if run.recorder.listening else None,
         effects=job.effects,
-        on_delta=run.recorder.deltas(job.sid, job.agent.name, attempt.tier),
+        on_delta=run.recorder.deltas(job.sid, agent.name, attempt.tier)
+        if run.recorder.model_deltas
+        else None,
     )
 
 
@@ -141,17 +143,21 @@ async def run_attempt(run: RunState, job: SubtaskJob, attempt: Try) -> Step:
     """Run `attempt`, book it, and return the next step the policy chooses."""
     tier = attempt.tier
     model: Model = run.ladder[tier]
-    limiter = run.model_limiter(model.spec.name)
-    if limiter is not None:
-        model = _Limited(model, limiter)
-    await run.wait_for_room()
-    started = time.perf_counter()
+    if run.config.limits.per_model is not None:
+        limiter = run.model_limiter(model.spec.name)
+        if limiter is not None:
+            model = _Limited(model, limiter)
+    if run.channel is not None:  # backpressure: wait while a stream's consumer is behind
+        await run.channel.wait_for_room()
     error: BaseException | None = None
     output: Any = None
     timeout = run.config.limits.subtask_timeout
     timed_out = False
+    slots = run.limiter
     with collect_charges() as charges:
-        async with run.limiter:
+        if not slots.take():  # a free slot is taken without an await
+            await slots.wait()
+        try:
             run.recorder.started_attempt(job.record, job.sid, tier)
             started = time.perf_counter()
             try:
@@ -165,20 +171,22 @@ async def run_attempt(run: RunState, job: SubtaskJob, attempt: Try) -> Step:
                     timed_out = scope.cancelled_caught
             except Exception as exc:
                 error = exc
+        finally:
+            slots.release()
     booked = [*job.pending_charges, *charges] if job.pending_charges else charges
-    job.pending_charges.clear()
-    # a partial, not a closure: a closure's cells would live in every attempt's frame
-    book = partial(_book, run, job, attempt, model.spec.name, started, booked)
+    job.pending_charges = ()
+    name = model.spec.name
 
     if timed_out:
         failure = timeout_failure(tier, timeout or 0)
     elif error is None:
-        book("succeeded", None)
-        _learn(run, job, attempt, True, booked)
+        _book(run, job, attempt, name, started, booked, "succeeded", None)
+        if run.config.stats is not None:
+            _learn(run, job, attempt, True, booked)
         return Succeeded(tier, output)
     elif isinstance(error, BudgetExceeded):
         if booked:  # something was spent before the budget said no: that is an attempt
-            book("budget_exceeded", str(error))
+            _book(run, job, attempt, name, started, booked, "budget_exceeded", str(error))
         lower = run.ladder.below(tier)
         if run.ledger.budget.on_exhausted == "downgrade" and lower is not None:
             why = f"downgraded from {tier.value}: its next call no longer fits the budget"
@@ -190,11 +198,20 @@ async def run_attempt(run: RunState, job: SubtaskJob, attempt: Try) -> Step:
     else:
         classified = classify_failure(error, tier)
         if classified is None:  # misuse or a bug in user code: end the run with it
-            book("error", f"{type(error).__name__}: {error}")
+            _book(
+                run,
+                job,
+                attempt,
+                name,
+                started,
+                booked,
+                "error",
+                f"{type(error).__name__}: {error}",
+            )
             run.fail_fast(error)
             return GiveUp(f"{type(error).__name__}: {error}", "not a model failure")
         failure = classified
-    book(failure.kind.value, failure.message)
+    _book(run, job, attempt, name, started, booked, failure.kind.value, failure.message)
     if not _transient(failure):  # a provider hiccup says nothing about what the tier can do
         _learn(run, job, attempt, False, booked)
     return _next_step(run, job, attempt, failure, error)
@@ -210,7 +227,7 @@ def _book(
     attempt: Try,
     model: str,
     started: float,
-    booked: list[Charge],
+    booked: Sequence[Charge],
     outcome: str,
     message: str | None,
 ) -> None:
@@ -303,8 +320,28 @@ def subtask_context(subtask: Subtask, inputs: Mapping[str, Any], render: Any) ->
     return text
 
 
+_ARGUMENTS = json.JSONEncoder(default=str)
+"""`json.dumps(..., default=str)` without building an encoder per call."""
+
+_TOOL_TOKENS: dict[int, tuple[Sequence[Any], int]] = {}
+"""Agent tools tuple id -> (the tuple, its schemas' token estimate), holding the tuple so
+its id cannot be reused while cached: an agent's tools do not change between subtasks."""
+
+
+def _tool_tokens(tools: Sequence[Any]) -> int:
+    if not tools:
+        return 0
+    hit = _TOOL_TOKENS.get(id(tools))
+    if hit is not None and hit[0] is tools:
+        return hit[1]
+    tokens = sum(estimate_tokens(json.dumps(t.definition().parameters)) for t in tools)
+    if len(_TOOL_TOKENS) >= 1024:  # agents made on the fly: keep the cache bounded
+        _TOOL_TOKENS.clear()
+    _TOOL_TOKENS[id(tools)] = (tools, tokens)
+    return tokens
+
+
 def estimate_input(agent: Agent[Any, Any], context: str, subtask: Subtask) -> int:
     """A routing estimate of the first request's input tokens."""
-    text = agent.instructions + context + json.dumps(subtask.arguments, default=str)
-    tools = sum(estimate_tokens(json.dumps(t.definition().parameters)) for t in agent.tools)
-    return estimate_tokens(text) + tools
+    chars = len(agent.instructions) + len(context) + len(_ARGUMENTS.encode(subtask.arguments))
+    return chars // 4 + 1 + _tool_tokens(agent.tools)  # `estimate_tokens` of the whole text

@@ -10,7 +10,7 @@ from typing_extensions import TypeVar
 
 from tiered._ledger import Ledger
 from tiered._logging import get_logger
-from tiered._usage import Usage
+from tiered._usage import NO_USAGE, Usage
 
 __all__ = ("DepsT", "RunContext")
 
@@ -27,7 +27,7 @@ class RunContext(Generic[DepsT]):
     """Name of the agent whose turn this is."""
     ledger: Ledger
     """The run's ledger: `ctx.ledger.usage` is the whole run's usage so far."""
-    usage: Usage = field(default_factory=Usage)
+    usage: Usage = NO_USAGE
     """This agent run's usage so far."""
     turn: int = 0
     """Which model turn of this agent run we are in (1-based once running)."""

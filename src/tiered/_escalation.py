@@ -127,12 +127,17 @@ class Attempt:
     @classmethod
     def from_charges(cls, charges: Sequence[Charge], **fields: Any) -> Attempt:
         """An attempt whose totals are the sums of `charges`."""
-        usage = Usage()
         cost = equivalent = Decimal(0)
-        for c in charges:
-            usage = usage + c.usage
-            cost += c.cost
-            equivalent += c.equivalent_cost
+        if len(charges) == 1:  # one call: share its Usage rather than keep an equal copy
+            usage = charges[0].usage
+            cost += charges[0].cost
+            equivalent += charges[0].equivalent_cost
+        else:
+            usage = Usage()
+            for c in charges:
+                usage = usage + c.usage
+                cost += c.cost
+                equivalent += c.equivalent_cost
         return cls(
             usage=usage, cost=cost, equivalent_cost=equivalent, charges=tuple(charges), **fields
         )

@@ -19,94 +19,27 @@ number of concurrent callers on one event loop can spend past the `Budget`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from contextvars import ContextVar
-from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
 
 from tiered._catalog import STANDARD_TIERS, ModelSpec, Tier, default_catalog
+from tiered._charges import Budget, Charge, TierTotals, Totals, collect_charges, collector
 from tiered._errors import BudgetExceeded, UserError
-from tiered._usage import Usage
+from tiered._usage import NO_USAGE, Usage
 
 __all__ = ("Budget", "Charge", "Ledger", "Reservation", "TierTotals", "collect_charges")
 
-_collector: ContextVar[list[Charge] | None] = ContextVar("tiered_charges", default=None)
+
+_NO_BUDGET = Budget()
+_DEFAULTS: list[tuple[ModelSpec, dict[str, ModelSpec]]] = []
 
 
-class collect_charges:  # lower case: used like a function, `with collect_charges() as c:`
-    """Gather every charge booked inside the block (child tasks included) into a list.
-
-    Blocks nest: an inner block takes the charges booked inside it, the outer one keeps
-    the rest. (A slotted class rather than a generator context manager: one per attempt,
-    so its size counts in every in-flight subtask.)
-    """
-
-    __slots__ = ("_charges", "_token")
-
-    def __init__(self) -> None:
-        self._charges: list[Charge] = []
-
-    def __enter__(self) -> list[Charge]:
-        self._token = _collector.set(self._charges)
-        return self._charges
-
-    def __exit__(self, *exc_info: object) -> None:
-        _collector.reset(self._token)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Budget:
-    """Limits for one run; None means unlimited. Checked before every model call."""
-
-    usd: Decimal | None = None
-    """Dollars, at the catalog's prices (a local model's OpenAI-equivalent when priced $0)."""
-    tokens: int | None = None
-    """Input plus output tokens."""
-    requests: int | None = None
-    """Model requests."""
-    on_exhausted: Literal["stop", "downgrade"] = "stop"
-    """When a call's worst case no longer fits: "stop" new work (unstarted subtasks are
-    skipped), or "downgrade" the subtask a rung at a time to a tier whose call still fits."""
-
-    def __post_init__(self) -> None:
-        if self.usd is not None and not isinstance(self.usd, Decimal):
-            object.__setattr__(self, "usd", Decimal(str(self.usd)))
-        if self.on_exhausted not in ("stop", "downgrade"):
-            raise UserError(
-                f"Budget(on_exhausted={self.on_exhausted!r}): use 'stop' or 'downgrade'"
-            )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Charge:
-    """One model call as the ledger saw it."""
-
-    model: str
-    tier: Tier
-    usage: Usage
-    cost: Decimal
-    """What the call cost at its model's own prices ($0 for a local model)."""
-    equivalent_cost: Decimal
-    """What the same tokens cost on the OpenAI model this one stands in for."""
-    flagship_cost: Decimal
-    """What the same tokens would have cost on the flagship (the counterfactual)."""
-    priced: bool = True
-    """False when no price is known for the model (nor an equivalent): the costs above
-    are $0 because nobody knows them, not because the call was free."""
-    possibly_billed: bool = False
-    """No usage came back but the provider may have billed the call (a timeout or cancel
-    after the request was sent): `usage` and the dollars are the reserved worst case."""
-
-
-@dataclass(slots=True, kw_only=True)
-class TierTotals:
-    """Usage and dollars summed over one tier."""
-
-    usage: Usage = field(default_factory=Usage)
-    cost: Decimal = Decimal(0)
-    equivalent_cost: Decimal = Decimal(0)
-    unpriced_requests: int = 0
-    """Calls on this tier whose price is unknown (booked at $0)."""
+def _defaults() -> tuple[ModelSpec, dict[str, ModelSpec]]:
+    """The default catalog's flagship and specs by name, built once (specs are frozen):
+    a plain `Agent.run` makes a ledger per call."""
+    if not _DEFAULTS:
+        cat = default_catalog()
+        _DEFAULTS.append((cat.for_tier(Tier.FLAGSHIP), dict(cat)))
+    return _DEFAULTS[0]
 
 
 class Ledger:
@@ -132,21 +65,21 @@ class Ledger:
         flagship: ModelSpec | None = None,
         equivalents: dict[str, ModelSpec] | None = None,
     ) -> None:
-        cat = default_catalog()
-        self.budget = budget or Budget()
-        self._flagship = flagship or cat.for_tier(Tier.FLAGSHIP)
-        self._equivalents = equivalents if equivalents is not None else dict(cat)
+        default_flagship, default_specs = _defaults()
+        self.budget = budget or _NO_BUDGET
+        self._flagship = flagship or default_flagship
+        self._equivalents = equivalents if equivalents is not None else dict(default_specs)
         if flagship is not None:  # the planner's model: a dollar budget needs its price
             self.require_prices((flagship,))
         self.charges: list[Charge] = []
-        self.usage = Usage()
+        self.usage = NO_USAGE
         """Usage the providers reported (possibly billed estimates are kept apart)."""
         self._by_tier: dict[Tier, TierTotals] = {}
         self.listener: Callable[[Charge], None] | None = None
         """Told of every charge as it is booked (the run journal writes it to disk)."""
-        self._billed = _Totals()  # possibly billed worst cases
-        self._spent = _Totals()  # everything the budget counts: reported + possibly billed
-        self._held = _Totals()  # open reservations
+        self._billed = Totals()  # possibly billed worst cases
+        self._spent = Totals()  # everything the budget counts: reported + possibly billed
+        self._held = Totals()  # open reservations
 
     @property
     def cost(self) -> Decimal:
@@ -278,21 +211,23 @@ class Ledger:
 
         A `possibly_billed` charge (a worst-case estimate) counts against the budget and
         in `possibly_billed`, but not in `usage`, `cost` or the per-tier totals."""
-        cost, equivalent = self.quote(spec, usage)
+        cost = spec.cost(usage)
+        # `quote` and `priced`, written out: this runs once per model call
+        eq_spec = self._equivalents.get(spec.equivalent) if spec.equivalent else None
         charge = Charge(
             model=spec.name,
             tier=spec.tier,
             usage=usage,
             cost=cost,
-            equivalent_cost=equivalent,
-            flagship_cost=self._flagship.cost(usage),
-            priced=self.priced(spec),
+            equivalent_cost=cost if eq_spec is None else eq_spec.cost(usage),
+            flagship_cost=cost if spec is self._flagship else self._flagship.cost(usage),
+            priced=spec.priced if eq_spec is None else eq_spec.priced,
             possibly_billed=possibly_billed,
         )
         self._book(charge)
-        collector = _collector.get()
-        if collector is not None:
-            collector.append(charge)
+        charges = collector.get()
+        if charges is not None:
+            charges.append(charge)
         if self.listener is not None:
             self.listener(charge)
         return charge
@@ -317,27 +252,8 @@ class Ledger:
         totals.usage = totals.usage + usage
         totals.cost += charge.cost
         totals.equivalent_cost += charge.equivalent_cost
-        totals.unpriced_requests += 0 if charge.priced else 1
-
-
-@dataclass(slots=True)
-class _Totals:
-    """Requests, tokens and budget dollars, summed."""
-
-    requests: int = 0
-    tokens: int = 0
-    input_tokens: int = 0
-    dollars: Decimal = Decimal(0)
-
-    def add(self, usage: Usage, dollars: Decimal) -> None:
-        self.add_raw(usage.requests, usage.total_tokens, usage.input_tokens, dollars)
-
-    def add_raw(self, requests: int, tokens: int, input_tokens: int, dollars: Decimal) -> None:
-        self.requests += requests
-        self.tokens += tokens
-        self.input_tokens += input_tokens
-        if dollars:
-            self.dollars += dollars
+        if not charge.priced:
+            totals.unpriced_requests += 1
 
 
 class Reservation:

@@ -89,24 +89,21 @@ class _Attempts:
 _current: ContextVar[_Attempts | None] = ContextVar("tiered_attempts", default=None)
 
 
-class metered_call:  # lower case: used like a function, `with metered_call(...) as a:`
+class metered_call(_Attempts):  # lower case: used like a function, `with metered_call(...) as a:`
     """Reserve a model call (raises `BudgetExceeded`) and let retrying wrappers under it
-    book and re-reserve each attempt; whatever is still open at exit is abandoned."""
+    book and re-reserve each attempt; whatever is still open at exit is abandoned.
 
-    __slots__ = ("_attempts", "_token")
+    It is its own `_Attempts` (one object per model call, not two)."""
 
-    def __init__(
-        self, ledger: Ledger, spec: ModelSpec, input_tokens: int, max_output_tokens: int
-    ) -> None:
-        self._attempts = _Attempts(ledger, spec, input_tokens, max_output_tokens)
+    __slots__ = ("_token",)
 
     def __enter__(self) -> _Attempts:
-        self._token = _current.set(self._attempts)
-        return self._attempts
+        self._token = _current.set(self)
+        return self
 
     def __exit__(self, *exc_info: object) -> None:
         _current.reset(self._token)
-        self._attempts.close()
+        self.close()
 
 
 def attempt_failed(exc: BaseException) -> None:

@@ -144,8 +144,11 @@ def _find_cycle(subtasks: Sequence[Subtask]) -> list[str] | None:
     for s in subtasks:
         graph.setdefault(s.id, []).extend(d for d in s.depends_on if d != s.id)
     done: set[str] = set()
-    for root in graph:
+    for root, out in graph.items():
         if root in done:
+            continue
+        if not out:  # no dependencies: on no cycle (the common case, so no search)
+            done.add(root)
             continue
         path: list[str] = [root]
         on_path: dict[str, int] = {root: 0}

@@ -229,26 +229,7 @@ class RunRecorder:
     def deltas(self, sid: str | None, agent: str, tier: Tier) -> DeltaCallback | None:
         """A callback turning a model's streamed pieces into `model.delta` events (if anyone
         listens and asked for them: otherwise None, and the model is not asked to stream)."""
-        if not self.model_deltas:
-            return None
-        chars = 0
-
-        def on_delta(delta: ModelDelta) -> None:
-            nonlocal chars
-            text = delta.text if isinstance(delta, TextDelta) else delta.arguments
-            chars += len(text)
-            self.emit(
-                ModelStreamed(
-                    **self.stamp(),
-                    subtask_id=sid,
-                    agent=agent,
-                    tier=tier,
-                    text=text,
-                    output_tokens=chars // 4 + (1 if chars else 0),
-                )
-            )
-
-        return on_delta
+        return _delta_events(self, sid, agent, tier) if self.model_deltas else None
 
     def tools(self, sid: str | None, agent: str) -> _ToolEvents | None:
         """A tool observer that emits `tool.called` / `tool.returned`, if anyone listens."""
@@ -272,13 +253,7 @@ class RunRecorder:
         result.by_tier = ledger.by_tier(order)
         result.wall_time_s = round(self.elapsed(), 3)
         if status is None:
-            statuses = [r.status for r in result.subtasks.values()]
-            if statuses and all(st is SubtaskStatus.SUCCEEDED for st in statuses):
-                status = RunStatus.SUCCEEDED
-            elif any(st is SubtaskStatus.SUCCEEDED for st in statuses):
-                status = RunStatus.PARTIAL
-            else:
-                status = RunStatus.FAILED
+            status = _outcome(result)
         result.status = status
         if error is not None:
             result.error = error
@@ -295,6 +270,38 @@ class RunRecorder:
                 result=result,
             )
         )
+
+
+def _outcome(result: RunResult) -> RunStatus:
+    """A run's status from its subtasks': all succeeded, some did, or none."""
+    statuses = [r.status for r in result.subtasks.values()]
+    if statuses and all(st is SubtaskStatus.SUCCEEDED for st in statuses):
+        return RunStatus.SUCCEEDED
+    if any(st is SubtaskStatus.SUCCEEDED for st in statuses):
+        return RunStatus.PARTIAL
+    return RunStatus.FAILED
+
+
+def _delta_events(recorder: RunRecorder, sid: str | None, agent: str, tier: Tier) -> DeltaCallback:
+    """`model.delta` events for one model call's streamed pieces."""
+    chars = 0
+
+    def on_delta(delta: ModelDelta) -> None:
+        nonlocal chars
+        text = delta.text if isinstance(delta, TextDelta) else delta.arguments
+        chars += len(text)
+        recorder.emit(
+            ModelStreamed(
+                **recorder.stamp(),
+                subtask_id=sid,
+                agent=agent,
+                tier=tier,
+                text=text,
+                output_tokens=chars // 4 + (1 if chars else 0),
+            )
+        )
+
+    return on_delta
 
 
 class _ToolEvents:

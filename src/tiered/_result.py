@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -61,8 +62,9 @@ class SubtaskResult:
     """Why it failed or was skipped."""
     sub_plan: Plan | None = None
     """The planner's decomposition, if the subtask was handed back to it."""
-    children: list[SubtaskResult] = field(default_factory=list)
-    """Results of the sub-plan's subtasks."""
+    children: Sequence[SubtaskResult] = ()
+    """Results of the sub-plan's subtasks (a list once decomposed; empty otherwise, and
+    then a shared empty tuple: a finished run keeps no empty list per subtask)."""
     restored: bool = False
     """True when the output came from the run journal of an earlier, interrupted run."""
 

@@ -20,7 +20,7 @@ from tiered._limits import Limits
 from tiered._planner import Planner
 from tiered._recorder import RunRecorder
 from tiered._result import RunStatus
-from tiered._routing import Router
+from tiered._routing import RouteDecision, Router
 from tiered._stream import EventChannel
 from tiered._verify import AgentCheck, Check
 from tiered.models import Ladder
@@ -42,27 +42,37 @@ class Slots:
         self.free = total
         self._waiters: deque[anyio.Event] = deque()
 
-    async def __aenter__(self) -> None:
+    def take(self) -> bool:
+        """Take a free slot at once if there is one (no waiter goes first); False if not."""
         if self.free > 0 and not self._waiters:
             self.free -= 1
-            return
+            return True
+        return False
+
+    async def wait(self) -> None:
+        """Wait until a slot is handed over (after `take` said no)."""
         event = anyio.Event()
         self._waiters.append(event)
         try:
             await event.wait()
         except BaseException:
             if event.is_set():
-                self._release()  # handed a slot while being cancelled: pass it on
+                self.release()  # handed a slot while being cancelled: pass it on
             else:
                 self._waiters.remove(event)
             raise
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._release()
+    async def __aenter__(self) -> None:
+        if not self.take():
+            await self.wait()
 
-    def _release(self) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Give the slot back: straight to the next waiter, if any."""
         if self._waiters:
-            self._waiters.popleft().set()  # the slot goes straight to the next waiter
+            self._waiters.popleft().set()
         else:
             self.free += 1
 
@@ -120,12 +130,19 @@ class RunState:
     channel: EventChannel | None = None
     journal: Journal | None = None
     model_limiters: dict[str, anyio.CapacityLimiter] = field(default_factory=dict)
+    decisions: dict[RouteDecision, RouteDecision] = field(default_factory=dict)
+    """Each distinct route decision once: subtasks routed alike share one object."""
     stop_reason: str | None = None
     stop_status: RunStatus | None = None
     fatal: BaseException | None = None
     """Misuse or a bug in user code: the run ends with it instead of escalating."""
     scope: anyio.CancelScope | None = None
     """The execution's cancel scope, cancelled when `fatal` is set."""
+    escalate_tools: tuple[Escalate, ...] = ()
+    """The extra tools of an agent that may escalate: the config's `escalate`, built once."""
+
+    def __post_init__(self) -> None:
+        self.escalate_tools = (self.config.escalate,)
 
     def stop(self, status: RunStatus, reason: str) -> None:
         """Stop starting new work (budget, deadline); the first reason wins."""

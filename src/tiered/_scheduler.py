@@ -35,6 +35,9 @@ async def run_plan(
     dependents: dict[str, list[Subtask]] = {}
     for s in subtasks:
         results[s.id] = SubtaskResult(subtask=s)
+        if not s.depends_on:
+            waiting[s.id] = 0
+            continue
         deps = set(s.depends_on)
         waiting[s.id] = len(deps)
         for d in deps:
@@ -69,7 +72,8 @@ async def run_plan(
                 await woken.wait()
             s = ready.popleft()
             try:
-                await run.wait_for_room()
+                if run.channel is not None:  # backpressure: a stream's consumer is behind
+                    await run.channel.wait_for_room()
                 await start_subtask(run, s, results, depth=depth, prefix=prefix, run_plan=run_plan)
             finally:
                 done(s)

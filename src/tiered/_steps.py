@@ -4,7 +4,7 @@ attempt (`Try`), and the typed steps an attempt returns."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from tiered._agent import Agent
@@ -45,11 +45,11 @@ class SubtaskJob:
     """Hash of what the output depends on (set when the run keeps a journal)."""
     effects: EffectLog | None = None
     """Idempotency keys for side-effecting tool calls (with a journal)."""
-    pending_charges: list[Charge] = field(default_factory=list)
+    pending_charges: Sequence[Charge] = ()
     """Charges made before the first attempt (a classifier router's call), booked with it."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Try:
     """How to run the next attempt: where, why, and what it continues from."""
 

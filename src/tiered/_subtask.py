@@ -7,7 +7,8 @@ it is given (so this module never imports the scheduler).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
+from typing import Any
 
 from tiered._attempt import estimate_input, run_attempt, subtask_context
 from tiered._decompose import PlanRunner, decompose
@@ -17,7 +18,7 @@ from tiered._ledger import collect_charges
 from tiered._plan import Subtask, agent_input
 from tiered._planner import render_outputs
 from tiered._result import RunStatus, SubtaskResult, SubtaskStatus
-from tiered._routing import RouteRequest, RuleRouter
+from tiered._routing import RouteDecision, Router, RouteRequest, RuleRouter
 from tiered._run_state import RunState
 from tiered._steps import (
     Decompose,
@@ -47,16 +48,18 @@ async def start_subtask(
     record = results[subtask.id]
     sid = prefix + subtask.id
     recorder = run.recorder
-    bad = [d for d in subtask.depends_on if results[d].status is not SubtaskStatus.SUCCEEDED]
-    if bad:
-        why = "; ".join(f"{d} {results[d].status.value}" for d in bad)
-        recorder.skipped(record, sid, f"dependency did not succeed: {why}")
-        return
+    inputs: dict[str, Any] = {}
+    if subtask.depends_on:
+        bad = [d for d in subtask.depends_on if results[d].status is not SubtaskStatus.SUCCEEDED]
+        if bad:
+            why = "; ".join(f"{d} {results[d].status.value}" for d in bad)
+            recorder.skipped(record, sid, f"dependency did not succeed: {why}")
+            return
+        inputs = {d: results[d].output for d in subtask.depends_on}
     if run.stop_reason is not None:
         recorder.skipped(record, sid, run.stop_reason)
         return
     agent = run.config.executors[subtask.agent]
-    inputs = {d: results[d].output for d in subtask.depends_on}
     identity, effects = "", None
     if run.journal is not None:
         identity = subtask_identity(subtask, inputs)
@@ -78,8 +81,23 @@ async def start_subtask(
         identity=identity,
         effects=effects,
     )
+    # The steps are driven here rather than in a helper coroutine: every frame on this
+    # stack stays alive (and is scanned by the cyclic GC) while the model answers.
     try:
-        await _drive(run, job, run_plan)
+        first = _first_try(run, job)
+        attempt = first if isinstance(first, Try) else await first
+        while True:
+            if run.stop_reason is not None:
+                _end_stopped(run, job, run.stop_reason)
+                return
+            step = await run_attempt(run, job, attempt)
+            if not isinstance(step, Retry | EscalateTo):
+                break
+            attempt = step.next
+        if isinstance(step, Decompose):
+            await decompose(run, job, step.failure, run_plan)
+        else:
+            _end(run, job, step)
     except BudgetExceeded as exc:  # e.g. from a classifier router's model call
         run.stop(RunStatus.BUDGET_EXCEEDED, str(exc))
         _end_stopped(run, job, str(exc))
@@ -95,7 +113,9 @@ def _end_stopped(run: RunState, job: SubtaskJob, reason: str) -> None:
         run.recorder.skipped(job.record, job.sid, reason)
 
 
-async def _first_try(run: RunState, job: SubtaskJob) -> Try:
+def _first_try(run: RunState, job: SubtaskJob) -> Try | Awaitable[Try]:
+    """The first attempt, routed: a `Try` at once for the rule router (no model call, so
+    no await and no charge collection), else an awaitable of it."""
     context = subtask_context(job.subtask, job.inputs, render_outputs)
     request = RouteRequest(
         subtask=job.subtask,
@@ -104,30 +124,33 @@ async def _first_try(run: RunState, job: SubtaskJob) -> Try:
         ladder=run.ladder,
     )
     router = run.config.router
-    if type(router) is RuleRouter:  # no model call: skip the await and the collection
-        decision = router.decide(request)
-    else:
-        with collect_charges() as charges:  # a classifier router's calls belong to the subtask
-            decision = await router.route(request, models=run.ladder, ledger=run.ledger)
-        job.pending_charges.extend(charges)
+    if type(router) is RuleRouter:
+        return _routed(run, job, router.decide(request), context)
+    return _classified(run, job, router, request, context)
+
+
+async def _classified(
+    run: RunState, job: SubtaskJob, router: Router, request: RouteRequest, context: str
+) -> Try:
+    with collect_charges() as charges:  # a classifier router's calls belong to the subtask
+        decision = await router.route(request, models=run.ladder, ledger=run.ledger)
+    job.pending_charges = [*job.pending_charges, *charges]
+    return _routed(run, job, decision, context)
+
+
+def _routed(run: RunState, job: SubtaskJob, decision: RouteDecision, context: str) -> Try:
     run.ladder.index(decision.tier)  # a route off the ladder is a UserError
+    # equal decisions are shared: one object kept per distinct route, not per subtask
+    decision = run.decisions.setdefault(decision, decision)
     run.recorder.routed(job.record, job.sid, decision)
     return Try(tier=decision.tier, reason=f"routed: {decision.reason}", context=context)
 
 
-async def _drive(run: RunState, job: SubtaskJob, run_plan: PlanRunner) -> None:
-    step: Step = Retry(await _first_try(run, job))
-    while isinstance(step, Retry | EscalateTo):
-        if run.stop_reason is not None:
-            _end_stopped(run, job, run.stop_reason)
-            return
-        step = await run_attempt(run, job, step.next)
+def _end(run: RunState, job: SubtaskJob, step: Step) -> None:
     recorder = run.recorder
     if isinstance(step, Succeeded):
         recorder.succeeded(job.record, job.sid, step.tier, step.output, identity=job.identity)
     elif isinstance(step, Stopped):
         _end_stopped(run, job, step.reason)
-    elif isinstance(step, Decompose):
-        await decompose(run, job, step.failure, run_plan)
     elif isinstance(step, GiveUp):
         recorder.failed(job.record, job.sid, step.error, reason=step.reason)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ("Usage",)
+__all__ = ("NO_USAGE", "Usage")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -27,15 +27,33 @@ class Usage:
     """Model requests made."""
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            input_tokens=self.input_tokens + other.input_tokens,
-            cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
-            requests=self.requests + other.requests,
-        )
+        # the slots filled directly (the frozen __init__ costs twice as much): the ledger
+        # adds up every model call's usage several times over
+        total: Usage = _new(Usage)
+        _input(total, self.input_tokens + other.input_tokens)
+        _cached(total, self.cached_input_tokens + other.cached_input_tokens)
+        _output(total, self.output_tokens + other.output_tokens)
+        _reasoning(total, self.reasoning_tokens + other.reasoning_tokens)
+        _requests(total, self.requests + other.requests)
+        return total
 
     @property
     def total_tokens(self) -> int:
         """Input plus output tokens."""
         return self.input_tokens + self.output_tokens
+
+
+_new = object.__new__
+_input, _cached, _output, _reasoning, _requests = (
+    Usage.__dict__[name].__set__
+    for name in (
+        "input_tokens",
+        "cached_input_tokens",
+        "output_tokens",
+        "reasoning_tokens",
+        "requests",
+    )
+)
+
+NO_USAGE = Usage()
+"""The zero `Usage`, shared: it is frozen, so a default need not be a fresh one each time."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import anyio
 
@@ -26,98 +25,11 @@ from tiered._messages import ModelRequest, ModelResponse
 from tiered._metering import attempt_not_sent
 from tiered._ratelimit import DEFAULT_OUTPUT_CAP, RateLimitInfo, estimate_input_tokens
 from tiered.models._base import Model
+from tiered.models._buckets import Bucket, Pace
 from tiered.models._retry import RetryingModel
 from tiered.models._select import Ladder
 
 __all__ = ("PacedModel", "RateLimits", "pace_ladder")
-
-
-@dataclass(slots=True)
-class _Bucket:
-    """`limit` per `period`, refilled continuously. The burst is the limit less what
-    `headroom` seconds refill, so requests the network delays cannot pile up at a
-    provider whose own bucket sat full meanwhile.
-
-    FIFO by marks: `issued` counts every token handed out, `supply` every token that
-    ever became available; the caller holding mark M may go once supply reaches M.
-    Unused supply is capped at `capacity` beyond what has actually *gone* (`granted`),
-    not beyond what is queued: after a stall (a busy event loop) the queue may send one
-    burst, never every token the stall accrued at once, which the provider's own bucket,
-    full and capped while idle, would refuse.
-    """
-
-    limit: float
-    period: float
-    headroom: float
-    capacity: float = 0.0
-    supply: float = 0.0
-    issued: float = 0.0
-    granted: float = 0.0
-    stamp: float = field(default_factory=time.monotonic)
-
-    def __post_init__(self) -> None:
-        self.capacity = self._capacity(self.limit)
-        self.supply = self.capacity
-
-    def _capacity(self, limit: float) -> float:
-        return max(limit - limit / self.period * self.headroom, min(limit, 1.0))
-
-    @property
-    def rate(self) -> float:
-        return self.limit / self.period
-
-    @property
-    def level(self) -> float:
-        """Tokens available now; negative while callers queue."""
-        return self.supply - self.issued
-
-    def refill(self, now: float) -> None:
-        accrued = self.supply + (now - self.stamp) * self.rate
-        self.supply = min(accrued, self.granted + self.capacity)
-        self.stamp = now
-
-    def grant(self, mark: float) -> None:
-        """The caller holding `mark` has gone (or left the queue)."""
-        self.granted = max(self.granted, mark)
-
-    def take(self, amount: float, now: float) -> float:
-        """Hand out `amount` tokens; the mark to wait for."""
-        self.refill(now)
-        self.issued += min(amount, self.capacity)
-        return self.issued
-
-    def wait_for(self, mark: float, now: float) -> float:
-        """Seconds until `mark` is covered at the refill rate (0 when it is)."""
-        self.refill(now)
-        return max(mark - self.supply, 0.0) / self.rate
-
-    def give_back(self, amount: float) -> None:
-        self.supply = min(self.supply + amount, self.granted + self.capacity)
-
-    def lower_to(self, level: float) -> None:
-        self.supply = min(self.supply, self.granted + level)
-
-    def resize(self, limit: float) -> None:
-        if limit > 0 and limit != self.limit:
-            self.limit = limit
-            self.capacity = self._capacity(limit)
-            self.lower_to(self.capacity)
-
-
-@dataclass(slots=True)
-class _Pace:
-    rpm: int | None
-    tpm: int | None
-    requests: _Bucket | None
-    tokens: _Bucket | None
-    blocked_until: float = 0.0
-    changed: anyio.Event | None = None
-    """Set (and replaced) when tokens come back, so queued callers look again."""
-
-    def notify(self) -> None:
-        if self.changed is not None:
-            self.changed.set()
-            self.changed = None
 
 
 class RateLimits:
@@ -151,22 +63,22 @@ class RateLimits:
         self.period = period
         self.headroom = headroom
         self.adapt = adapt
-        self._paces: dict[str, _Pace] = {}
+        self._paces: dict[str, Pace] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"RateLimits(rpm={self.rpm}, tpm={self.tpm}, models={self.models!r})"
 
-    def _pace(self, model: str) -> _Pace:
+    def _pace(self, model: str) -> Pace:
         pace = self._paces.get(model)
         if pace is None:
             own = self.models.get(model, {})
             rpm, tpm = own.get("rpm", self.rpm), own.get("tpm", self.tpm)
-            pace = self._paces[model] = _Pace(
+            pace = self._paces[model] = Pace(
                 rpm=rpm,
                 tpm=tpm,
-                requests=_Bucket(rpm, self.period, self.headroom) if rpm else None,
-                tokens=_Bucket(tpm, self.period, self.headroom) if tpm else None,
+                requests=Bucket(rpm, self.period, self.headroom) if rpm else None,
+                tokens=Bucket(tpm, self.period, self.headroom) if tpm else None,
             )
         return pace
 
@@ -220,16 +132,16 @@ class RateLimits:
 
     def _follow(
         self,
-        bucket: _Bucket | None,
+        bucket: Bucket | None,
         configured: int | None,
         limit: int | None,
         remaining: int | None,
         now: float,
-    ) -> _Bucket | None:
+    ) -> Bucket | None:
         if limit is not None and limit > 0:
             wanted = float(limit if configured is None else min(limit, configured))
             if bucket is None:
-                bucket = _Bucket(wanted, self.period, self.headroom, stamp=now)
+                bucket = Bucket(wanted, self.period, self.headroom, stamp=now)
             else:
                 bucket.refill(now)
                 bucket.resize(wanted)
@@ -254,7 +166,7 @@ class RateLimits:
             )
 
 
-def _grant(pace: _Pace, rmark: float, tmark: float) -> None:
+def _grant(pace: Pace, rmark: float, tmark: float) -> None:
     if pace.requests is not None:
         pace.requests.grant(rmark)
     if pace.tokens is not None:
@@ -266,7 +178,7 @@ class _Permit:
 
     __slots__ = ("_limits", "_pace", "open", "tokens")
 
-    def __init__(self, limits: RateLimits, pace: _Pace, tokens: int) -> None:
+    def __init__(self, limits: RateLimits, pace: Pace, tokens: int) -> None:
         self._limits = limits
         self._pace = pace
         self.tokens = tokens

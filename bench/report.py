@@ -344,20 +344,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
 
     def add(name: str, subject: str, measured: float | None, limit: float, unit: str) -> None:
-        lower_is_better = name != "routing success share"
-        met = None
-        if measured is not None:
-            met = measured <= limit if lower_is_better else measured >= limit
-        out.append(
-            {
-                "target": name,
-                "subject": subject,
-                "measured": measured,
-                "limit": limit,
-                "unit": unit,
-                "met": met,
-            }
-        )
+        lower = name != "routing success share"
+        out.append(scale_report.target_row(name, subject, measured, limit, unit, lower=lower))
 
     ov = overhead_summary(results.get("overhead", {}))
     if ov:

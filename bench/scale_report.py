@@ -31,7 +31,7 @@ LIMITS = {
 }
 
 
-def _target(
+def target_row(
     name: str,
     subject: str,
     measured: float | None,
@@ -91,7 +91,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     if "orchestrator_us" in fw:
         n, c = fw["n"], fw["concurrency"]
         out.append(
-            _target(
+            target_row(
                 "framework alone: CPU per subtask (fastest round)",
                 f"Orchestrator.run, {n:,} / {c}",
                 fw["orchestrator_us"]["min"],
@@ -100,7 +100,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             )
         )
         out.append(
-            _target(
+            target_row(
                 "framework alone: memory growing with concurrency, per in-flight subtask",
                 f"Orchestrator.run, {n:,} subtasks, (peak@500 − peak@50) / 450",
                 fw["kb_per_inflight"],
@@ -109,7 +109,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             )
         )
         out.append(
-            _target(
+            target_row(
                 "framework alone: memory kept per finished subtask",
                 f"Orchestrator.run, {n:,} / {c}",
                 fw["kb_kept_per_subtask"],
@@ -127,7 +127,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 ("peak_kb_per_subtask", "peak memory per subtask"),
             ):
                 out.append(
-                    _target(
+                    target_row(
                         f"{int(big):,} vs {int(base):,} subtasks: {what}",
                         "Orchestrator.run, concurrency 500",
                         large[key] / small[key] if small[key] else None,
@@ -142,7 +142,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         else:
             linear = None  # an error (RecursionError, false problems): not met
         out.append(
-            _target(
+            target_row(
                 "plan check on a 10,000-subtask chain (dependents first): time per subtask vs "
                 "1,000 (1 = linear)",
                 ten.get("error") or one.get("error") or "check_plan",
@@ -158,7 +158,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     what = "given plan" if size.get("plan_given") else "planner call"
     if row:
         out.append(
-            _target(
+            target_row(
                 "orchestrated 5000 / 500 over aiohttp: makespan / ideal",
                 f"Orchestrator.run: {what}, subtasks, synthesis",
                 row["orchestrated"],
@@ -167,7 +167,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             )
         )
         out.append(
-            _target(
+            target_row(
                 "orchestrated vs plain Agent.run fan-out, same run (ratio of makespan / ideal)",
                 "5000 / 500, aiohttp",
                 row["vs_fanout"],
@@ -179,9 +179,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         if not s["paced"]:
             continue
         subject = f"{s['subtasks']} subtasks at concurrency {s['concurrency']}, {s['scenario']}"
-        out.append(_target("pacing: 429s from the server", subject, s["server_429s"], 0.0, ""))
+        out.append(target_row("pacing: 429s from the server", subject, s["server_429s"], 0.0, ""))
         out.append(
-            _target(
+            target_row(
                 "pacing: steady throughput / the binding limit's rate",
                 subject,
                 s["steady_vs_limit"],

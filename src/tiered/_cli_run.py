@@ -29,7 +29,7 @@ __all__ = ("RUN_PARSER", "add_run_command", "run_command")
 RUN_PARSER: list[argparse.ArgumentParser] = []
 """The `run` subcommand's parser once registered (`tiered resume` reuses it)."""
 
-_RESUMED = (
+RESUMED = (
     "file",
     "goal",
     "budget",
@@ -176,7 +176,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     journal = None
     if args.journal:
-        kept = {k: getattr(args, k) for k in _RESUMED}
+        kept = {k: getattr(args, k) for k in RESUMED}
         kept["file"] = str(Path(args.file).resolve())
         kept["goal"] = goal
         journal = Journal(args.journal, meta=kept)

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tiered._cli_run import RUN_PARSER, run_command
+from tiered._cli_run import RESUMED, RUN_PARSER, run_command
 from tiered._errors import UserError
 from tiered._journal import Journal, list_runs
 
@@ -77,10 +77,12 @@ def _resume(args: argparse.Namespace) -> int:
     if not meta.get("file"):
         raise UserError(f"{str(run_dir)!r} was not started by `tiered run`: resume it in code")
     argv = [str(meta["file"]), "--journal", str(run_dir), "--goal", str(meta["goal"])]
-    for key in ("budget", "concurrency", "base_url", "models", "deadline", "rpm", "tpm", "threads"):
-        if meta.get(key) is not None:
-            argv += [f"--{key.replace('_', '-')}", str(meta[key])]
-    argv += ["--force-escalation"] if meta.get("force_escalation") else []
+    for key in RESUMED:
+        value = meta.get(key)
+        if key in ("file", "goal") or value is None or value is False:
+            continue
+        flag = f"--{key.replace('_', '-')}"
+        argv += [flag] if value is True else [flag, str(value)]
     argv += ["--json"] if args.json else []
     argv += ["--quiet"] if args.quiet else []
     return run_command(RUN_PARSER[0].parse_args(argv))

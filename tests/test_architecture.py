@@ -26,6 +26,7 @@ LAYERS: dict[str, float] = {
     "tiered._errors": 1,
     "tiered._logging": 1,
     "tiered._sync": 1,
+    "tiered._build": 1,
     # 2. provider-neutral data
     "tiered._messages": 2,
     "tiered._names": 2,

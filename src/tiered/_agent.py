@@ -21,6 +21,7 @@ from typing_extensions import TypeVar
 from tiered._agent_calls import ToolObserver
 from tiered._agent_loop import TurnLoop, opening_messages
 from tiered._agent_support import AgentStream, open_stream
+from tiered._build import builder
 from tiered._catalog import Tier
 from tiered._context import DepsT, RunContext
 from tiered._errors import UserError
@@ -63,6 +64,7 @@ class AgentResult(Generic[OutputT]):
 
 
 _UNSET: Any = object()
+_build_result = builder(AgentResult)
 
 
 class Agent(Generic[OutputT, DepsT]):
@@ -277,7 +279,7 @@ class Agent(Generic[OutputT, DepsT]):
             observer=tool_observer,
         )
         output = await loop.run()
-        return AgentResult(
+        return _build_result(
             output=output,
             agent=self.name,
             model=spec.name,

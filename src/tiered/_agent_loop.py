@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from tiered._agent_calls import Tally, ToolObserver, ask_within_cap, run_tools
 from tiered._agent_output import Repair, final_output, tool_output
+from tiered._build import builder
 from tiered._context import RunContext
 from tiered._errors import EscalationRequested, MaxTurnsExceeded, OutputInvalid, TieredError
 from tiered._ledger import Charge
@@ -43,6 +44,8 @@ def _produced(results: Sequence[ToolResultMessage], tool: str | None) -> ToolRes
         return None
     return next((r for r in results if r.name == tool and not r.is_error), None)
 
+
+_build_request = builder(ModelRequest)
 
 _SYSTEM: dict[str, SystemMessage] = {}
 """Instructions -> their system message, made once: messages are frozen, and every run of
@@ -179,7 +182,7 @@ class TurnLoop:
     def _request(self, turn: int) -> ModelRequest:
         """One turn's model request."""
         agent = self._agent
-        return ModelRequest(
+        return _build_request(
             messages=tuple(self.messages),
             tools=self._toolset.definitions,
             tool_choice=agent.tool_choice if turn == 1 and not self._continued else "auto",

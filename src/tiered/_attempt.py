@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
+from json.encoder import encode_basestring_ascii as _escaped
 from typing import Any
 
 import anyio
@@ -341,7 +342,18 @@ def _tool_tokens(tools: Sequence[Any]) -> int:
     return tokens
 
 
+def _json_chars(arguments: Mapping[str, Any]) -> int:
+    """`len(json.dumps(arguments, default=str))`, counted without the encoder for the
+    common flat object of strings (each string escaped by the C encoder alone)."""
+    chars = 2 * len(arguments)  # ', ' between items and the braces; ': ' in each item
+    for key, value in arguments.items():
+        if type(key) is not str or type(value) is not str:
+            return len(_ARGUMENTS.encode(arguments))
+        chars += len(_escaped(key)) + len(_escaped(value)) + 2
+    return chars if arguments else 2
+
+
 def estimate_input(agent: Agent[Any, Any], context: str, subtask: Subtask) -> int:
     """A routing estimate of the first request's input tokens."""
-    chars = len(agent.instructions) + len(context) + len(_ARGUMENTS.encode(subtask.arguments))
+    chars = len(agent.instructions) + len(context) + _json_chars(subtask.arguments)
     return chars // 4 + 1 + _tool_tokens(agent.tools)  # `estimate_tokens` of the whole text

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, Field
 
+from tiered._build import builder
 from tiered._catalog import Tier
 from tiered._context import RunContext
 from tiered._errors import (
@@ -138,9 +139,16 @@ class Attempt:
                 usage = usage + c.usage
                 cost += c.cost
                 equivalent += c.equivalent_cost
+        if cls is Attempt and len(fields) == 7:  # every other field given: the fast build
+            return _build_attempt(
+                usage=usage, cost=cost, equivalent_cost=equivalent, charges=tuple(charges), **fields
+            )
         return cls(
             usage=usage, cost=cost, equivalent_cost=equivalent, charges=tuple(charges), **fields
         )
+
+
+_build_attempt = builder(Attempt)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 
+from tiered._build import builder
 from tiered._catalog import STANDARD_TIERS, ModelSpec, Tier, default_catalog
 from tiered._charges import Budget, Charge, TierTotals, Totals, collect_charges, collector
 from tiered._errors import BudgetExceeded, UserError
@@ -30,6 +31,7 @@ __all__ = ("Budget", "Charge", "Ledger", "Reservation", "TierTotals", "collect_c
 
 
 _NO_BUDGET = Budget()
+_build_charge = builder(Charge)
 _DEFAULTS: list[tuple[ModelSpec, dict[str, ModelSpec]]] = []
 
 
@@ -214,7 +216,7 @@ class Ledger:
         cost = spec.cost(usage)
         # `quote` and `priced`, written out: this runs once per model call
         eq_spec = self._equivalents.get(spec.equivalent) if spec.equivalent else None
-        charge = Charge(
+        charge = _build_charge(
             model=spec.name,
             tier=spec.tier,
             usage=usage,

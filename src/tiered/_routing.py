@@ -9,6 +9,7 @@ run's `Ladder`, so two-rung and four-rung ladders route the same way.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -29,7 +30,9 @@ __all__ = (
     "RouteRequest",
     "Router",
     "RuleRouter",
+    "decide_with_limit",
     "estimate_tokens",
+    "rule_key",
 )
 
 LONG_INPUT_TOKENS = 272_000
@@ -77,8 +80,13 @@ class Router(Protocol):
         ...
 
 
+def _room(spec: ModelSpec) -> int:
+    """The input estimate from which `spec`'s context window is taken to overflow."""
+    return spec.context_window - min(spec.max_output_tokens, spec.context_window // 4)
+
+
 def _fits(spec: ModelSpec, tokens: int) -> bool:
-    return tokens < spec.context_window - min(spec.max_output_tokens, spec.context_window // 4)
+    return tokens < _room(spec)
 
 
 def _lowest_fitting(request: RouteRequest, start: Tier) -> Tier:
@@ -100,18 +108,22 @@ class RuleRouter:
 
     def decide(self, request: RouteRequest) -> RouteDecision:
         """The rule-based decision (synchronous; no model call)."""
+        return self._decide(request)[0]
+
+    def _decide(self, request: RouteRequest) -> tuple[RouteDecision, int]:
+        """The decision, and the estimate below which the same request (the estimate
+        apart) is decided the same: the rules read the estimate only through thresholds."""
         s = request.subtask
         ladder = request.ladder
         if s.plan_shaped:
-            return RouteDecision(
-                tier=ladder.top, reason=f"plan-shaped work goes to the top tier ({ladder.top})"
-            )
+            reason = f"plan-shaped work goes to the top tier ({ladder.top})"
+            return RouteDecision(tier=ladder.top, reason=reason), sys.maxsize
         tokens = request.estimated_input_tokens
         if tokens > LONG_INPUT_TOKENS:
             return RouteDecision(
                 tier=ladder.top,
                 reason=f"estimated input {tokens:,} tokens is over {LONG_INPUT_TOKENS:,}",
-            )
+            ), 0
         if s.tier is not None:
             tier, why = s.tier, f"planner's hint {s.tier.value}"
         else:
@@ -123,6 +135,10 @@ class RuleRouter:
             if up is not None:
                 tier = up
                 reasons.append(f"high stakes: one tier up to {tier.value}")
+        spec = ladder[tier].spec
+        if _fits(spec, tokens):  # the first rung fits: so does any smaller estimate
+            limit = min(LONG_INPUT_TOKENS + 1, _room(spec))
+            return RouteDecision(tier=tier, reason="; ".join(reasons)), limit
         current: Tier | None = tier
         while current is not None:
             spec = ladder[current].spec
@@ -133,13 +149,24 @@ class RuleRouter:
                 f"{spec.name}'s {spec.context_window:,} context"
             )
             current = ladder.above(current)
-        return RouteDecision(tier=current or ladder.top, reason="; ".join(reasons))
+        return RouteDecision(tier=current or ladder.top, reason="; ".join(reasons)), 0
 
     async def route(
         self, request: RouteRequest, *, models: Mapping[Tier, Model], ledger: Ledger
     ) -> RouteDecision:
         """Apply the rules."""
         return self.decide(request)
+
+
+def rule_key(subtask: Subtask, agent: Agent[Any]) -> tuple[Any, ...]:
+    """What `RuleRouter.decide` reads of a request besides its estimate and ladder."""
+    return (agent.name, agent.tier, subtask.tier, subtask.stakes, subtask.plan_shaped)
+
+
+def decide_with_limit(router: RuleRouter, request: RouteRequest) -> tuple[RouteDecision, int]:
+    """`router.decide(request)`, and the estimate below which every request with the same
+    `rule_key` on the same ladder is decided the same (0: it depends on the estimate)."""
+    return router._decide(request)
 
 
 class TierChoice(BaseModel):

@@ -132,6 +132,9 @@ class RunState:
     model_limiters: dict[str, anyio.CapacityLimiter] = field(default_factory=dict)
     decisions: dict[RouteDecision, RouteDecision] = field(default_factory=dict)
     """Each distinct route decision once: subtasks routed alike share one object."""
+    routes: dict[tuple[Any, ...], tuple[RouteDecision, int, str]] = field(default_factory=dict)
+    """The rule router's decisions by `rule_key`: (decision, the estimate it holds
+    under, the attempt's reason), so subtasks alike are routed once."""
     stop_reason: str | None = None
     stop_status: RunStatus | None = None
     fatal: BaseException | None = None

@@ -18,7 +18,14 @@ from tiered._ledger import collect_charges
 from tiered._plan import Subtask, agent_input
 from tiered._planner import render_outputs
 from tiered._result import RunStatus, SubtaskResult, SubtaskStatus
-from tiered._routing import RouteDecision, Router, RouteRequest, RuleRouter
+from tiered._routing import (
+    RouteDecision,
+    Router,
+    RouteRequest,
+    RuleRouter,
+    decide_with_limit,
+    rule_key,
+)
 from tiered._run_state import RunState
 from tiered._steps import (
     Decompose,
@@ -117,16 +124,28 @@ def _first_try(run: RunState, job: SubtaskJob) -> Try | Awaitable[Try]:
     """The first attempt, routed: a `Try` at once for the rule router (no model call, so
     no await and no charge collection), else an awaitable of it."""
     context = subtask_context(job.subtask, job.inputs, render_outputs)
-    request = RouteRequest(
-        subtask=job.subtask,
-        agent=job.agent,
-        estimated_input_tokens=estimate_input(job.agent, context, job.subtask),
-        ladder=run.ladder,
-    )
+    tokens = estimate_input(job.agent, context, job.subtask)
     router = run.config.router
-    if type(router) is RuleRouter:
-        return _routed(run, job, router.decide(request), context)
-    return _classified(run, job, router, request, context)
+    if type(router) is not RuleRouter:
+        return _classified(run, job, router, _request(run, job, tokens), context)
+    # The rules read the estimate only through thresholds: a decision made once holds for
+    # every subtask alike (same agent, hint, stakes) whose estimate is under its limit.
+    key = rule_key(job.subtask, job.agent)
+    known = run.routes.get(key)
+    if known is not None and tokens < known[1]:
+        run.recorder.routed(job.record, job.sid, known[0])
+        return Try(tier=known[0].tier, reason=known[2], context=context)
+    decision, limit = decide_with_limit(router, _request(run, job, tokens))
+    first = _routed(run, job, decision, context)
+    if tokens < limit:
+        run.routes[key] = (run.decisions[decision], limit, first.reason)
+    return first
+
+
+def _request(run: RunState, job: SubtaskJob, tokens: int) -> RouteRequest:
+    return RouteRequest(
+        subtask=job.subtask, agent=job.agent, estimated_input_tokens=tokens, ladder=run.ladder
+    )
 
 
 async def _classified(

@@ -21,7 +21,14 @@ from tiered._tool import ToolSet
 from tiered._usage import NO_USAGE, Usage
 from tiered.models import Model
 
-__all__ = ("Tally", "ToolObserver", "ask_within_cap", "metered_ask", "run_tools")
+__all__ = (
+    "Tally",
+    "ToolObserver",
+    "after_failed_call",
+    "metered_ask",
+    "open_call",
+    "run_tools",
+)
 
 
 class ToolObserver(Protocol):
@@ -68,7 +75,11 @@ class Tally:
     def add(self, charges: Iterable[Charge]) -> None:
         """Count `charges`."""
         for c in charges:
-            if not c.possibly_billed:
+            if c.possibly_billed:
+                continue
+            if self.usage is NO_USAGE:  # the first call: share its frozen Usage, no sum
+                self.usage, self.cost, self.equivalent_cost = c.usage, c.cost, c.equivalent_cost
+            else:
                 self.usage = self.usage + c.usage
                 self.cost += c.cost
                 self.equivalent_cost += c.equivalent_cost
@@ -80,47 +91,33 @@ class Tally:
         exc.usage = self.usage
 
 
-async def ask_within_cap(
-    model: Model, request: ModelRequest, ctx: RunContext[Any], tally: Tally
-) -> tuple[ModelResponse, Charge]:
-    """One turn's model call, metered into `tally` (and `ctx.usage`); an answer cut off at
-    the token cap is retried once with a larger cap where the model's spec allows. A
-    failure carries the run's usage so far in `exc.usage` (`OutputTruncated` when the
-    retry was cut off too, or was not allowed)."""
-    ledger = ctx.ledger
-    cap = request.max_output_tokens or model.spec.max_output_tokens
+def open_call(model: Model, request: ModelRequest, ledger: Ledger, cap: int) -> metered_call:
+    """The metering of one model call: its worst case reserved (raises `BudgetExceeded`).
+    Use it as `with open_call(...) as calls:` around `model.request(request)`."""
+    return metered_call(ledger, model.spec, estimate_input_tokens(request, upper_bound=True), cap)
+
+
+async def after_failed_call(
+    model: Model, request: ModelRequest, ctx: RunContext[Any], tally: Tally, exc: ModelError
+) -> tuple[ModelResponse, list[Charge]]:
+    """A turn's model call failed with `exc` (its charges in `exc.charges`): tally them and
+    raise it with the run's usage so far, unless the answer was cut off at the token cap
+    and the model's spec allows a larger one: then the call is made again, once, and its
+    answer and charges returned (`OutputTruncated` when the retry was cut off too)."""
+    if not isinstance(exc, OutputTruncated):
+        tally.failed(exc)
+        raise exc
+    bigger = retry_cap(exc, request, model.spec)  # reads this call's own usage
+    tally.failed(exc)
+    if bigger is None:
+        raise exc
+    ctx.log.info("output.truncated", turn=ctx.turn, retry_max_output_tokens=bigger)
+    retry = replace(request, max_output_tokens=bigger)
     try:
-        # `metered_ask` written out: one coroutine fewer on every in-flight stack
-        worst_input = estimate_input_tokens(request, upper_bound=True)
-        with metered_call(ledger, model.spec, worst_input, cap) as calls:
-            try:
-                response = await model.request(request)
-                if response.finish_reason == "length":
-                    raise truncated(response, request)
-            except Exception as exc:
-                calls.failed(exc)  # its usage booked, or possibly billed, or released
-                exc.charges = list(calls.charges)  # type: ignore[attr-defined]
-                raise
-            calls.succeeded(response.usage)
-        charges = calls.charges
-    except OutputTruncated as exc:
-        bigger = retry_cap(exc, request, model.spec)  # reads this call's own usage
-        tally.failed(exc)
-        if bigger is None:
-            raise
-        ctx.log.info("output.truncated", turn=ctx.turn, retry_max_output_tokens=bigger)
-        retry = replace(request, max_output_tokens=bigger)
-        try:
-            response, charges = await metered_ask(model, retry, ledger, bigger)
-        except ModelError as again:
-            tally.failed(again)
-            raise
-    except ModelError as exc:
-        tally.failed(exc)
+        return await metered_ask(model, retry, ctx.ledger, bigger)
+    except ModelError as again:
+        tally.failed(again)
         raise
-    tally.add(charges)
-    ctx.usage = tally.usage
-    return response, charges[-1]
 
 
 async def run_tools(

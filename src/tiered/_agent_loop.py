@@ -9,11 +9,18 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from tiered._agent_calls import Tally, ToolObserver, ask_within_cap, run_tools
+from tiered._agent_calls import Tally, ToolObserver, after_failed_call, open_call, run_tools
 from tiered._agent_output import Repair, final_output, tool_output
+from tiered._agent_support import truncated
 from tiered._build import builder
 from tiered._context import RunContext
-from tiered._errors import EscalationRequested, MaxTurnsExceeded, OutputInvalid, TieredError
+from tiered._errors import (
+    EscalationRequested,
+    MaxTurnsExceeded,
+    ModelError,
+    OutputInvalid,
+    TieredError,
+)
 from tiered._ledger import Charge
 from tiered._logging import info_enabled
 from tiered._messages import (
@@ -137,8 +144,26 @@ class TurnLoop:
                         messages=len(messages),
                     )
                 started = time.perf_counter()
-                # Reserves the worst case first (BudgetExceeded before anything is sent).
-                response, charge = await ask_within_cap(self._model, request, ctx, self.tally)
+                # The metered call written out (one coroutine fewer on every in-flight stack):
+                # the worst case reserved first (BudgetExceeded before anything is sent).
+                model, tally = self._model, self.tally
+                try:
+                    with open_call(model, request, ctx.ledger, self._cap) as calls:
+                        try:
+                            response = await model.request(request)
+                            if response.finish_reason == "length":
+                                raise truncated(response, request)
+                        except Exception as exc:
+                            calls.failed(exc)  # its usage booked, or possibly billed, or released
+                            exc.charges = list(calls.charges)  # type: ignore[attr-defined]
+                            raise
+                        calls.succeeded(response.usage)
+                    charges = calls.charges
+                except ModelError as exc:  # a truncated answer is retried once, larger
+                    response, charges = await after_failed_call(model, request, ctx, tally, exc)
+                tally.add(charges)
+                ctx.usage = tally.usage
+                charge = charges[-1]
                 if logged:
                     self._logged(turn, response, charge, started)
                 reply = response.message

@@ -79,8 +79,9 @@ class Plan(BaseModel):
 def agent_input(agent: Agent[Any], arguments: Mapping[str, Any]) -> Any:
     """The agent's typed input from a subtask's arguments (`{"input": text}` for str input)."""
     if agent.input_type is str:
-        if set(arguments) == {"input"} and isinstance(arguments["input"], str):
-            return arguments["input"]
+        text = arguments.get("input") if len(arguments) == 1 else None
+        if isinstance(text, str):
+            return text
         raise ValueError('a text agent takes {"input": "<text>"}')
     return agent.validate_input(dict(arguments))
 
@@ -140,6 +141,8 @@ def _find_cycle(subtasks: Sequence[Subtask]) -> list[str] | None:
     Iterative so that a chain of any length (even listed dependents-first) costs linear
     time and no recursion.
     """
+    if not any(s.depends_on for s in subtasks):  # a flat plan has no cycle: no graph
+        return None
     graph: dict[str, list[str]] = {}
     for s in subtasks:
         graph.setdefault(s.id, []).extend(d for d in s.depends_on if d != s.id)

@@ -2,23 +2,22 @@
 
 Each attempt returns a typed step (`_steps.py`) instead of rewriting loop locals:
 `Succeeded`, `Retry` or `EscalateTo` (each carrying the next `Try`), `Decompose`,
-`GiveUp`, or `Stopped` (the budget ran out). The subtask driver loops over steps; every
-step can be tested on its own.
+`GiveUp`, or `Stopped` (the budget ran out). The subtask driver awaits the attempt's
+agent run itself (`agent_call`, under a slot) and hands what came back to `end_attempt`,
+which books it and picks the step: no frame of the runner waits with every in-flight
+model call. Every step can be tested on its own.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
-from json.encoder import encode_basestring_ascii as _escaped
 from typing import Any
 
 import anyio
 
-from tiered._agent import Agent
+from tiered._catalog import Tier
 from tiered._errors import BudgetExceeded
 from tiered._escalation import (
     Action,
@@ -28,7 +27,7 @@ from tiered._escalation import (
     classify_failure,
     timeout_failure,
 )
-from tiered._ledger import Charge, collect_charges
+from tiered._ledger import Charge
 from tiered._messages import (
     AssistantMessage,
     Message,
@@ -38,7 +37,6 @@ from tiered._messages import (
 )
 from tiered._plan import Subtask
 from tiered._result import RunStatus
-from tiered._routing import estimate_tokens
 from tiered._run_state import RunState
 from tiered._steps import (
     Decompose,
@@ -54,7 +52,14 @@ from tiered._steps import (
 from tiered._verify import run_check
 from tiered.models import Model
 
-__all__ = ("estimate_input", "run_attempt", "subtask_context")
+__all__ = (
+    "agent_call",
+    "attempt_model",
+    "checked_output",
+    "end_attempt",
+    "subtask_context",
+    "verify_output",
+)
 
 
 class _Rejected(Exception):
@@ -99,7 +104,7 @@ def _close_tool_calls(messages: Sequence[Message], note: str) -> list[Message]:
     return out
 
 
-def _agent_run(run: RunState, job: SubtaskJob, attempt: Try, model: Model) -> Any:
+def agent_call(run: RunState, job: SubtaskJob, attempt: Try, model: Model) -> Any:
     """The attempt's agent run, as a coroutine for the caller to await (no frame of its own
     stays on the stack while the model answers: it counts in every in-flight subtask)."""
     agent = job.agent
@@ -122,14 +127,14 @@ def _agent_run(run: RunState, job: SubtaskJob, attempt: Try, model: Model) -> An
     )
 
 
-async def _execute(run: RunState, job: SubtaskJob, attempt: Try, model: Model) -> Any:
-    """One agent run plus its verifier; raises what went wrong."""
-    res = await _agent_run(run, job, attempt, model)
-    await _verify(run, job, res.output)
+async def checked_output(run: RunState, job: SubtaskJob, attempt: Try, model: Model) -> Any:
+    """One agent run plus its verifier (as one awaitable, for a timeout around both)."""
+    res = await agent_call(run, job, attempt, model)
+    await verify_output(run, job, res.output)
     return res.output
 
 
-async def _verify(run: RunState, job: SubtaskJob, output: Any) -> None:
+async def verify_output(run: RunState, job: SubtaskJob, output: Any) -> None:
     """Raise `_Rejected` when the agent's verifier turns `output` down."""
     check = run.config.verify.get(job.agent.name)
     if check is not None:
@@ -140,46 +145,38 @@ async def _verify(run: RunState, job: SubtaskJob, output: Any) -> None:
             raise _Rejected(rejection)
 
 
-async def run_attempt(run: RunState, job: SubtaskJob, attempt: Try) -> Step:
-    """Run `attempt`, book it, and return the next step the policy chooses."""
-    tier = attempt.tier
+def attempt_model(run: RunState, tier: Tier) -> Model:
+    """The model an attempt on `tier` runs on: behind its per-model in-flight cap, if any."""
     model: Model = run.ladder[tier]
     if run.config.limits.per_model is not None:
         limiter = run.model_limiter(model.spec.name)
         if limiter is not None:
             model = _Limited(model, limiter)
-    if run.channel is not None:  # backpressure: wait while a stream's consumer is behind
-        await run.channel.wait_for_room()
-    error: BaseException | None = None
-    output: Any = None
-    timeout = run.config.limits.subtask_timeout
-    timed_out = False
-    slots = run.limiter
-    with collect_charges() as charges:
-        if not slots.take():  # a free slot is taken without an await
-            await slots.wait()
-        try:
-            run.recorder.started_attempt(job.record, job.sid, tier)
-            started = time.perf_counter()
-            try:
-                if timeout is None:
-                    output = (await _agent_run(run, job, attempt, model)).output
-                    if job.agent.name in run.config.verify:
-                        await _verify(run, job, output)
-                else:
-                    with anyio.move_on_after(timeout) as scope:
-                        output = await _execute(run, job, attempt, model)
-                    timed_out = scope.cancelled_caught
-            except Exception as exc:
-                error = exc
-        finally:
-            slots.release()
+    return model
+
+
+def end_attempt(
+    run: RunState,
+    job: SubtaskJob,
+    attempt: Try,
+    model: Model,
+    started: float,
+    charges: list[Charge],
+    output: Any,
+    error: BaseException | None,
+    timed_out: bool,
+) -> Step:
+    """Book the attempt that just ended (`output`, or what it raised, or a timeout) and
+    return the next step the policy chooses. The subtask driver runs the attempt itself
+    (`agent_call`, `verify_output` or `checked_output`, under a slot), so no coroutine of
+    the attempt runner stays on the stack while the model answers."""
+    tier = attempt.tier
     booked = [*job.pending_charges, *charges] if job.pending_charges else charges
     job.pending_charges = ()
     name = model.spec.name
 
     if timed_out:
-        failure = timeout_failure(tier, timeout or 0)
+        failure = timeout_failure(tier, run.config.limits.subtask_timeout or 0)
     elif error is None:
         _book(run, job, attempt, name, started, booked, "succeeded", None)
         if run.config.stats is not None:
@@ -319,41 +316,3 @@ def subtask_context(subtask: Subtask, inputs: Mapping[str, Any], render: Any) ->
     if inputs:
         text += "\n\nOutputs of the subtasks this one depends on:\n" + render(inputs)
     return text
-
-
-_ARGUMENTS = json.JSONEncoder(default=str)
-"""`json.dumps(..., default=str)` without building an encoder per call."""
-
-_TOOL_TOKENS: dict[int, tuple[Sequence[Any], int]] = {}
-"""Agent tools tuple id -> (the tuple, its schemas' token estimate), holding the tuple so
-its id cannot be reused while cached: an agent's tools do not change between subtasks."""
-
-
-def _tool_tokens(tools: Sequence[Any]) -> int:
-    if not tools:
-        return 0
-    hit = _TOOL_TOKENS.get(id(tools))
-    if hit is not None and hit[0] is tools:
-        return hit[1]
-    tokens = sum(estimate_tokens(json.dumps(t.definition().parameters)) for t in tools)
-    if len(_TOOL_TOKENS) >= 1024:  # agents made on the fly: keep the cache bounded
-        _TOOL_TOKENS.clear()
-    _TOOL_TOKENS[id(tools)] = (tools, tokens)
-    return tokens
-
-
-def _json_chars(arguments: Mapping[str, Any]) -> int:
-    """`len(json.dumps(arguments, default=str))`, counted without the encoder for the
-    common flat object of strings (each string escaped by the C encoder alone)."""
-    chars = 2 * len(arguments)  # ', ' between items and the braces; ': ' in each item
-    for key, value in arguments.items():
-        if type(key) is not str or type(value) is not str:
-            return len(_ARGUMENTS.encode(arguments))
-        chars += len(_escaped(key)) + len(_escaped(value)) + 2
-    return chars if arguments else 2
-
-
-def estimate_input(agent: Agent[Any, Any], context: str, subtask: Subtask) -> int:
-    """A routing estimate of the first request's input tokens."""
-    chars = len(agent.instructions) + len(context) + _json_chars(subtask.arguments)
-    return chars // 4 + 1 + _tool_tokens(agent.tools)  # `estimate_tokens` of the whole text

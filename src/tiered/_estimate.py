@@ -14,9 +14,10 @@ routed down until it fits, before money is spent on half of it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from json.encoder import encode_basestring_ascii as _escaped
 from typing import Any, Literal
 
 from tiered._agent import Agent
@@ -29,7 +30,14 @@ from tiered._routing import RouteRequest, RuleRouter, estimate_tokens
 from tiered._usage import Usage
 from tiered.models import Ladder
 
-__all__ = ("PlanBudget", "PlanEstimate", "SubtaskEstimate", "estimate_plan", "fit_plan")
+__all__ = (
+    "PlanBudget",
+    "PlanEstimate",
+    "SubtaskEstimate",
+    "estimate_input",
+    "estimate_plan",
+    "fit_plan",
+)
 
 PlanBudget = Literal["refuse", "fit", "allow"]
 """What to do when a plan's estimate is over the dollar budget ("allow": only report it;
@@ -177,3 +185,41 @@ def fit_plan(
         raise PlanOverBudget(limit=limit, estimate=estimate.usd, by_tier=tiers)
     fitted = plan.model_copy(update={"subtasks": tuple(subtasks[s.id] for s in plan.subtasks)})
     return fitted, estimate
+
+
+_ARGUMENTS = json.JSONEncoder(default=str)
+"""`json.dumps(..., default=str)` without building an encoder per call."""
+
+_TOOL_TOKENS: dict[int, tuple[Sequence[Any], int]] = {}
+"""Agent tools tuple id -> (the tuple, its schemas' token estimate), holding the tuple so
+its id cannot be reused while cached: an agent's tools do not change between subtasks."""
+
+
+def _tool_tokens(tools: Sequence[Any]) -> int:
+    if not tools:
+        return 0
+    hit = _TOOL_TOKENS.get(id(tools))
+    if hit is not None and hit[0] is tools:
+        return hit[1]
+    tokens = sum(estimate_tokens(json.dumps(t.definition().parameters)) for t in tools)
+    if len(_TOOL_TOKENS) >= 1024:  # agents made on the fly: keep the cache bounded
+        _TOOL_TOKENS.clear()
+    _TOOL_TOKENS[id(tools)] = (tools, tokens)
+    return tokens
+
+
+def _json_chars(arguments: Mapping[str, Any]) -> int:
+    """`len(json.dumps(arguments, default=str))`, counted without the encoder for the
+    common flat object of strings (each string escaped by the C encoder alone)."""
+    chars = 2 * len(arguments)  # ', ' between items and the braces; ': ' in each item
+    for key, value in arguments.items():
+        if type(key) is not str or type(value) is not str:
+            return len(_ARGUMENTS.encode(arguments))
+        chars += len(_escaped(key)) + len(_escaped(value)) + 2
+    return chars if arguments else 2
+
+
+def estimate_input(agent: Agent[Any, Any], context: str, subtask: Subtask) -> int:
+    """A routing estimate of the first request's input tokens."""
+    chars = len(agent.instructions) + len(context) + _json_chars(subtask.arguments)
+    return chars // 4 + 1 + _tool_tokens(agent.tools)  # `estimate_tokens` of the whole text

@@ -1,18 +1,30 @@
 """One subtask from start to end: dependencies and journal first, then route and the steps.
 
-The driver loops over the attempt runner's typed steps until one ends the subtask;
-`Decompose` hands it to the decomposer, which runs a sub-plan through the scheduler
-it is given (so this module never imports the scheduler).
+The driver runs each attempt's agent run under a concurrency slot and hands what came
+back to the attempt runner (`end_attempt`), looping over its typed steps until one ends
+the subtask; `Decompose` hands it to the decomposer, which runs a sub-plan through the
+scheduler it is given (so this module never imports the scheduler).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
-from tiered._attempt import estimate_input, run_attempt, subtask_context
+import anyio
+
+from tiered._attempt import (
+    agent_call,
+    attempt_model,
+    checked_output,
+    end_attempt,
+    subtask_context,
+    verify_output,
+)
 from tiered._decompose import PlanRunner, decompose
 from tiered._errors import BudgetExceeded
+from tiered._estimate import estimate_input
 from tiered._journal import subtask_identity
 from tiered._ledger import collect_charges
 from tiered._plan import Subtask, agent_input
@@ -52,52 +64,46 @@ async def start_subtask(
     run_plan: PlanRunner,
 ) -> None:
     """Run `subtask` (its dependencies are done): skip, restore from the journal, or drive it."""
-    record = results[subtask.id]
-    sid = prefix + subtask.id
-    recorder = run.recorder
-    inputs: dict[str, Any] = {}
-    if subtask.depends_on:
-        bad = [d for d in subtask.depends_on if results[d].status is not SubtaskStatus.SUCCEEDED]
-        if bad:
-            why = "; ".join(f"{d} {results[d].status.value}" for d in bad)
-            recorder.skipped(record, sid, f"dependency did not succeed: {why}")
-            return
-        inputs = {d: results[d].output for d in subtask.depends_on}
-    if run.stop_reason is not None:
-        recorder.skipped(record, sid, run.stop_reason)
+    job = _open(run, subtask, results, depth, prefix)
+    if job is None:
         return
-    agent = run.config.executors[subtask.agent]
-    identity, effects = "", None
-    if run.journal is not None:
-        identity = subtask_identity(subtask, inputs)
-        found, output = run.journal.restore(sid, identity, agent.output_type)
-        if found:
-            record.attempts = run.journal.attempts(sid)
-            recorder.succeeded(record, sid, agent.tier, output, restored=True)
-            return
-        effects = run.journal.effects_for(sid, identity)
-        record.attempts = run.journal.attempts(sid)  # a session cut it off: they still count
-    job = SubtaskJob(
-        subtask=subtask,
-        sid=sid,
-        record=record,
-        agent=agent,
-        typed_input=agent_input(agent, subtask.arguments),
-        inputs=inputs,
-        depth=depth,
-        identity=identity,
-        effects=effects,
-    )
-    # The steps are driven here rather than in a helper coroutine: every frame on this
-    # stack stays alive (and is scanned by the cyclic GC) while the model answers.
+    # The steps, and each attempt's agent run, are driven here rather than in helper
+    # coroutines: every frame on this stack stays alive (and is scanned by the cyclic GC)
+    # while the model answers.
     try:
         first = _first_try(run, job)
         attempt = first if isinstance(first, Try) else await first
+        limits, slots = run.config.limits, run.limiter
         while True:
             if run.stop_reason is not None:
                 _end_stopped(run, job, run.stop_reason)
                 return
-            step = await run_attempt(run, job, attempt)
+            model = attempt_model(run, attempt.tier)
+            if run.channel is not None:  # backpressure: wait while a stream's consumer is behind
+                await run.channel.wait_for_room()
+            error: BaseException | None = None
+            output: Any = None
+            timed_out = False
+            with collect_charges() as charges:
+                if not slots.take():  # a free slot is taken without an await
+                    await slots.wait()
+                try:
+                    run.recorder.started_attempt(job.record, job.sid, attempt.tier)
+                    started = time.perf_counter()
+                    try:
+                        if limits.subtask_timeout is None:
+                            output = (await agent_call(run, job, attempt, model)).output
+                            if job.agent.name in run.config.verify:
+                                await verify_output(run, job, output)
+                        else:
+                            with anyio.move_on_after(limits.subtask_timeout) as scope:
+                                output = await checked_output(run, job, attempt, model)
+                            timed_out = scope.cancelled_caught
+                    except Exception as exc:
+                        error = exc
+                finally:
+                    slots.release()
+            step = end_attempt(run, job, attempt, model, started, charges, output, error, timed_out)
             if not isinstance(step, Retry | EscalateTo):
                 break
             attempt = step.next
@@ -109,8 +115,55 @@ async def start_subtask(
         run.stop(RunStatus.BUDGET_EXCEEDED, str(exc))
         _end_stopped(run, job, str(exc))
     except Exception as exc:  # misuse or a bug in a hook (router, policy): end the run with it
-        recorder.failed(record, sid, f"{type(exc).__name__}: {exc}")
+        run.recorder.failed(job.record, job.sid, f"{type(exc).__name__}: {exc}")
         run.fail_fast(exc)
+
+
+def _open(
+    run: RunState,
+    subtask: Subtask,
+    results: Mapping[str, SubtaskResult],
+    depth: int,
+    prefix: str,
+) -> SubtaskJob | None:
+    """The subtask's job, or None when it ends before an attempt: skipped (a dependency
+    failed, the run stopped) or restored from the journal."""
+    record = results[subtask.id]
+    sid = prefix + subtask.id
+    recorder = run.recorder
+    inputs: dict[str, Any] = {}
+    if subtask.depends_on:
+        bad = [d for d in subtask.depends_on if results[d].status is not SubtaskStatus.SUCCEEDED]
+        if bad:
+            why = "; ".join(f"{d} {results[d].status.value}" for d in bad)
+            recorder.skipped(record, sid, f"dependency did not succeed: {why}")
+            return None
+        inputs = {d: results[d].output for d in subtask.depends_on}
+    if run.stop_reason is not None:
+        recorder.skipped(record, sid, run.stop_reason)
+        return None
+    agent = run.config.executors[subtask.agent]
+    identity, effects = "", None
+    if run.journal is not None:
+        identity = subtask_identity(subtask, inputs)
+        found, output = run.journal.restore(sid, identity, agent.output_type)
+        if found:
+            record.attempts = run.journal.attempts(sid)
+            recorder.succeeded(record, sid, agent.tier, output, restored=True)
+            return None
+        effects = run.journal.effects_for(sid, identity)
+        record.attempts = run.journal.attempts(sid)  # a session cut it off: they still count
+    return SubtaskJob(
+        subtask=subtask,
+        sid=sid,
+        record=record,
+        agent=agent,
+        typed_input=agent_input(agent, subtask.arguments),
+        inputs=inputs,
+        depth=depth,
+        identity=identity,
+        effects=effects,
+    )
 
 
 def _end_stopped(run: RunState, job: SubtaskJob, reason: str) -> None:

@@ -13,10 +13,59 @@ from tiered._catalog import Tier
 from tiered._errors import UserError
 from tiered._usage import NO_USAGE, Usage
 
-__all__ = ("Budget", "Charge", "TierTotals", "Totals", "collect_charges", "collector")
+__all__ = (
+    "Budget",
+    "Charge",
+    "ChargeBox",
+    "TierTotals",
+    "Totals",
+    "collect_charges",
+    "collector",
+    "task_box",
+)
 
-collector: ContextVar[list[Charge] | None] = ContextVar("tiered_charges", default=None)
-"""The list `collect_charges()` gathers into in this context (None outside one)."""
+collector: ContextVar[list[Charge] | ChargeBox | None] = ContextVar("tiered_charges", default=None)
+"""Where a booked charge goes in this context: the list of the `collect_charges()` block
+under way, or a task's `ChargeBox` (None: nowhere but the ledger)."""
+
+
+class ChargeBox:
+    """One task's reusable collector: set in its context once (`task_box()`), it gathers
+    the charges booked between `start()` and `stop()` (child tasks included), with no
+    context-variable change and no list per block until something is booked. Between
+    blocks it keeps nothing. A `collect_charges()` block inside takes its own charges."""
+
+    __slots__ = ("_charges", "_open")
+
+    def __init__(self) -> None:
+        self._charges: list[Charge] | None = None
+        self._open = False
+
+    def append(self, charge: Charge) -> None:
+        """Keep `charge` if a block is open."""
+        if self._open:
+            if self._charges is None:
+                self._charges = [charge]
+            else:
+                self._charges.append(charge)
+
+    def start(self) -> None:
+        """Open a block."""
+        self._open, self._charges = True, None
+
+    def stop(self) -> list[Charge]:
+        """Close the block: the charges booked in it."""
+        charges, self._charges, self._open = self._charges, None, False
+        return [] if charges is None else charges
+
+
+def task_box() -> ChargeBox:
+    """A new `ChargeBox`, set in the current task's context: for a task that runs one
+    block at a time (a scheduler worker). Tasks it starts inherit it; one that opens
+    blocks of its own sets its own box first."""
+    box = ChargeBox()
+    collector.set(box)
+    return box
 
 
 class collect_charges:  # lower case: used like a function, `with collect_charges() as c:`

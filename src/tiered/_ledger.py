@@ -23,11 +23,29 @@ from decimal import Decimal
 
 from tiered._build import builder
 from tiered._catalog import STANDARD_TIERS, ModelSpec, Tier, default_catalog
-from tiered._charges import Budget, Charge, TierTotals, Totals, collect_charges, collector
+from tiered._charges import (
+    Budget,
+    Charge,
+    ChargeBox,
+    TierTotals,
+    Totals,
+    collect_charges,
+    collector,
+    task_box,
+)
 from tiered._errors import BudgetExceeded, UserError
 from tiered._usage import NO_USAGE, Usage
 
-__all__ = ("Budget", "Charge", "Ledger", "Reservation", "TierTotals", "collect_charges")
+__all__ = (
+    "Budget",
+    "Charge",
+    "ChargeBox",
+    "Ledger",
+    "Reservation",
+    "TierTotals",
+    "collect_charges",
+    "task_box",
+)
 
 
 _NO_BUDGET = Budget()

@@ -11,6 +11,7 @@ from collections import deque
 
 import anyio
 
+from tiered._ledger import task_box
 from tiered._plan import Plan, Subtask
 from tiered._result import SubtaskResult
 from tiered._run_state import RunState
@@ -63,6 +64,7 @@ async def run_plan(
                 idle.popleft().set()  # the plan is done: every waiting worker returns
 
     async def worker() -> None:
+        box = task_box()  # this worker's attempts gather their charges here, one at a time
         while True:
             while not ready:
                 if left == 0:
@@ -74,7 +76,9 @@ async def run_plan(
             try:
                 if run.channel is not None:  # backpressure: a stream's consumer is behind
                     await run.channel.wait_for_room()
-                await start_subtask(run, s, results, depth=depth, prefix=prefix, run_plan=run_plan)
+                await start_subtask(
+                    run, s, results, depth=depth, prefix=prefix, run_plan=run_plan, box=box
+                )
             finally:
                 done(s)
 

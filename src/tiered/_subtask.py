@@ -26,7 +26,7 @@ from tiered._decompose import PlanRunner, decompose
 from tiered._errors import BudgetExceeded
 from tiered._estimate import estimate_input
 from tiered._journal import subtask_identity
-from tiered._ledger import collect_charges
+from tiered._ledger import ChargeBox, collect_charges
 from tiered._plan import Subtask, agent_input
 from tiered._planner import render_outputs
 from tiered._result import RunStatus, SubtaskResult, SubtaskStatus
@@ -62,8 +62,10 @@ async def start_subtask(
     depth: int,
     prefix: str,
     run_plan: PlanRunner,
+    box: ChargeBox,
 ) -> None:
-    """Run `subtask` (its dependencies are done): skip, restore from the journal, or drive it."""
+    """Run `subtask` (its dependencies are done): skip, restore from the journal, or drive it.
+    Each attempt's charges are gathered in `box`, the calling worker's."""
     job = _open(run, subtask, results, depth, prefix)
     if job is None:
         return
@@ -84,7 +86,8 @@ async def start_subtask(
             error: BaseException | None = None
             output: Any = None
             timed_out = False
-            with collect_charges() as charges:
+            box.start()  # the attempt's charges: its calls, and its tools' and verifier's
+            try:
                 if not slots.take():  # a free slot is taken without an await
                     await slots.wait()
                 try:
@@ -103,6 +106,8 @@ async def start_subtask(
                         error = exc
                 finally:
                     slots.release()
+            finally:
+                charges = box.stop()
             step = end_attempt(run, job, attempt, model, started, charges, output, error, timed_out)
             if not isinstance(step, Retry | EscalateTo):
                 break

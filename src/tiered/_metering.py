@@ -9,7 +9,7 @@ budget holds across retries without the models knowing the ledger.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -33,7 +33,9 @@ class _Attempts:
         self.spec = spec
         self.tokens = tokens
         self.max_output_tokens = max_output
-        self.charges: list[Charge] = []
+        self.charges: Sequence[Charge] = ()
+        """The attempts' charges, oldest first (a list from the first one on: none is made
+        for a call still in flight)."""
         self.sent = True  # unless a pacer says it is still waiting
         self.current: Reservation | None = ledger.reserve(spec, tokens, max_output)
 
@@ -44,11 +46,14 @@ class _Attempts:
             return
         usage = exc.usage if isinstance(exc, ModelError) else None
         if usage is not None and (usage.total_tokens or usage.requests):
-            self.charges.append(r.settle(usage))
+            self._add(r.settle(usage))
         elif isinstance(exc, ModelError) and exc.possibly_billed:
-            self.charges.append(self._abandon(r, type(exc).__name__))
+            self._add(self._abandon(r, type(exc).__name__))
         else:
             r.release()
+
+    def _add(self, charge: Charge) -> None:
+        self.charges = [*self.charges, charge]
 
     def _abandon(self, r: Reservation, why: str) -> Charge:
         charge = r.abandon()
@@ -73,7 +78,7 @@ class _Attempts:
         r, self.current = self.current, None
         # no open reservation means a wrapper already booked it: book directly
         charge = self.ledger.record(self.spec, usage) if r is None else r.settle(usage)
-        self.charges.append(charge)
+        self._add(charge)
         return charge
 
     def close(self) -> None:
@@ -81,7 +86,7 @@ class _Attempts:
         r, self.current = self.current, None
         if r is not None:
             if self.sent:
-                self.charges.append(self._abandon(r, "cancelled"))
+                self._add(self._abandon(r, "cancelled"))
             else:
                 r.release()
 

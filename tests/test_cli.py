@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -187,3 +188,20 @@ def test_python_dash_m() -> None:
     )
     assert proc.returncode == 2
     assert "unknown model 'nope'" in proc.stderr
+
+
+def test_a_run_on_the_embedded_models_never_imports_the_openai_sdk() -> None:
+    """The SDK's import costs 1-2 s of every `tiered run` without a key; nothing there uses it."""
+    code = (
+        "import sys, tiered, tiered._cli, tiered._cli_run\n"
+        "from tiered.models import models_from_env\n"
+        "models_from_env({})\n"
+        "assert 'openai' not in sys.modules, sorted(m for m in sys.modules if 'openai' in m)\n"
+        "from tiered.models import OpenAIModel\n"
+        "assert OpenAIModel.__module__ == 'tiered.models._openai'\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "TIERED_BASE_URL")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr

@@ -204,7 +204,7 @@ async def test_triage_gets_3499_and_its_verifier_catches_a_wrong_order_id() -> N
     offered = {agent_of(r): {t.name for t in r.tools} for m in scripted for r in m.requests}
     assert offered["OrderCheck"] == {"lookup_order"}  # no escalate tool to hide behind
     assert offered["RefundMath"] == {"refund_total"}
-    assert offered["TicketTriage"] == {"escalate"}  # offered, but tool_choice is none
+    assert offered["TicketTriage"] == set()  # tool_choice none: escalate is not offered
     for sid in ("check_1", "check_2", "refund"):  # each a single call: no copying turn
         assert result.subtasks[sid].attempts[0].usage.requests == 1
 

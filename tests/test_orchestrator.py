@@ -451,3 +451,26 @@ async def test_journal_of_another_goal_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(UserError, match="another goal"):
         await orch.run("second goal", journal=journal)
+
+
+class Reader(Echo):
+    """Echo told to answer at once."""
+
+    tool_choice = "none"
+
+
+async def test_escalate_is_offered_only_to_agents_that_may_call_it_first() -> None:
+    """An agent with tool_choice none is not shown escalate: it could not call it on its
+    first turn, and the tool's text alone made the 0.5B misread what it was given."""
+    offered: dict[str, set[str]] = {}
+
+    async def responder(request: ModelRequest) -> ScriptStep:
+        offered[request.metadata["agent"]] = {t.name for t in request.tools}
+        return {"text": json.dumps({"text": "OK"})}
+
+    orch = Orchestrator([Echo(), Reader()], models=ladder(responder))
+    plan = Plan(subtasks=(subtask("a"), subtask("b", agent="Reader")))
+    result = await orch.run("two", plan=plan, compose=False)
+
+    assert result.status is RunStatus.SUCCEEDED
+    assert offered == {"Echo": {"escalate"}, "Reader": set()}

@@ -110,7 +110,8 @@ class Agent(Generic[OutputT, DepsT]):
     may_escalate: bool = True
     """Offer the run's `escalate` tool to the model. False for an agent whose job is a
     tool call and a copy of its result: small models call `escalate` instead of
-    reporting. A failure or a verifier's rejection still escalates."""
+    reporting. Never offered to an agent with `tool_choice = "none"` (it answers at once).
+    A failure or a verifier's rejection still escalates."""
     max_output_values: int = MAX_VALUES
     """Most JSON values a final output may hold (a limit on untrusted input); raise it
     for a large structured output, as the planner does for big plans."""

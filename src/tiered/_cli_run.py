@@ -181,9 +181,13 @@ def run_command(args: argparse.Namespace) -> int:
         kept["goal"] = goal
         journal = Journal(args.journal, meta=kept)
 
+    planner_model = ladder[ladder.top]  # loads first, alone; every other rung after it
+    first = planner_model if isinstance(planner_model, LocalModel) else None
+    if first is not None:
+        first.load_in_background()
     for model in {id(m): m for m in ladder.values()}.values():
-        if isinstance(model, LocalModel):  # every rung loads while the planner plans
-            model.load_in_background()
+        if isinstance(model, LocalModel) and model is not first:
+            model.load_in_background(after=first)
 
     async def main() -> RunResult:
         try:

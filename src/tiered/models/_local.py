@@ -175,14 +175,18 @@ class LocalModel:
         server = server_for(self.weights, self._config)
         await anyio.to_thread.run_sync(server.start)
 
-    def load_in_background(self) -> None:
+    def load_in_background(self, *, after: LocalModel | None = None) -> None:
         """Begin loading the weights on a daemon thread and return at once (the CLI loads
         the executors' model while the planner plans); a failure is left for the first
-        request to raise."""
+        request to raise. With `after`, that model loads first: the planner's model
+        alone, then the rest (side by side, the 1.5B took 4.6-7.6 s to load, alone 2.9)."""
         server = server_for(self.weights, self._config)
+        first = server_for(after.weights, after._config) if after is not None else None
 
         def load() -> None:
             with contextlib.suppress(Exception):
+                if first is not None:
+                    first.start()
                 server.start()
 
         threading.Thread(target=load, name=f"load-{self.weights.name}", daemon=True).start()

@@ -285,6 +285,9 @@ def protocol_for(request: ModelRequest) -> Protocol:
         f'- to give your final answer: {{"final_answer": <{answer}>}}',
         "Tools:",
         *described,
+        # without this line the 0.5B answered from memory in 5 of 8 BFCL `multiple` cases
+        # (2 to 4 tools offered); with it, 3 of 8 (other wordings: 3-5 of 8)
+        "When a tool above can do what is asked, call it rather than answering yourself. "
         "Each tool result comes back in a <tool_response> block; once you have what you "
         "need, give the final answer.",
     ]

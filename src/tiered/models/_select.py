@@ -113,10 +113,10 @@ def _build(
     model_map: Mapping[Tier, str] | None,
     threads: int | None,
 ) -> Ladder:
-    from tiered.models._openai import OpenAIModel
-
     names = dict(model_map or parse_model_map(map_text))
     breaker = CircuitBreaker()  # one per ladder: tiers that share a model share its state
+    if base_url or api_key:
+        from tiered.models._openai import OpenAIModel  # the SDK's import is slow: only here
     if base_url:
         catalog = default_catalog()
         missing = [t.value for t in Tier if t not in names]

@@ -4,7 +4,8 @@
 run on the embedded models (no `OPENAI_API_KEY`) never needs.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 from tiered.models._base import Model
 from tiered.models._guard import allow_remote_requests
@@ -16,7 +17,7 @@ from tiered.models._scripted import ScriptedModel, ScriptStep, call
 from tiered.models._select import models_from_env, parse_model_map
 from tiered.models._weights import LocalWeights
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from tiered.models._openai import OpenAIModel
 
 __all__ = (
@@ -41,7 +42,7 @@ __all__ = (
 )
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     """`OpenAIModel`, imported with the openai SDK the first time it is asked for."""
     if name == "OpenAIModel":
         from tiered.models._openai import OpenAIModel

@@ -138,13 +138,14 @@ def _full(case: str, tier: str, ok: bool) -> dict[str, Any]:
 
 
 def test_merge_joins_chunks_and_a_later_chunk_wins(tmp_path: Path) -> None:
-    first, second = tmp_path / "a-nano", tmp_path / "b-fill"
+    # later in the order given, whatever the names: "a-fill" sorts first but comes last
+    first, second = tmp_path / "b-nano", tmp_path / "a-fill"
     for d, rows in ((first, [_full("c0", "nano", False), _full("c1", "nano", True)]),
                     (second, [_full("c0", "nano", True), _full("c0", "mini", True)])):  # fmt: skip
         d.mkdir()
         (d / "outcomes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         (d / "machine.txt").write_text("before load average: 1.0\n")
-    merge(str(tmp_path / "all"), [str(second), str(first)])
+    merge(str(tmp_path / "all"), [str(first), str(second)])
     results = json.loads((tmp_path / "all" / "results.json").read_text())
     by_tier = {t["tier"]: (t["n"], t["successes"]) for t in results["tiers"]}
     assert by_tier == {"nano": (2, 2), "mini": (1, 1)}  # c0 on nano: the fill's row
@@ -152,6 +153,6 @@ def test_merge_joins_chunks_and_a_later_chunk_wins(tmp_path: Path) -> None:
     (entry,) = calibration["entries"].values()
     assert entry["categories"]["simple_python"]["nano"]["n"] == 2
     assert (tmp_path / "all" / "machine.txt").read_text().splitlines() == [
-        "a-nano: before load average: 1.0",
-        "b-fill: before load average: 1.0",
+        "b-nano: before load average: 1.0",
+        "a-fill: before load average: 1.0",
     ]

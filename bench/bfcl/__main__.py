@@ -198,7 +198,7 @@ def merge(out: str, chunks: list[str]) -> None:
     outcomes: dict[tuple[str, str], dict[str, Any]] = {}
     traces: dict[tuple[str, str], dict[str, Any]] = {}
     machine: list[str] = []
-    for d in map(Path, sorted(chunks)):
+    for d in map(Path, chunks):  # in the order given: a later one wins
         outcomes.update({(o["case_id"], o["tier"]): o for o in _jsonl(d / "outcomes.jsonl")})
         traces.update({(t["id"], t["tier"]): t for t in _jsonl(d / "trace.jsonl")})
         if (d / "machine.txt").exists():

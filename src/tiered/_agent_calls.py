@@ -47,11 +47,11 @@ async def metered_ask(
     model: Model, request: ModelRequest, ledger: Ledger, cap: int
 ) -> tuple[ModelResponse, list[Charge]]:
     """One model call under a reservation of its worst case; a failure carries the charges
-    it booked (`exc.charges`) so the caller can count them."""
-    worst_input = estimate_input_tokens(request, upper_bound=True)
-    with metered_call(ledger, model.spec, worst_input, request.max_output_tokens or cap) as calls:
+    it booked (`exc.charges`) so the caller can count them. `TurnLoop.run` writes the same
+    steps out inline (no coroutine frame of this on every in-flight stack): keep the two
+    alike."""
+    with open_call(model, request, ledger, request.max_output_tokens or cap) as calls:
         try:
-            # no helper coroutine around the call: one frame fewer on every in-flight stack
             response = await model.request(request)
             if response.finish_reason == "length":
                 raise truncated(response, request)

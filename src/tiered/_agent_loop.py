@@ -144,7 +144,7 @@ class TurnLoop:
                         messages=len(messages),
                     )
                 started = time.perf_counter()
-                # The metered call written out (one coroutine fewer on every in-flight stack):
+                # `metered_ask` written out (one coroutine fewer on every in-flight stack):
                 # the worst case reserved first (BudgetExceeded before anything is sent).
                 model, tally = self._model, self.tally
                 try:

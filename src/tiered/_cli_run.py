@@ -181,7 +181,8 @@ def run_command(args: argparse.Namespace) -> int:
         kept["goal"] = goal
         journal = Journal(args.journal, meta=kept)
 
-    planner_model = ladder[ladder.top]  # loads first, alone; every other rung after it
+    planner = orchestrator.planner  # its model loads first, alone; every other rung after it
+    planner_model = planner.model or ladder[planner.tier_on(ladder)]
     first = planner_model if isinstance(planner_model, LocalModel) else None
     if first is not None:
         first.load_in_background()

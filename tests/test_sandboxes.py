@@ -70,22 +70,26 @@ def _flip(root: Path, outside: Path, stop: threading.Event, flips: list[int]) ->
     real, held = root / "d", root / "d.real"
     relative = os.path.relpath(outside, root)
     n = 0
-    while not stop.is_set():
-        os.rename(real, held)
-        with contextlib.suppress(FileExistsError):
-            os.symlink(outside if n % 2 else relative, real)  # absolute and relative targets
-        while True:
-            if real.is_symlink():
-                real.unlink()
-            elif real.exists():
-                shutil.rmtree(real)
-            try:
-                os.rename(held, real)
-                break
-            except OSError:  # a write made `d` again meanwhile
-                continue
-        n += 1
-    flips.append(n)
+    try:
+        while not stop.is_set():
+            os.rename(real, held)
+            with contextlib.suppress(FileExistsError):
+                os.symlink(outside if n % 2 else relative, real)  # absolute and relative targets
+            while True:
+                # A write may be filling a fresh `d` while it is removed: retry until it is gone.
+                with contextlib.suppress(OSError):
+                    if real.is_symlink():
+                        real.unlink()
+                    elif real.exists():
+                        shutil.rmtree(real)
+                try:
+                    os.rename(held, real)
+                    break
+                except OSError:  # a write made `d` again meanwhile
+                    continue
+            n += 1
+    finally:
+        flips.append(n)
 
 
 def test_a_symlink_race_on_an_intermediate_directory_never_escapes(

@@ -351,6 +351,28 @@ async def test_cancelled_request_frees_the_server(nano: LocalModel) -> None:
     assert after_cancel < 5 * alone + 2
 
 
+async def test_requests_on_one_cold_prefix_read_it_once(nano: LocalModel) -> None:
+    # A system turn no earlier run saved: three requests on it arrive together (a fan-out).
+    system = f"Session {uuid.uuid4().hex}. " + "Answer in one word, exactly and briefly. " * 12
+    usages: list[Usage] = []
+
+    async def ask(question: str) -> None:
+        messages = (SystemMessage(content=system), UserMessage(content=question))
+        r = await nano.request(ModelRequest(messages=messages, max_output_tokens=3))
+        usages.append(r.usage)
+
+    async with anyio.create_task_group() as tg:
+        for question in ("Say yes.", "Say no.", "Say maybe."):
+            tg.start_soon(ask, question)
+    read = sorted(u.input_tokens - u.cached_input_tokens for u in usages)
+    prefix = min(u.input_tokens for u in usages) - 16  # the system turn, give or take
+    assert prefix > 100
+    # One request read the prefix (and is booked for it); the other two restored it.
+    assert read[-1] >= prefix
+    assert read[1] < 32
+    assert sum(u.cached_input_tokens for u in usages) >= 2 * prefix
+
+
 async def test_concurrent_requests_share_one_server(nano: LocalModel) -> None:
     other = LocalModel("qwen2.5-coder-0.5b")
     answers: list[str] = []

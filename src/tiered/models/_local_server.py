@@ -11,7 +11,6 @@ in one process never oversubscribe the cores (`_local_cores`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -20,9 +19,8 @@ import urllib.error
 import urllib.request
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from threading import Event
 from typing import Any, TypeAlias
@@ -33,6 +31,7 @@ import anyio.lowlevel
 from tiered._errors import LocalModelUnavailable, ProviderError, UserError
 from tiered._logging import get_logger
 from tiered.models._local_cores import cores, default_threads
+from tiered.models._local_slots import SlotTable, prepare_dir, runtime, wait_for
 from tiered.models._weights import LocalWeights, ensure_weights
 
 __all__ = ("OnPiece", "Server", "ServerConfig", "server_for", "slots_cache_dir")
@@ -44,6 +43,8 @@ _LLAMA_LOG_QUIET = 1  # llama.cpp verbosity: 1 keeps errors only; 3 is its chatt
 _LLAMA_LOG_VERBOSE = 3
 _SAVE_MIN_NEW_TOKENS = 32
 """Save a slot only when a request read at least this many new prompt tokens."""
+_PREFIX_WAIT_S = 120.0
+"""How long a request waits for another to read their shared prefix before reading it."""
 
 
 def slots_cache_dir() -> Path:
@@ -81,8 +82,7 @@ class Server:
         self._native: Any = None
         self._key = ""
         self._start_lock = threading.Lock()
-        self._slots = [_Slot() for _ in range(config.parallel)]
-        self._slots_lock = threading.Lock()
+        self._slots = SlotTable(config.parallel)
         self._slot_dir: Path | None = None
         self._limiters: weakref.WeakKeyDictionary[object, anyio.CapacityLimiter] = (
             weakref.WeakKeyDictionary()
@@ -124,7 +124,7 @@ class Server:
         params.cpuparams.n_threads = threads
         params.cpuparams_batch.n_threads = threads
         params.verbosity = _LLAMA_LOG_VERBOSE if cfg.verbose else _LLAMA_LOG_QUIET
-        self._slot_dir = _prepare(slots_cache_dir())
+        self._slot_dir = prepare_dir(slots_cache_dir())
         if self._slot_dir is not None:
             params.slot_save_path = f"{self._slot_dir}{os.sep}"  # llama.cpp appends the name
         # It also listens on loopback HTTP (slot save/restore); a random key keeps others out.
@@ -166,37 +166,16 @@ class Server:
     # --- slots ------------------------------------------------------------------------
 
     def _take_slot(self, prompt: str, prefix: str) -> tuple[int, str, bool]:
-        """(slot, saved-state file name, whether to restore it) for a new request.
-
-        The idle slot whose last prompt shares the longest start with this one wins
-        (an agent's next turn goes back to its own slot; a second conversation on the
-        same agent takes another), then the least recently used. A slot that does not
-        hold this system turn yet is restored from a file saved by an earlier process.
-        """
-        key = hashlib.sha256(prefix.encode()).hexdigest()[:16]
-        with self._slots_lock:
-
-            def rank(i: int) -> tuple[bool, int, float]:
-                slot = self._slots[i]
-                shared = _shared(prompt, slot.prompt)
-                if shared < len(prefix):  # a few shared characters do not justify evicting
-                    shared = 0
-                return (slot.busy > 0, -shared, slot.used)
-
-            index = min(range(len(self._slots)), key=rank)
-            slot = self._slots[index]
-            restore = not slot.prompt.startswith(prefix)
-            slot.busy += 1
-            slot.prompt, slot.used = prompt, time.monotonic()
-            return index, self._filename(key), restore
+        """(slot, saved-state file name, whether the slot lacks the prefix) for a request."""
+        index, key, lacks = self._slots.take(prompt, prefix)
+        return index, self._filename(key), lacks
 
     def _release(self, index: int) -> None:
-        with self._slots_lock:
-            self._slots[index].busy -= 1
+        self._slots.release(index)
 
     def _filename(self, key: str) -> str:
         """Saved state is only valid for these weights, this context size and runtime."""
-        return f"{self.weights.sha256[:12]}-c{self.config.n_ctx}-r{_runtime()}-{key}.bin"
+        return f"{self.weights.sha256[:12]}-c{self.config.n_ctx}-r{runtime()}-{key}.bin"
 
     def _slot_action(self, slot: int, action: str, filename: str) -> dict[str, Any] | None:
         """Save or restore one slot's state through the server's /slots endpoint."""
@@ -231,9 +210,43 @@ class Server:
         self.start()
         slot, filename, restore = self._take_slot(str(body["prompt"]), prefix)
         try:
-            return self._complete_on(slot, filename, restore, body, cancel, on_piece)
+            read: dict[str, Any] = {}
+            if restore:
+                restore = self._read_prefix_once(slot, filename, prefix, cancel, read)
+            result = self._complete_on(slot, filename, restore, body, cancel, on_piece)
+            _count_read(result, read)
+            return result
         finally:
             self._release(slot)
+
+    def _read_prefix_once(
+        self, slot: int, filename: str, prefix: str, cancel: Event, timings: dict[str, Any]
+    ) -> bool:
+        """Whether the slot should restore `filename`; a cold prefix is read only once.
+
+        The first request on a prefix with no saved state reads just the prefix into its
+        slot and saves it; requests with the same prefix meanwhile wait, then restore it,
+        instead of reading the same tokens in their own slots side by side.
+        """
+        if self._slot_dir is None or (self._slot_dir / filename).is_file():
+            return True
+        key = filename
+        read = self._slots.join_read(key)
+        if not read.lead:
+            wait_for(read, cancel, _PREFIX_WAIT_S)
+            return True
+        try:
+            with cores.use(id(self), self.threads or 1):
+                if cancel.is_set():
+                    return True
+                body = {"prompt": prefix, "max_tokens": 1, "temperature": 0.0, "id_slot": slot}
+                result = self._stream({**body, "cache_prompt": True}, cancel, None)
+                if "error" not in result and not cancel.is_set():
+                    timings.update(result.get("timings") or {})
+                    self._slot_action(slot, "save", filename)
+        finally:
+            self._slots.end_read(key, read)
+        return False  # the slot holds the prefix now
 
     def _complete_on(
         self,
@@ -304,43 +317,22 @@ class Server:
         return result
 
 
-def _shared(a: str, b: str) -> int:
-    """Length of the common start of `a` and `b` (a binary search over slices)."""
-    low, high = 0, min(len(a), len(b))
-    while low < high:
-        mid = (low + high + 1) // 2
-        if a[:mid] == b[:mid]:
-            low = mid
-        else:
-            high = mid - 1
-    return low
+def _count_read(result: dict[str, Any], read: Mapping[str, Any]) -> None:
+    """Book the prefix read ahead of a request as that request's own (uncached) reading.
 
-
-@dataclass(slots=True)
-class _Slot:
-    """What we know of one llama.cpp slot: its last prompt, requests on it, last use."""
-
-    prompt: str = ""
-    busy: int = 0
-    used: float = 0.0
-
-
-def _runtime() -> str:
-    try:
-        return metadata.version("xllamacpp")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def _prepare(directory: Path) -> Path | None:
-    """`directory`, created; None when saving slots is off or impossible here."""
-    if not str(directory) or str(directory) == ".":
-        return None
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    return directory
+    The request then finds the prefix in its slot, but it was read for it, not reused.
+    """
+    timings = result.get("timings")
+    n = int(read.get("prompt_n", 0))
+    if not n or not isinstance(timings, dict):
+        return
+    moved = min(n, int(timings.get("cache_n", 0)))
+    timings["cache_n"] = int(timings.get("cache_n", 0)) - moved
+    timings["prompt_n"] = int(timings.get("prompt_n", 0)) + moved
+    timings["prompt_ms"] = float(timings.get("prompt_ms", 0.0)) + float(read.get("prompt_ms", 0.0))
+    details = (result.get("usage") or {}).get("prompt_tokens_details")
+    if isinstance(details, dict) and "cached_tokens" in details:
+        details["cached_tokens"] = max(0, int(details["cached_tokens"]) - moved)
 
 
 _servers: dict[str, Server] = {}

@@ -90,7 +90,8 @@ class LocalTiming:
     """The whole call, waiting for a slot or the cores included."""
     slot: int
     restored: bool
-    """Whether the slot's prefix was restored from a file saved by an earlier process."""
+    """Whether the slot's prefix was restored from a saved file (an earlier process's, or
+    one a request sharing the prefix saved in this process while this one waited)."""
 
 
 def _env_number(name: str, kind: type[int] | type[float]) -> Any:

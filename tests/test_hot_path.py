@@ -1,5 +1,6 @@
 """The hot path's shortcuts give what the long way gives: the per-run rule-routing cache,
-the routing estimate's JSON length, the frozen-record builders, the worker's charge box."""
+the routing estimate's JSON length, the frozen-record builders, the worker's charge box,
+a metered call that is its own reservation, a turn loop that is its own tally."""
 
 from __future__ import annotations
 
@@ -14,10 +15,14 @@ from hypothesis import strategies as st
 
 from orchestration_support import Echo, ladder
 from tiered import (
+    Agent,
     Attempt,
+    Budget,
+    ModelError,
     ModelRequest,
     Orchestrator,
     Plan,
+    Reservation,
     RouteRequest,
     RuleRouter,
     Stakes,
@@ -25,10 +30,13 @@ from tiered import (
     Tier,
     Usage,
 )
+from tiered._agent_calls import Tally
+from tiered._agent_loop import TurnLoop
 from tiered._build import builder
 from tiered._charges import ChargeBox, collect_charges, collector, task_box
 from tiered._estimate import _json_chars
 from tiered._ledger import Ledger
+from tiered._metering import attempt_again, attempt_failed, metered_call
 from tiered._routing import decide_with_limit
 from tiered.models import Ladder
 
@@ -171,3 +179,44 @@ def test_a_charge_box_keeps_only_what_its_open_block_books() -> None:
     finally:
         collector.reset(token)
     assert len(ledger.charges) == 5
+
+
+def test_a_metered_call_is_its_own_reservation_across_retried_attempts() -> None:
+    ledger = Ledger(Budget(usd=Decimal(1)))
+    spec = Ladder(ladder(lambda request: {"text": "ok"}))[Tier.NANO].spec
+    used = Usage(input_tokens=10, output_tokens=1, requests=1)
+    worst = ledger.reserve(spec, 100, 50)
+    held = ledger.held_dollars
+    worst.release()
+    with metered_call(ledger, spec, 100, 50) as call:
+        assert isinstance(call, Reservation)  # the call holds its worst case itself
+        assert call.open
+        assert ledger.held_dollars == held
+        failure = ModelError("503")
+        failure.usage = used
+        attempt_failed(failure)  # a retrying wrapper books it
+        assert not call.open
+        assert ledger.held_dollars == 0
+        assert [c.usage for c in call.charges] == [used]
+        attempt_again()  # and reserves the next attempt
+        assert call.open
+        assert ledger.held_dollars == held
+        attempt_failed(ValueError("never sent"))  # no usage, not billed: released
+        assert ledger.held_dollars == 0
+        attempt_again()
+        call.succeeded(used)
+    assert not call.open
+    assert ledger.held_dollars == 0
+    assert len(call.charges) == 2
+    assert ledger.usage.requests == 2
+    assert ledger.charges == list(call.charges)
+
+
+async def test_the_turn_loop_is_its_own_tally() -> None:
+    agent: Agent[str, None] = Agent(name="plain", instructions="Answer.")
+    result = await agent.run("hi", model=Ladder(ladder(lambda request: {"text": "ok"}))[Tier.NANO])
+    assert result.usage.requests == 1
+    assert result.cost > 0
+    loop = TurnLoop.__new__(TurnLoop)
+    assert isinstance(loop, Tally)
+    assert loop.tally is loop

@@ -63,10 +63,11 @@ async def metered_ask(
     return response, list(calls.charges)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Tally:
     """What one agent run's calls used and cost, summed from the charges the ledger booked
-    (a possibly-billed worst case is neither usage nor cost: the ledger keeps it apart)."""
+    (a possibly-billed worst case is neither usage nor cost: the ledger keeps it apart).
+    The turn loop is its own tally (one object fewer per in-flight run)."""
 
     usage: Usage = NO_USAGE
     cost: Decimal = Decimal(0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from tiered._agent_calls import Tally, ToolObserver, after_failed_call, open_call, run_tools
@@ -37,6 +38,7 @@ from tiered._names import legal_name
 from tiered._ratelimit import DEFAULT_OUTPUT_CAP
 from tiered._schema import StrictSchema
 from tiered._tool import ToolSet
+from tiered._usage import NO_USAGE
 from tiered.models import Model
 
 if TYPE_CHECKING:
@@ -53,6 +55,7 @@ def _produced(results: Sequence[ToolResultMessage], tool: str | None) -> ToolRes
 
 
 _build_request = builder(ModelRequest)
+_ZERO = Decimal(0)
 
 _SYSTEM: dict[str, SystemMessage] = {}
 """Instructions -> their system message, made once: messages are frozen, and every run of
@@ -83,9 +86,24 @@ def opening_messages(
     return messages
 
 
-class TurnLoop:
+class TurnLoop(Tally):
     """The turns of one agent run, and what they have used so far (`tally`, `turns`,
     `messages`: the transcript, instructions first)."""
+
+    __slots__ = (
+        "_agent",
+        "_cap",
+        "_continued",
+        "_ctx",
+        "_model",
+        "_observer",
+        "_on_delta",
+        "_output",
+        "_schema",
+        "_toolset",
+        "messages",
+        "turns",
+    )
 
     def __init__(
         self,
@@ -101,7 +119,7 @@ class TurnLoop:
         observer: ToolObserver | None,
     ) -> None:
         self.messages = messages
-        self.tally = Tally()
+        self.usage, self.cost, self.equivalent_cost = NO_USAGE, _ZERO, _ZERO
         self.turns = 0
         self._agent = agent
         self._output = output
@@ -122,6 +140,11 @@ class TurnLoop:
         )
         spec = model.spec
         self._cap = agent.max_output_tokens or min(spec.max_output_tokens, DEFAULT_OUTPUT_CAP)
+
+    @property
+    def tally(self) -> Tally:
+        """What the run's calls used and cost so far (the loop itself)."""
+        return self
 
     async def run(self) -> Any:
         """Turns until an output validates, and that output. Raises `MaxTurnsExceeded`,
@@ -146,7 +169,7 @@ class TurnLoop:
                 started = time.perf_counter()
                 # `metered_ask` written out (one coroutine fewer on every in-flight stack):
                 # the worst case reserved first (BudgetExceeded before anything is sent).
-                model, tally = self._model, self.tally
+                model, tally = self._model, self
                 try:
                     with open_call(model, request, ctx.ledger, self._cap) as calls:
                         try:
@@ -196,7 +219,7 @@ class TurnLoop:
             raise MaxTurnsExceeded(agent.max_turns, messages)
         except TieredError as exc:
             if exc.usage is None:
-                exc.usage = self.tally.usage
+                exc.usage = self.usage
             if isinstance(exc, EscalationRequested):  # from a tool or from validate_output
                 exc.messages = tuple(self.messages)
             raise

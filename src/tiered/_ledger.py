@@ -49,6 +49,7 @@ __all__ = (
 
 
 _NO_BUDGET = Budget()
+_ZERO = Decimal(0)
 _build_charge = builder(Charge)
 _DEFAULTS: list[tuple[ModelSpec, dict[str, ModelSpec]]] = []
 
@@ -163,12 +164,16 @@ class Ledger:
         """Hold one call's worst case or raise `BudgetExceeded`; the call may start only
         once this returns. Settle, release or abandon the reservation when it ends."""
         inp, out = max(estimated_input_tokens, 0), max(max_output_tokens, 0)
+        return Reservation(self, spec, inp, out, self._hold(spec, inp, out))
+
+    def _hold(self, spec: ModelSpec, inp: int, out: int) -> Decimal:
+        """Check and hold a worst case of `inp` + `out` tokens (both >= 0); its dollars."""
         b, spent, held = self.budget, self._spent, self._held
         # Dollars are priced only when a dollar limit needs them (the hot path without one).
         dollars = (
             self._budget_cost(spec, Usage(input_tokens=inp, output_tokens=out, requests=1))
             if b.usd is not None
-            else Decimal(0)
+            else _ZERO
         )
         if b.requests is not None and spent.requests + held.requests + 1 > b.requests:
             raise BudgetExceeded(
@@ -183,7 +188,7 @@ class Ledger:
                 "dollars", limit=b.usd, spent=spent.dollars + held.dollars, needed=dollars
             )
         held.add_raw(1, inp + out, inp, dollars)
-        return Reservation(self, spec, inp, out, dollars)
+        return dollars
 
     def _budget_cost(self, spec: ModelSpec, usage: Usage) -> Decimal:
         cost = spec.cost(usage)
@@ -277,7 +282,8 @@ class Ledger:
 
 
 class Reservation:
-    """One call's worst case held against the budget until it is settled or released."""
+    """One call's worst case held against the budget until it is settled or released
+    (`Ledger.reserve` makes one)."""
 
     __slots__ = ("_input", "_ledger", "_output", "dollars", "open", "spec")
 

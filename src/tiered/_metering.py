@@ -22,41 +22,38 @@ from tiered._usage import Usage
 __all__ = ("attempt_again", "attempt_failed", "attempt_not_sent", "metered_call")
 
 
-class _Attempts:
-    """An agent's model call: the reservation of the attempt under way, and the charges
-    of attempts a retrying wrapper already finished (through `_attempts`)."""
+class _Attempts(Reservation):
+    """An agent's model call: the reservation of the attempt under way (itself: one object
+    per call, not two; `open` while one is held), and the charges of attempts a retrying
+    wrapper already finished (through `_attempts`)."""
 
-    __slots__ = ("charges", "current", "ledger", "max_output_tokens", "sent", "spec", "tokens")
+    __slots__ = ("charges", "sent")
 
     def __init__(self, ledger: Ledger, spec: ModelSpec, tokens: int, max_output: int) -> None:
-        self.ledger = ledger
-        self.spec = spec
-        self.tokens = tokens
-        self.max_output_tokens = max_output
+        inp, out = max(tokens, 0), max(max_output, 0)
+        super().__init__(ledger, spec, inp, out, ledger._hold(spec, inp, out))
         self.charges: Sequence[Charge] = ()
         """The attempts' charges, oldest first (a list from the first one on: none is made
         for a call still in flight)."""
         self.sent = True  # unless a pacer says it is still waiting
-        self.current: Reservation | None = ledger.reserve(spec, tokens, max_output)
 
     def failed(self, exc: BaseException) -> None:
         """Book the attempt that raised `exc`: its usage, possibly billed, or nothing."""
-        r, self.current = self.current, None
-        if r is None:
+        if not self.open:
             return
         usage = exc.usage if isinstance(exc, ModelError) else None
         if usage is not None and (usage.total_tokens or usage.requests):
-            self._add(r.settle(usage))
+            self._add(self.settle(usage))
         elif isinstance(exc, ModelError) and exc.possibly_billed:
-            self._add(self._abandon(r, type(exc).__name__))
+            self._add(self._abandon(type(exc).__name__))
         else:
-            r.release()
+            self.release()
 
     def _add(self, charge: Charge) -> None:
         self.charges = [*self.charges, charge]
 
-    def _abandon(self, r: Reservation, why: str) -> Charge:
-        charge = r.abandon()
+    def _abandon(self, why: str) -> Charge:
+        charge = self.abandon()
         get_logger().warning(
             "model.possibly_billed",
             model=self.spec.name,
@@ -69,26 +66,25 @@ class _Attempts:
 
     def again(self) -> None:
         """Reserve the next attempt (raises `BudgetExceeded` when it no longer fits)."""
-        if self.current is None:
+        if not self.open:
             self.sent = True
-            self.current = self.ledger.reserve(self.spec, self.tokens, self.max_output_tokens)
+            self.dollars = self._ledger._hold(self.spec, self._input, self._output)
+            self.open = True
 
     def succeeded(self, usage: Usage) -> Charge:
         """Settle the last attempt to the usage its response reported."""
-        r, self.current = self.current, None
         # no open reservation means a wrapper already booked it: book directly
-        charge = self.ledger.record(self.spec, usage) if r is None else r.settle(usage)
+        charge = self.settle(usage) if self.open else self._ledger.record(self.spec, usage)
         self._add(charge)
         return charge
 
     def close(self) -> None:
         """End of the call: an attempt still open was abandoned (cancelled)."""
-        r, self.current = self.current, None
-        if r is not None:
+        if self.open:
             if self.sent:
-                self._add(self._abandon(r, "cancelled"))
+                self._add(self._abandon("cancelled"))
             else:
-                r.release()
+                self.release()
 
 
 _current: ContextVar[_Attempts | None] = ContextVar("tiered_attempts", default=None)

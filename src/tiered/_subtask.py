@@ -1,6 +1,7 @@
 """One subtask from start to end: dependencies and journal first, then route and the steps.
 
-The driver runs each attempt's agent run under a concurrency slot and hands what came
+The driver (`drive_subtasks`, one per scheduler worker, taking subtasks from the
+scheduler's queue) runs each attempt's agent run under a concurrency slot and hands what came
 back to the attempt runner (`end_attempt`), looping over its typed steps until one ends
 the subtask; `Decompose` hands it to the decomposer, which runs a sub-plan through the
 scheduler it is given (so this module never imports the scheduler).
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 
@@ -26,7 +27,7 @@ from tiered._decompose import PlanRunner, decompose
 from tiered._errors import BudgetExceeded
 from tiered._estimate import estimate_input
 from tiered._journal import subtask_identity
-from tiered._ledger import ChargeBox, collect_charges
+from tiered._ledger import collect_charges, task_box
 from tiered._plan import Subtask, agent_input
 from tiered._planner import render_outputs
 from tiered._result import RunStatus, SubtaskResult, SubtaskStatus
@@ -51,77 +52,108 @@ from tiered._steps import (
     Try,
 )
 
-__all__ = ("start_subtask",)
+__all__ = ("SubtaskQueue", "drive_subtasks")
 
 
-async def start_subtask(
+class SubtaskQueue(Protocol):
+    """The subtasks a plan's workers take, as their dependencies finish (the scheduler's)."""
+
+    def take(self) -> Subtask | None:
+        """The next ready subtask, or None when none is ready now."""
+        ...
+
+    async def wait(self) -> bool:
+        """Wait until a subtask may be ready (True) or the plan is done (False)."""
+        ...
+
+    def done(self, subtask: Subtask) -> None:
+        """`subtask` ended (whatever its outcome): its dependents may become ready."""
+        ...
+
+
+async def drive_subtasks(
     run: RunState,
-    subtask: Subtask,
+    queue: SubtaskQueue,
     results: Mapping[str, SubtaskResult],
     *,
     depth: int,
     prefix: str,
     run_plan: PlanRunner,
-    box: ChargeBox,
 ) -> None:
-    """Run `subtask` (its dependencies are done): skip, restore from the journal, or drive it.
-    Each attempt's charges are gathered in `box`, the calling worker's."""
-    job = _open(run, subtask, results, depth, prefix)
-    if job is None:
-        return
-    # The steps, and each attempt's agent run, are driven here rather than in helper
-    # coroutines: every frame on this stack stays alive (and is scanned by the cyclic GC)
-    # while the model answers.
-    try:
-        first = _first_try(run, job)
-        attempt = first if isinstance(first, Try) else await first
-        limits, slots = run.config.limits, run.limiter
-        while True:
-            if run.stop_reason is not None:
-                _end_stopped(run, job, run.stop_reason)
-                return
-            model = attempt_model(run, attempt.tier)
-            if run.channel is not None:  # backpressure: wait while a stream's consumer is behind
+    """One worker: take each ready subtask from `queue` and run it (skip, restore from the
+    journal, or drive its attempts) until the plan is done.
+
+    The subtask's steps, and each attempt's agent run, are driven in this one frame, which
+    lives as long as the worker: no coroutine is made per subtask, and a long-lived frame
+    is not rescanned by the cyclic GC's young collections while the model answers."""
+    box = task_box()  # this worker's attempts gather their charges here, one at a time
+    limits, slots = run.config.limits, run.limiter
+    while True:
+        subtask = queue.take()
+        if subtask is None:
+            if await queue.wait():
+                continue
+            return
+        try:
+            if run.channel is not None:  # backpressure: a stream's consumer is behind
                 await run.channel.wait_for_room()
-            error: BaseException | None = None
-            output: Any = None
-            timed_out = False
-            box.start()  # the attempt's charges: its calls, and its tools' and verifier's
+            job = _open(run, subtask, results, depth, prefix)
+            if job is None:
+                continue
             try:
-                if not slots.take():  # a free slot is taken without an await
-                    await slots.wait()
-                try:
-                    run.recorder.started_attempt(job.record, job.sid, attempt.tier)
-                    started = time.perf_counter()
+                first = _first_try(run, job)
+                attempt = first if isinstance(first, Try) else await first
+                while True:
+                    if run.stop_reason is not None:
+                        step: Step = Stopped(run.stop_reason)
+                        break
+                    model = attempt_model(run, attempt.tier)
+                    if run.channel is not None:  # backpressure, as above
+                        await run.channel.wait_for_room()
+                    error: BaseException | None = None
+                    output: Any = None
+                    timed_out = False
+                    box.start()  # the attempt's charges: its calls, its tools' and verifier's
                     try:
-                        if limits.subtask_timeout is None:
-                            output = (await agent_call(run, job, attempt, model)).output
-                            if job.agent.name in run.config.verify:
-                                await verify_output(run, job, output)
-                        else:
-                            with anyio.move_on_after(limits.subtask_timeout) as scope:
-                                output = await checked_output(run, job, attempt, model)
-                            timed_out = scope.cancelled_caught
-                    except Exception as exc:
-                        error = exc
-                finally:
-                    slots.release()
-            finally:
-                charges = box.stop()
-            step = end_attempt(run, job, attempt, model, started, charges, output, error, timed_out)
-            if not isinstance(step, Retry | EscalateTo):
-                break
-            attempt = step.next
-        if isinstance(step, Decompose):
-            await decompose(run, job, step.failure, run_plan)
-        else:
-            _end(run, job, step)
-    except BudgetExceeded as exc:  # e.g. from a classifier router's model call
-        run.stop(RunStatus.BUDGET_EXCEEDED, str(exc))
-        _end_stopped(run, job, str(exc))
-    except Exception as exc:  # misuse or a bug in a hook (router, policy): end the run with it
-        run.recorder.failed(job.record, job.sid, f"{type(exc).__name__}: {exc}")
-        run.fail_fast(exc)
+                        if not slots.take():  # a free slot is taken without an await
+                            await slots.wait()
+                        try:
+                            run.recorder.started_attempt(job.record, job.sid, attempt.tier)
+                            started = time.perf_counter()
+                            try:
+                                if limits.subtask_timeout is None:
+                                    output = (await agent_call(run, job, attempt, model)).output
+                                    if job.agent.name in run.config.verify:
+                                        await verify_output(run, job, output)
+                                else:
+                                    with anyio.move_on_after(limits.subtask_timeout) as scope:
+                                        output = await checked_output(run, job, attempt, model)
+                                    timed_out = scope.cancelled_caught
+                            except Exception as exc:
+                                error = exc
+                        finally:
+                            slots.release()
+                    finally:
+                        charges = box.stop()
+                    step = end_attempt(
+                        run, job, attempt, model, started, charges, output, error, timed_out
+                    )
+                    error = None  # this frame outlives the attempt: hold no traceback
+                    if not isinstance(step, Retry | EscalateTo):
+                        break
+                    attempt = step.next
+                if isinstance(step, Decompose):
+                    await decompose(run, job, step.failure, run_plan)
+                else:
+                    _end(run, job, step)
+            except BudgetExceeded as exc:  # e.g. from a classifier router's model call
+                run.stop(RunStatus.BUDGET_EXCEEDED, str(exc))
+                _end_stopped(run, job, str(exc))
+            except Exception as exc:  # misuse or a bug in a hook (router, policy): end the run
+                run.recorder.failed(job.record, job.sid, f"{type(exc).__name__}: {exc}")
+                run.fail_fast(exc)
+        finally:
+            queue.done(subtask)
 
 
 def _open(

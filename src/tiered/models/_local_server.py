@@ -210,9 +210,9 @@ class Server:
         self.start()
         slot, filename, restore = self._take_slot(str(body["prompt"]), prefix)
         try:
-            read: dict[str, Any] = {}
+            read: Mapping[str, Any] = {}
             if restore:
-                restore = self._read_prefix_once(slot, filename, prefix, cancel, read)
+                restore, read = self._read_prefix_once(slot, filename, prefix, cancel)
             result = self._complete_on(slot, filename, restore, body, cancel, on_piece)
             _count_read(result, read)
             return result
@@ -220,33 +220,33 @@ class Server:
             self._release(slot)
 
     def _read_prefix_once(
-        self, slot: int, filename: str, prefix: str, cancel: Event, timings: dict[str, Any]
-    ) -> bool:
-        """Whether the slot should restore `filename`; a cold prefix is read only once.
+        self, slot: int, filename: str, prefix: str, cancel: Event
+    ) -> tuple[bool, Mapping[str, Any]]:
+        """(whether the slot should restore `filename`, the timings of a prefix read here).
 
-        The first request on a prefix with no saved state reads just the prefix into its
-        slot and saves it; requests with the same prefix meanwhile wait, then restore it,
-        instead of reading the same tokens in their own slots side by side.
+        A cold prefix is read only once: the first request on a prefix with no saved
+        state reads just the prefix into its slot and saves it; requests with the same
+        prefix meanwhile wait, then restore it, instead of reading the same tokens in
+        their own slots side by side.
         """
         if self._slot_dir is None or (self._slot_dir / filename).is_file():
-            return True
-        key = filename
-        read = self._slots.join_read(key)
+            return True, {}
+        read = self._slots.join_read(filename)
         if not read.lead:
             wait_for(read, cancel, _PREFIX_WAIT_S)
-            return True
+            return True, {}
         try:
             with cores.use(id(self), self.threads or 1):
                 if cancel.is_set():
-                    return True
+                    return True, {}
                 body = {"prompt": prefix, "max_tokens": 1, "temperature": 0.0, "id_slot": slot}
                 result = self._stream({**body, "cache_prompt": True}, cancel, None)
-                if "error" not in result and not cancel.is_set():
-                    timings.update(result.get("timings") or {})
-                    self._slot_action(slot, "save", filename)
+                if "error" in result or cancel.is_set():
+                    return False, {}
+                self._slot_action(slot, "save", filename)
+                return False, result.get("timings") or {}  # the slot holds the prefix now
         finally:
-            self._slots.end_read(key, read)
-        return False  # the slot holds the prefix now
+            self._slots.end_read(filename, read)
 
     def _complete_on(
         self,

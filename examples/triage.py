@@ -13,8 +13,9 @@ cheap tier is escalated for real. The planner gets the workflow's rules as `note
 (one subtask per ticket and per order, one refund over all of them). The final answer is
 typed (`RefundAnswer`), so the composer copies the total into a field, and it must pass
 `answer_matches_refund`: a number no subtask produced (`check_numbers`), a total or
-refunded list that is not `RefundMath`'s, or an order id nobody mentioned fails the run
-as `answer_rejected` instead of printing `succeeded`. `--force-escalation` rejects every
+refunded list that is not `RefundMath`'s, an order id nobody mentioned, or a summary
+that does not state the total fails the run as `answer_rejected` instead of printing
+`succeeded`. `--force-escalation` rejects every
 first output to show the escalation path on demand.
 
     tiered run examples/triage.py [--goal TEXT] [--force-escalation] [--json]
@@ -230,7 +231,24 @@ def answer_matches_refund(answer: RefundAnswer, outputs: dict[str, Any]) -> str 
     strangers = sorted(set(_ORDER_ID.findall(answer.summary)) - known)
     if strangers:
         return f"the summary names {', '.join(strangers)}, which no ticket mentions"
+    if not _states_total(answer.summary, refund.total_cents):
+        return f"the summary must state the total refund ({refund.total_cents} cents)"
     return None
+
+
+_AMOUNT = re.compile(r"\$?\d[\d,]*(?:\.\d+)?")
+
+
+def _states_total(summary: str, cents: int) -> bool:
+    """Whether the summary gives the total, in cents (3499, 3,499) or dollars ($34.99): a
+    summary such as "Refund math failed." must not pass beside a right total."""
+    for raw in _AMOUNT.findall(summary):
+        number = raw.lstrip("$").replace(",", "")
+        if "." in number and round(float(number) * 100) == cents:
+            return True
+        if "." not in number and int(number) in (cents, cents / 100 if raw[0] == "$" else -1):
+            return True
+    return cents == 0 and re.search(r"\bno refund|\bnothing\b", summary, re.IGNORECASE) is not None
 
 
 def _orders(refund: Refund) -> set[str]:

@@ -251,6 +251,27 @@ async def test_triage_answer_check_catches_wrong_orders_and_ids_from_nowhere() -
     )
 
 
+def test_triage_answer_check_wants_the_total_in_the_summary() -> None:
+    triage = example("triage")
+    outputs = {"all": triage.refund_owed(triage.ORDERS, ["A-1001", "A-1002"])}
+
+    def check(summary: str) -> str | None:
+        answer = triage.RefundAnswer(
+            total_refund_cents=3499, refunded_orders=["A-1001"], summary=summary
+        )
+        return triage.answer_matches_refund(answer, outputs)  # type: ignore[no-any-return]
+
+    for said in ("3499 cents for A-1001.", "A total of 3,499 cents.", "$34.99, for A-1001."):
+        assert check(said) is None, said
+    for silent in ("Refund math failed.", "Refunding A-1001 because it arrived late."):
+        assert check(silent) == "the summary must state the total refund (3499 cents)", silent
+    nothing = {"all": triage.refund_owed(triage.ORDERS, ["A-1002"])}
+    on_time = triage.RefundAnswer(
+        total_refund_cents=0, refunded_orders=[], summary="No refund: A-1002 was on time."
+    )
+    assert triage.answer_matches_refund(on_time, nothing) is None
+
+
 def test_triage_answer_check_adds_up_one_refund_per_order() -> None:
     triage = example("triage")
     outputs = {

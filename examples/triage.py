@@ -58,6 +58,7 @@ class TicketTriage(Agent[Triage]):
         "(like A-1001), copied exactly, or null."
     )
     tool_choice = "none"  # answer at once: a ticket is read, not escalated
+    uses_dependencies = False  # the ticket is its whole input: it runs in the first wave
     input_type = Ticket
     output_type = Triage
     max_output_tokens = 200
@@ -96,6 +97,7 @@ class OrderCheck(Agent[OrderFacts]):
     tool_choice = "lookup_order"  # the first turn calls it: never answer from memory
     output_tool = "lookup_order"  # the order as the tool returned it is the output
     may_escalate = False  # a lookup: nothing to hand up
+    uses_dependencies = False
     input_type = OrderRef
     output_type = OrderFacts
     max_turns = 4
@@ -151,6 +153,7 @@ class RefundMath(Agent[Refund]):
     tool_choice = "refund_total"  # the first turn calls it: the tool applies the rule
     output_tool = "refund_total"  # the tool's answer is the answer: nothing to copy
     may_escalate = False
+    uses_dependencies = False  # the tool looks the orders up: no OrderCheck to wait for
     input_type = RefundQuestion
     output_type = Refund
     max_turns = 4
@@ -277,7 +280,7 @@ def _whole_refund(refunds: dict[str, Refund]) -> tuple[str, Refund]:
 
 PLANNING_NOTES = (
     "one TicketTriage per ticket (its text verbatim), one OrderCheck per order id, and one "
-    "RefundMath with every order id, depending on the OrderChecks; no other subtasks."
+    "RefundMath with every order id; no other subtasks."
 )
 
 GOAL = (

@@ -30,19 +30,16 @@ PLAN = {
             "id": "triage",
             "agent": "TicketTriage",
             "arguments": {"ticket": "My kettle, order A-1001, came late."},
-            "depends_on": [],
         },
         {
             "id": "check",
             "agent": "OrderCheck",
             "arguments": {"order_id": "A-1001"},
-            "depends_on": [],
         },
         {
             "id": "refund",
             "agent": "RefundMath",
             "arguments": {"order_ids": ["A-1001"]},
-            "depends_on": ["check"],
         },
     ],
 }

@@ -119,7 +119,6 @@ TRIAGE_PLAN = {
             "id": f"triage_{n}",
             "agent": "TicketTriage",
             "arguments": {"ticket": ticket},
-            "depends_on": [],
         }
         for n, ticket in (
             (1, "My kettle, order A-1001, arrived two weeks late. I want my money back."),
@@ -131,7 +130,6 @@ TRIAGE_PLAN = {
             "id": f"check_{n}",
             "agent": "OrderCheck",
             "arguments": {"order_id": f"A-100{n}"},
-            "depends_on": [],
         }
         for n in (1, 2)
     ]
@@ -140,7 +138,6 @@ TRIAGE_PLAN = {
             "id": "refund",
             "agent": "RefundMath",
             "arguments": {"order_ids": ["A-1001", "A-1002"]},
-            "depends_on": ["check_1", "check_2"],
         }
     ],
 }

@@ -104,6 +104,46 @@ async def test_diamond_join_starts_after_both_branches_and_gets_both_outputs() -
     assert "out-right" in prompt
 
 
+async def test_an_agent_that_uses_no_dependencies_waits_but_reads_no_upstream_output() -> None:
+    seen_deps: dict[str, Any] = {"unset": True}
+    started: dict[str, float] = {}
+    finished: dict[str, float] = {}
+
+    class Standalone(Echo):
+        """Works from its arguments alone."""
+
+        name = "Standalone"
+        uses_dependencies = False
+
+        async def validate_output(self, output: Text, ctx: RunContext[Any]) -> Text:
+            seen_deps.clear()
+            seen_deps.update(ctx.dependencies)
+            return output
+
+    async def responder(request: ModelRequest) -> ScriptStep:
+        sid = request.metadata["subtask_id"]
+        started[sid] = anyio.current_time()
+        await anyio.sleep(0.02 if sid == "root" else 0.0)
+        finished[sid] = anyio.current_time()
+        return {"text": f"out-{sid}"}
+
+    models = ladder(responder)
+    orch = Orchestrator([Echo(), Standalone()], models=models)
+    plan = Plan(subtasks=(subtask("root"), subtask("alone", "root", agent="Standalone")))
+    result = await orch.run("standalone", plan=plan, compose=False)
+
+    assert result.status is RunStatus.SUCCEEDED
+    assert started["alone"] >= finished["root"]  # a plan's order is still kept
+    assert seen_deps == {}
+    alone_request = next(
+        r
+        for m in models.values()
+        for r in m.requests  # type: ignore[attr-defined]
+        if r.metadata["subtask_id"] == "alone"
+    )
+    assert "out-root" not in last_user(alone_request)
+
+
 async def test_nano_fails_validation_twice_then_mini_succeeds() -> None:
     models: dict[Tier, Model] = {}
 

@@ -57,6 +57,30 @@ def test_the_lean_form_asks_only_ids_agents_arguments_and_dependencies() -> None
     assert list(lean["properties"]) == ["subtasks"]
 
 
+async def test_an_agent_that_uses_no_dependencies_gets_no_depends_on_to_write() -> None:
+    class Alone(Agent[str]):
+        """Works from its arguments alone."""
+
+        input_type = Ref
+        uses_dependencies = False
+
+    executors: dict[str, Agent[Any]] = {"Alone": Alone(), "Writer": Writer()}
+    for lean in (True, False):
+        defs = plan_output_type(executors, lean=lean).model_json_schema()["$defs"]
+        assert "depends_on" not in defs["Subtask_Alone"]["properties"]
+        assert "depends_on" in defs["Subtask_Writer"]["properties"]
+    plan_json = {
+        "subtasks": [
+            {"id": "a", "agent": "Alone", "arguments": {"order_id": "A-1"}},
+            {"id": "n", "agent": "Writer", "arguments": {"input": "note"}, "depends_on": ["a"]},
+        ]
+    }
+    model = ScriptedModel([plan_json], tier=Tier.FLAGSHIP)
+    planner = Planner(lean=True)
+    plan, _ = await planner.plan("goal", executors, models={Tier.FLAGSHIP: model}, ledger=Ledger())
+    assert [s.depends_on for s in plan.subtasks] == [(), ("a",)]
+
+
 def test_each_forms_example_is_a_plan_of_that_form() -> None:
     for lean in (True, False):
         text = default_instructions(lean=lean)

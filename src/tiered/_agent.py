@@ -112,6 +112,10 @@ class Agent(Generic[OutputT, DepsT]):
     tool call and a copy of its result: small models call `escalate` instead of
     reporting. Never offered to an agent with `tool_choice = "none"` (it answers at once).
     A failure or a verifier's rejection still escalates."""
+    uses_dependencies: bool = True
+    """Whether the agent reads the outputs of the subtasks it depends on. False: its
+    arguments are its whole input, so a planner's schema gives it no `depends_on` (fewer
+    tokens to write) and it starts in the first wave, with no upstream outputs to read."""
     max_output_values: int = MAX_VALUES
     """Most JSON values a final output may hold (a limit on untrusted input); raise it
     for a large structured output, as the planner does for big plans."""

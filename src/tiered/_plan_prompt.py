@@ -156,7 +156,9 @@ def plan_output_type(executors: Mapping[str, Agent[Any]], *, lean: bool) -> type
         if not lean:
             fields["instructions"] = (str, Field(description="What this subtask must achieve."))
         fields["arguments"] = (args_type, Field(description="Input for this agent."))
-        fields["depends_on"] = (list[str], Field(description="Ids of subtasks this one needs."))
+        if agent.uses_dependencies:  # else its arguments are all it reads: nothing to wait for
+            needs = Field(description="Ids of subtasks this one needs.")
+            fields["depends_on"] = (list[str], needs)
         if not lean:
             stakes_type: Any = Literal["low", "normal", "high"]
             fields["plan_shaped"] = (bool, Field(description="Is the work itself planning?"))
@@ -187,7 +189,7 @@ def to_plan(draft: BaseModel, executors: Mapping[str, Agent[Any]]) -> Plan:
                 agent=s.agent,
                 instructions=getattr(s, "instructions", None) or executors[s.agent].description,
                 arguments=arguments,
-                depends_on=tuple(s.depends_on),
+                depends_on=tuple(getattr(s, "depends_on", ())),
                 plan_shaped=getattr(s, "plan_shaped", False),
                 stakes=Stakes(getattr(s, "stakes", Stakes.NORMAL)),
             )

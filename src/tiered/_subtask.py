@@ -175,11 +175,12 @@ def _open(
             why = "; ".join(f"{d} {results[d].status.value}" for d in bad)
             recorder.skipped(record, sid, f"dependency did not succeed: {why}")
             return None
+    agent = run.config.executors[subtask.agent]
+    if subtask.depends_on and agent.uses_dependencies:
         inputs = {d: results[d].output for d in subtask.depends_on}
     if run.stop_reason is not None:
         recorder.skipped(record, sid, run.stop_reason)
         return None
-    agent = run.config.executors[subtask.agent]
     identity, effects = "", None
     if run.journal is not None:
         identity = subtask_identity(subtask, inputs)

@@ -7,16 +7,17 @@ tool, and `RefundMath` (nano) asks the `refund_total` tool what is owed. The
 deterministic work (looking orders up, the lateness rule, the sum) lives in tools, so
 the small models only choose what to call, and the two tool agents' output *is* their
 tool's result (`output_tool`): no turn in which a small model copies it wrongly. Every
-executor has a Python verifier that
-checks its output against the ticket or the order database, so a wrong answer from a
-cheap tier is escalated for real. The planner gets the workflow's rules as `notes`
+executor has a Python verifier that checks its output against the ticket or the order
+database, so a wrong answer from a cheap tier is escalated for real. Its arguments are
+each executor's whole input (`uses_dependencies = False`), so all of them run in one
+wave. The planner gets the workflow's rules as `notes`
 (one subtask per ticket and per order, one refund over all of them). The final answer is
 typed (`RefundAnswer`), so the composer copies the total into a field, and it must pass
 `answer_matches_refund`: a number no subtask produced (`check_numbers`), a total or
 refunded list that is not `RefundMath`'s, an order id nobody mentioned, or a summary
 that does not state the total fails the run as `answer_rejected` instead of printing
-`succeeded`. `--force-escalation` rejects every
-first output to show the escalation path on demand.
+`succeeded`. `--force-escalation` rejects every first output to show the escalation
+path on demand.
 
     tiered run examples/triage.py [--goal TEXT] [--force-escalation] [--json]
 """
@@ -28,7 +29,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from tiered import Agent, Planner, RunContext, Subtask, Tier, Workflow, check_numbers, tool
+from tiered import (
+    Agent,
+    Planner,
+    RunContext,
+    Subtask,
+    Tier,
+    Workflow,
+    check_numbers,
+    states_amount,
+    tool,
+)
 
 ORDERS: dict[str, dict[str, Any]] = {
     "A-1001": {"item": "kettle", "price_cents": 3499, "days_late": 14},
@@ -239,18 +250,11 @@ def answer_matches_refund(answer: RefundAnswer, outputs: dict[str, Any]) -> str 
     return None
 
 
-_AMOUNT = re.compile(r"\$?\d[\d,]*(?:\.\d+)?")
-
-
 def _states_total(summary: str, cents: int) -> bool:
     """Whether the summary gives the total, in cents (3499, 3,499) or dollars ($34.99): a
     summary such as "Refund math failed." must not pass beside a right total."""
-    for raw in _AMOUNT.findall(summary):
-        number = raw.lstrip("$").replace(",", "")
-        if "." in number and round(float(number) * 100) == cents:
-            return True
-        if "." not in number and int(number) in (cents, cents / 100 if raw[0] == "$" else -1):
-            return True
+    if states_amount(summary, cents):
+        return True
     return cents == 0 and re.search(r"\bno refund|\bnothing\b", summary, re.IGNORECASE) is not None
 
 

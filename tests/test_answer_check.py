@@ -17,6 +17,7 @@ from tiered import (
     RunStatus,
     check_numbers,
     numbers_from_outputs,
+    states_amount,
 )
 from tiered._answer_check import numbers_in
 from tiered._run import ANSWER_RETRIES
@@ -118,6 +119,33 @@ def test_where_each_number_was_found() -> None:
     assert found[Decimal(3499)] == ["check1.price_cents", "refund.total_cents"]
     assert "check1.order_id" in found[Decimal(1001)]  # digits in a name are still available
     assert found[Decimal("2.5")] == ["tool[0][1]"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Total refund owed: 3499 cents.",
+        "Refund 3,499 for order A-1001.",
+        "Refunded $34.99 for the kettle.",
+        "The total is 34.99 USD.",
+    ],
+)
+def test_a_text_states_an_amount_in_cents_or_dollars(text: str) -> None:
+    assert states_amount(text, 3499)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ticket 1: Refund math failed.",
+        "Order A-3499 was late.",  # digits in a name are not an amount
+        "Refund 34.99 for the kettle.",  # a bare 34.99 is neither cents nor money
+        "Refund $35 for the kettle.",
+        "Refund 200 cents.",
+    ],
+)
+def test_a_text_without_the_amount_does_not_state_it(text: str) -> None:
+    assert not states_amount(text, 3499)
 
 
 @pytest.mark.parametrize("text", ["", "no numbers here", "order A-1001 and B-7"])

@@ -3,7 +3,7 @@
 from tiered._agent import Agent, AgentResult
 from tiered._agent_calls import ToolObserver
 from tiered._agent_support import AgentStream
-from tiered._answer_check import check_numbers, numbers_from_outputs
+from tiered._answer_check import check_numbers, numbers_from_outputs, states_amount
 from tiered._calibrated import CalibratedRouter, Evidence
 from tiered._calibration import Calibration
 from tiered._catalog import (
@@ -242,5 +242,6 @@ __all__ = (
     "numbers_from_outputs",
     "redact_secrets",
     "should_escalate",
+    "states_amount",
     "tool",
 )

@@ -33,7 +33,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-__all__ = ("NumberClaim", "check_numbers", "numbers_from_outputs", "numbers_in")
+__all__ = ("NumberClaim", "check_numbers", "numbers_from_outputs", "numbers_in", "states_amount")
 
 _NUMBER = re.compile(
     r"(?P<cur>[$€£]\s?)?"
@@ -219,3 +219,11 @@ def check_numbers(
         f"the final answer says {first.text!r} ({first.where!r}) but no subtask output or "
         f"tool result holds that number{others}; available: {_describe(available, outputs)}"
     )
+
+
+def states_amount(text: str, cents: int) -> bool:
+    """Whether `text` states `cents`, as cents (`3499`, `3,499 cents`) or as money in
+    dollars (`$34.99`, `34.99 USD`): for a check that a summary gives the total it is
+    about, where `check_numbers` only asks that every number it gives is real."""
+    want = (Decimal(cents),)
+    return any(_matches(claim, want) for claim in numbers_in(text))

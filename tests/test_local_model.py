@@ -408,57 +408,31 @@ async def test_flagship_and_mini_share_the_1_5b() -> None:
     assert time.perf_counter() - started < 0.5  # already loaded by the mini tier
 
 
-class _StubServer:
-    """Stands in for a llama.cpp server: records when it loads."""
-
-    def __init__(self, name: str, order: list[str]) -> None:
-        self.name = name
-        self.order = order
-        self.generating = threading.Event()
-        self.loaded = threading.Event()
-
-    def start(self) -> None:
-        time.sleep(0.05 if self.name == "qwen2.5-coder-1.5b" else 0)
-        if not self.loaded.is_set():
-            self.order.append(self.name)
-            self.loaded.set()
-
-
-def _stub_servers(monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, _StubServer], list[str]]:
-    order: list[str] = []
-    stubs: dict[str, _StubServer] = {}
-    monkeypatch.setattr(
-        "tiered.models._local.server_for",
-        lambda weights, config: stubs.setdefault(weights.name, _StubServer(weights.name, order)),
-    )
-    return stubs, order
-
-
 def test_load_in_background_after_another_model_loads_that_one_first(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The CLI loads the planner's model alone, then the executors' (side by side both
-    loads slowed down and the planner waited longer), once the planner is generating:
-    llama.cpp holds the GIL while it loads, which stalled the planner's request."""
-    stubs, order = _stub_servers(monkeypatch)
+    loads slowed down and the planner waited longer)."""
+    order: list[str] = []
+    done = threading.Event()
+
+    class Stub:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def start(self) -> None:
+            time.sleep(0.05 if self.name == "qwen2.5-coder-1.5b" else 0)
+            order.append(self.name)
+            if len(order) == 2:
+                done.set()
+
+    stubs: dict[str, Stub] = {}
+    monkeypatch.setattr(
+        "tiered.models._local.server_for",
+        lambda weights, config: stubs.setdefault(weights.name, Stub(weights.name)),
+    )
     planner = LocalModel("qwen2.5-coder-1.5b", tier=Tier.FLAGSHIP)
     executor = LocalModel("qwen2.5-coder-0.5b")
     executor.load_in_background(after=planner)
-    first, second = stubs["qwen2.5-coder-1.5b"], stubs["qwen2.5-coder-0.5b"]
-    assert first.loaded.wait(5)
-    assert not second.loaded.wait(0.3)  # the planner's model has produced nothing yet
-    first.generating.set()
-    assert second.loaded.wait(5)
-    assert order == ["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"]
-
-
-def test_load_in_background_does_not_wait_for_a_model_nobody_asks(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    stubs, order = _stub_servers(monkeypatch)
-    monkeypatch.setattr("tiered.models._local._LOAD_AFTER_WAIT_S", 0.1)
-    LocalModel("qwen2.5-coder-0.5b").load_in_background(
-        after=LocalModel("qwen2.5-coder-1.5b", tier=Tier.FLAGSHIP)
-    )
-    assert stubs["qwen2.5-coder-0.5b"].loaded.wait(5)
+    assert done.wait(5)
     assert order == ["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"]

@@ -70,10 +70,6 @@ DEFAULT_MAX_OUTPUT_TOKENS = 1024
 DEFAULT_SLOTS = 4
 """Prompt prefixes each server keeps warm (planner, composer, a few executors)."""
 
-_LOAD_AFTER_WAIT_S = 10.0
-"""How long a background load waits for the first model to be generating before it loads
-anyway (a run that asks the first model nothing must not wait long for the rest)."""
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LocalTiming:
@@ -184,11 +180,7 @@ class LocalModel:
         """Begin loading the weights on a daemon thread and return at once (the CLI loads
         the executors' model while the planner plans); a failure is left for the first
         request to raise. With `after`, that model loads first: the planner's model
-        alone, then the rest (side by side, the 1.5B took 4.6-7.6 s to load, alone 2.9).
-
-        llama.cpp holds the GIL while it loads (a 3.5 s load stopped every other thread
-        for 3.5 s), so this one waits until `after` is generating: its request is then in
-        native code, and the load stalls no Python that request needs."""
+        alone, then the rest (side by side, the 1.5B took 4.6-7.6 s to load, alone 2.9)."""
         server = server_for(self.weights, self._config)
         first = server_for(after.weights, after._config) if after is not None else None
 
@@ -196,7 +188,6 @@ class LocalModel:
             with contextlib.suppress(Exception):
                 if first is not None:
                     first.start()
-                    first.generating.wait(_LOAD_AFTER_WAIT_S)  # nobody asked: load anyway
                 server.start()
 
         threading.Thread(target=load, name=f"load-{self.weights.name}", daemon=True).start()

@@ -83,8 +83,6 @@ class Server:
         self._key = ""
         self._start_lock = threading.Lock()
         self._slots = SlotTable(config.parallel)
-        self.generating = threading.Event()
-        """Set once a request's first piece arrives: llama.cpp is decoding without Python."""
         self._slot_dir: Path | None = None
         self._limiters: weakref.WeakKeyDictionary[object, anyio.CapacityLimiter] = (
             weakref.WeakKeyDictionary()
@@ -283,10 +281,8 @@ class Server:
     def _stream(self, body: dict[str, Any], cancel: Event, on_piece: OnPiece) -> dict[str, Any]:
         pieces: list[str] = []
         result: dict[str, Any] = {}
-        generating = self.generating
 
         def on_chunk(chunk: Any) -> bool:
-            generating.set()
             if isinstance(chunk, str | bytes):
                 try:
                     chunk = json.loads(chunk)

@@ -176,7 +176,10 @@ def test_an_answer_its_check_rejects_is_written_again_with_the_reason() -> None:
     result, prompts = _run_with_composer(["Refund 250 cents.", "Refund 3499 cents."])
     assert result.status is RunStatus.SUCCEEDED
     assert result.final_answer == "Refund 3499 cents."
-    assert [a.outcome for a in result.planner_attempts] == ["compose", "recompose"]
+    outcomes = [a.outcome for a in result.planner_attempts]
+    assert outcomes == ["answer_rejected", "recompose"]  # the report keeps why
+    assert "'250 cents'" in (result.planner_attempts[0].error or "")
+    assert [a.reason for a in result.planner_attempts] == ["compose", "recompose"]
     assert "rejected" not in prompts[0]
     assert "Your previous answer was rejected" in prompts[1]
     assert "'250 cents'" in prompts[1]
@@ -187,3 +190,4 @@ def test_an_answer_wrong_twice_is_answer_rejected_not_succeeded() -> None:
     assert result.status is RunStatus.ANSWER_REJECTED
     assert "'200 cents'" in (result.error or "")
     assert len(prompts) == 1 + ANSWER_RETRIES
+    assert [a.outcome for a in result.planner_attempts] == ["answer_rejected"] * 2

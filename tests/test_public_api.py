@@ -144,6 +144,7 @@ TIERED_ALL = (
     "numbers_from_outputs",
     "redact_secrets",
     "should_escalate",
+    "states_amount",
     "tool",
 )
 

@@ -275,7 +275,10 @@ def render_report(result: RunResult) -> str:
         for a in result.planner_attempts:
             usage = usage + a.usage
         equivalent = sum((a.equivalent_cost for a in result.planner_attempts), Decimal(0))
-        what = " + ".join(a.outcome for a in result.planner_attempts)
+        what = " + ".join(
+            a.reason + (" (rejected)" if a.outcome == "answer_rejected" else "")
+            for a in result.planner_attempts
+        )
         rows.append(["(planner)", "planner", what, "-", _tokens(usage), _usd(equivalent)])
     lines.extend(_table(["subtask", "agent", "tiers", "outcome", "tokens", "cost"], rows))
     lines.append("")

@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -244,6 +245,8 @@ async def _compose(
         problem = _check_answer(run, result, outputs)
         if problem is None:
             return None
+        rejected = result.planner_attempts[-1]  # the report says why it was written again
+        result.planner_attempts[-1] = replace(rejected, outcome="answer_rejected", error=problem)
     return problem
 
 

@@ -8,16 +8,16 @@ deterministic work (looking orders up, the lateness rule, the sum) lives in tool
 the small models only choose what to call, and the two tool agents' output *is* their
 tool's result (`output_tool`): no turn in which a small model copies it wrongly. Every
 executor has a Python verifier that checks its output against the ticket or the order
-database, so a wrong answer from a cheap tier is escalated for real. Its arguments are
-each executor's whole input (`uses_dependencies = False`), so all of them run in one
-wave. The planner gets the workflow's rules as `notes`
-(one subtask per ticket and per order, one refund over all of them). The final answer is
-typed (`RefundAnswer`), so the composer copies the total into a field, and it must pass
+database, so a wrong answer from a cheap tier is escalated for real. Each executor's
+arguments are its whole input (`uses_dependencies = False`), so every subtask runs in
+the first wave. The planner gets the workflow's rules as `notes` (one subtask per ticket
+and per order, one refund over all of them). The final answer is typed
+(`RefundAnswer`), so the composer copies the total into a field, and it must pass
 `answer_matches_refund`: a number no subtask produced (`check_numbers`), a total or
 refunded list that is not `RefundMath`'s, an order id nobody mentioned, or a summary
-that does not state the total fails the run as `answer_rejected` instead of printing
-`succeeded`. `--force-escalation` rejects every first output to show the escalation
-path on demand.
+that does not state the total (`states_amount`) fails the run as `answer_rejected`
+instead of printing `succeeded`. `--force-escalation` rejects every first output to show
+the escalation path on demand.
 
     tiered run examples/triage.py [--goal TEXT] [--force-escalation] [--json]
 """

@@ -9,8 +9,9 @@ from decimal import Decimal
 import pytest
 
 from orchestration_support import Echo, ladder, subtask, tier_of
-from tiered import Budget, ModelRequest, Orchestrator, Plan, RunStatus, Tier
+from tiered import Budget, Ladder, Ledger, ModelRequest, Orchestrator, Plan, RunStatus, Tier
 from tiered._errors import PlanOverBudget
+from tiered._estimate import estimate_plan
 
 pytestmark = pytest.mark.anyio
 
@@ -106,3 +107,25 @@ async def test_stop_skips_what_has_not_started_and_keeps_what_finished() -> None
     assert result.subtasks["c"].status.value == "skipped"
     assert "budget" in (result.subtasks["b"].error or "").lower()
     assert result.cost <= Decimal("0.01")
+
+
+def test_the_estimate_counts_upstream_outputs_only_for_agents_that_read_them() -> None:
+    class Standalone(Echo):
+        """Works from its arguments alone."""
+
+        name = "Standalone"
+        uses_dependencies = False
+
+    models = ladder(lambda r: {"text": "ok"})
+    executors = {"Echo": Echo(), "Standalone": Standalone()}
+    plan = Plan(
+        subtasks=(
+            subtask("root"),
+            subtask("reads", "root"),
+            subtask("alone", "root", agent="Standalone"),
+        )
+    )
+    est = estimate_plan(plan, executors, Ladder.of(models), Budget(usd=Decimal(1)), Ledger())
+    tokens = {sid: e.input_tokens for sid, e in est.subtasks.items()}
+    assert tokens["reads"] > tokens["root"]  # the root's output is in its prompt
+    assert tokens["alone"] == tokens["root"]  # sent no upstream output: none estimated

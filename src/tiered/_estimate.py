@@ -105,7 +105,8 @@ def _estimate_one(
 ) -> SubtaskEstimate:
     prompt = agent.instructions + s.instructions + json.dumps(s.arguments, default=str)
     tool_tokens = sum(estimate_tokens(json.dumps(t.definition().parameters)) for t in agent.tools)
-    first = estimate_tokens(prompt) + tool_tokens + DEPENDENCY_TOKENS * len(s.depends_on)
+    read = len(s.depends_on) if agent.uses_dependencies else 0  # upstream outputs it is sent
+    first = estimate_tokens(prompt) + tool_tokens + DEPENDENCY_TOKENS * read
     calls = 3 if agent.tools else 1
     out = agent.max_output_tokens or DEFAULT_OUTPUT_CAP  # what each call's reservation holds
     # each later call re-reads the prompt plus what came before

@@ -1,7 +1,7 @@
 """The machine's raw llama.cpp speed, to record beside every local-model bench figure.
 
 `python -m bench.llama_speed [--model qwen2.5-coder-1.5b]`: loads the embedded weights
-the way `tiered` does (2 threads, 4 slots of 8,192 tokens), reads a fresh ~900-token
+in tiered's own server (2 threads, 4 slots of 8,192 tokens), reads a fresh ~900-token
 prompt and writes 120 tokens at temperature 0, twice. This VM has measured 33 / 7.5 tok/s
 (prompt / generation) on a slow evening and 61 / 22 on a fast morning, so a wall time
 means little without these two numbers from the same hour.
@@ -10,8 +10,8 @@ means little without these two numbers from the same hour.
 from __future__ import annotations
 
 import argparse
+import threading
 import time
-from typing import Any
 
 _ITEMS = ("kettle", "toaster", "blender")
 
@@ -28,41 +28,32 @@ def _prompt(variant: int) -> str:
 
 
 def measure(model: str, threads: int = 2, runs: int = 2) -> list[str]:
-    """One line per run: load time, prompt and generation rates (tokens per second)."""
-    import xllamacpp
+    """One line per run: load time, prompt and generation rates (tokens per second).
 
-    from tiered.models._weights import ensure_weights, resolve_weights
+    The server is tiered's own (`models._local_server.Server`, the shipped slot count and
+    context), so the figures are the ones a run gets; `cache_prompt` off reads the prompt
+    fresh and saves no slot."""
+    from tiered.models._local import DEFAULT_N_CTX, DEFAULT_SLOTS
+    from tiered.models._local_server import Server, ServerConfig
+    from tiered.models._weights import resolve_weights
 
-    params = xllamacpp.CommonParams()
-    params.model.path = str(ensure_weights(resolve_weights(model)))
-    params.n_ctx = 8192 * 4
-    params.n_parallel = 4
-    params.ctx_shift = False
-    params.cpuparams.n_threads = threads
-    params.cpuparams_batch.n_threads = threads
-    params.verbosity = -1
+    config = ServerConfig(
+        n_ctx=DEFAULT_N_CTX, threads=threads, parallel=DEFAULT_SLOTS, verbose=False
+    )
+    server = Server(resolve_weights(model), config)
     started = time.perf_counter()
-    server = xllamacpp.Server(params)
+    server.start()
     load_s = time.perf_counter() - started
     lines = []
     for run in range(runs):
-        seen: dict[str, Any] = {}
-
-        def on_chunk(chunk: Any, seen: dict[str, Any] = seen) -> bool:
-            if isinstance(chunk, dict) and "timings" in chunk:
-                seen["timings"] = chunk["timings"]
-            return False
-
         body = {
             "prompt": _prompt(run),  # a different tail each run: the prompt is read fresh
             "n_predict": 120,
             "temperature": 0,
             "cache_prompt": False,
             "ignore_eos": True,
-            "stream": True,
         }
-        server.handle_completions(body, on_chunk)
-        t = seen["timings"]
+        t = server._stream(body, threading.Event(), None)["timings"]
         lines.append(
             f"{model}: load {load_s:.1f} s, prompt {t['prompt_n']} tok at "
             f"{t['prompt_per_second']:.1f} tok/s, generation {t['predicted_n']} tok at "

@@ -178,7 +178,7 @@ def test_any_body_parses_or_raises_a_typed_error(api: Api, data: st.DataObject) 
     value = data.draw(body_for(api))
     raw = data.draw(st.just(json.dumps(value).encode()) | st.binary(max_size=40))
     with contextlib.suppress(TieredError):
-        check(model(api)._read(httpx2.Response(200, content=raw), REQUEST))
+        check(model(api)._read(raw, 200, REQUEST))
 
 
 class _Events:
@@ -240,7 +240,7 @@ def test_bad_token_counts_are_bad_model_response(field: str, value: Any) -> None
     body["usage"][field] = value
     raw = json.dumps(body).encode()
     with pytest.raises(BadModelResponse, match=field):
-        model("chat")._read(httpx2.Response(200, content=raw), REQUEST)
+        model("chat")._read(raw, 200, REQUEST)
 
 
 @pytest.mark.parametrize(
@@ -252,6 +252,6 @@ def test_malformed_messages_keep_the_usage(message: dict[str, Any]) -> None:
     body["choices"][0]["message"] = message
     raw = json.dumps(body).encode()
     with pytest.raises(BadModelResponse) as info:
-        model("chat")._read(httpx2.Response(200, content=raw), REQUEST)
+        model("chat")._read(raw, 200, REQUEST)
     assert info.value.usage is not None
     assert info.value.usage.input_tokens == 3

@@ -10,19 +10,28 @@ read in its own module (`_chat`, `_responses`), through `_wire`'s typed reads.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 import httpx2
 import openai
 
-from tiered._catalog import Catalog, ModelSpec, Tier, default_catalog, self_hosted_spec
-from tiered._errors import AuthenticationFailed, ModelError, UnknownModel, UserError
+from tiered._catalog import Catalog, ModelSpec, Tier
+from tiered._errors import ModelError, UserError
 from tiered._messages import ModelRequest, ModelResponse
 from tiered._usage import Usage
 from tiered.models import _chat, _responses, _wire
+from tiered.models._direct import DirectClient, DirectReply
 from tiered.models._guard import remote_requests_allowed
+from tiered.models._openai_config import (
+    NO_KEY,
+    OPENAI_BASE_URL,
+    USER_AGENT,
+    Secret,
+    api_key,
+    resolve_spec,
+)
 from tiered.models._openai_errors import TIMEOUT_OR_TRANSPORT, ErrorConverter, rate_limit_info
 from tiered.models._transport import (
     host,
@@ -36,23 +45,7 @@ from tiered.models._transport import (
 
 __all__ = ("OpenAIModel",)
 
-OPENAI_BASE_URL: Final = "https://api.openai.com/v1"
-_NO_KEY: Final = "no-key"
-"""Sent as the bearer token to a self-hosted server when no key is configured."""
-
 Api = Literal["responses", "chat"]
-
-
-class _Secret:
-    """Holds an API key so that no repr, `vars()` dump or log line can show it."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: str) -> None:
-        self.value = value
-
-    def __repr__(self) -> str:
-        return "<secret>"
 
 
 class OpenAIModel:
@@ -108,15 +101,19 @@ class OpenAIModel:
                 "configure the AsyncOpenAI client yourself, or let the model build one"
             )
         self._name = name
-        self._spec = _resolve_spec(name, spec, tier, catalog, equivalent)
+        self._spec = resolve_spec(name, spec, tier, catalog, equivalent)
         self._client = client
         self._owns_client = client is None
         self._http_client = http_client
         self._transport = transport
         self._client_loop: object = None
+        self._direct: DirectClient | None = None
+        self._direct_loop: object = None
+        # Non-streamed calls skip the SDK when we own the whole HTTP path (BENCHMARKS.md).
+        self._direct_allowed = client is None and http_client is None and max_retries == 0
         self._max_retries = max_retries
         self._read_timeout = read_timeout
-        self._api_key = _Secret(api_key) if api_key is not None else None
+        self._api_key = Secret(api_key) if api_key is not None else None
         if client is not None:
             self._base_url = str(client.base_url)
         else:
@@ -164,9 +161,6 @@ class OpenAIModel:
                 f"{self._name!r} would call {self._base_url}; in tests use ScriptedModel, pass "
                 "`http_client=` with an httpx2.MockTransport, or a loopback `base_url`"
             )
-        client = self._client
-        if client is None or (self._owns_client and self._client_loop != loop_token()):
-            client = self._connect()
         stream = request.on_delta is not None
         body = self._build(self._name, request, stream=stream)
         path = "/responses" if self._api == "responses" else "/chat/completions"
@@ -174,10 +168,19 @@ class OpenAIModel:
         if read_timeout is None:  # sized from the output cap
             cap = request.max_output_tokens or self._spec.max_output_tokens
             read_timeout = sized_read_timeout(cap)
+        headers = metadata_headers(request.metadata)
+        if not stream and self._direct_allowed:
+            if self._direct_loop != loop_token():
+                self._open_direct()
+            direct = self._direct
+            if direct is not None:
+                return await self._post_direct(direct, path, body, request, read_timeout, headers)
+        client = self._client
+        if client is None or (self._owns_client and self._client_loop != loop_token()):
+            client = self._connect()
         options: Any = {}
         if self._owns_client or self._read_timeout is not None:  # else the client's own
             options["timeout"] = http_timeout(read_timeout)
-        headers = metadata_headers(request.metadata)
         if headers:
             options["headers"] = headers
         error: ModelError | None = None
@@ -193,9 +196,45 @@ class OpenAIModel:
             # Raised outside the handler, so neither __cause__ nor __context__ holds the
             # SDK's exception (its request carries the API key).
             raise error
-        info = rate_limit_info(response.headers)
+        return self._answer(
+            response.content, response.status_code, response.headers, response.headers.raw, request
+        )
+
+    async def _post_direct(
+        self,
+        direct: DirectClient,
+        path: str,
+        body: dict[str, Any],
+        request: ModelRequest,
+        read_timeout: float,
+        headers: dict[str, str],
+    ) -> ModelResponse:
+        """One non-streamed call on the bare aiohttp path, failures read as the SDK's."""
+        reply: DirectReply | None = None
         try:
-            result = self._read(response, request)
+            reply = await direct.post(path, body, read_timeout, headers)
+        except TIMEOUT_OR_TRANSPORT as exc:
+            error = self._errors().transport_failure(exc, read_timeout)
+        if reply is None:
+            raise error  # outside the handler: no chained exception holds the request
+        if not 200 <= reply.status < 300:
+            raise self._errors().status_failure(
+                reply.status, reply.headers, reply.raw_headers, reply.content
+            )
+        return self._answer(reply.content, reply.status, reply.headers, reply.raw_headers, request)
+
+    def _answer(
+        self,
+        content: bytes,
+        status: int,
+        headers: Mapping[str, str],
+        raw_headers: Iterable[tuple[bytes, bytes]],
+        request: ModelRequest,
+    ) -> ModelResponse:
+        """The `ModelResponse` of a 2xx body, with the rate-limit headers it came with."""
+        info = rate_limit_info(headers, raw_headers)
+        try:
+            result = self._read(content, status, request)
         except ModelError as exc:
             exc.rate_limit = info
             if exc.usage is None:
@@ -204,11 +243,14 @@ class OpenAIModel:
         return result if info is None else replace(result, rate_limit=info)
 
     async def aclose(self) -> None:
-        """Close the HTTP client this model created (a client or transport passed in is
+        """Close the HTTP clients this model created (a client or transport passed in is
         left to its owner)."""
         if self._owns_client and self._http_client is None and self._client is not None:
             await self._client.close()
         self._client = None if self._owns_client else self._client
+        direct, self._direct = self._direct, None
+        if direct is not None:
+            await direct.aclose()
 
     async def __aenter__(self) -> OpenAIModel:
         return self
@@ -218,18 +260,22 @@ class OpenAIModel:
 
     # --- client -------------------------------------------------------------------
 
+    def _key(self) -> str:
+        """The key to send, looked up at first use so a model can be configured before a
+        key is."""
+        return api_key(self._api_key, self._base_url, self._name)
+
+    def _open_direct(self) -> None:
+        """Make the bare aiohttp client for this event loop, or none where the SDK's path
+        is the one to take (httpx2 asked for, trio, aiohttp missing)."""
+        self._direct = None
+        if use_aiohttp(self._transport):
+            self._direct = DirectClient(self._base_url, self._key(), USER_AGENT)
+        self._direct_loop = loop_token()
+
     def _connect(self) -> openai.AsyncOpenAI:
-        """Build the SDK client on first use, so a model can be configured before a key is."""
-        key = self._api_key.value if self._api_key is not None else None
-        key = key or os.environ.get("OPENAI_API_KEY")
-        if not key:
-            if host(self._base_url) == host(OPENAI_BASE_URL):
-                raise AuthenticationFailed(
-                    f"no API key for model {self._name!r}: set OPENAI_API_KEY or pass "
-                    "`api_key=` to OpenAIModel",
-                    model=self._name,
-                )
-            key = _NO_KEY  # self-hosted servers usually need none
+        """Build the SDK client on first use."""
+        key = self._key()
         http_client: Any = self._http_client
         if http_client is None and use_aiohttp(self._transport):
             http_client = openai.DefaultAioHttpClient()
@@ -244,13 +290,13 @@ class OpenAIModel:
 
     # --- response -----------------------------------------------------------------
 
-    def _read(self, response: httpx2.Response, request: ModelRequest) -> ModelResponse:
+    def _read(self, content: bytes, status: int, request: ModelRequest) -> ModelResponse:
         """A `ModelResponse` from the JSON body, without building SDK models."""
         try:
-            data = _wire.load_json(response.content, "body")
+            data = _wire.load_json(content, "body")
             return self._parse(data, fallback_model=self._spec.name, cap=request.max_output_tokens)
         except _wire.Malformed as exc:
-            raise self._malformed(exc, response.status_code, exc.usage) from None
+            raise self._malformed(exc, status, exc.usage) from None
 
     async def _stream(
         self,
@@ -279,7 +325,9 @@ class OpenAIModel:
             async with events:
                 if _wire.is_json(http.headers.get("content-type")):
                     await _read_body(http)
-                    result = _wire.replay(self._read(http, request), on_delta)
+                    result = _wire.replay(
+                        self._read(http.content, http.status_code, request), on_delta
+                    )
                 else:
                     result = await _wire.fold(events, reader, on_delta)
         except _wire.Malformed as exc:
@@ -288,7 +336,7 @@ class OpenAIModel:
             raise self._malformed(
                 _wire.Malformed("stream event", f"not JSON ({exc})"), 200, reader.usage
             ) from None
-        info = rate_limit_info(http.headers)
+        info = rate_limit_info(http.headers, http.headers.raw)
         return result if info is None else replace(result, rate_limit=info)
 
     def _malformed(self, exc: _wire.Malformed, status: int, usage: Usage | None) -> ModelError:
@@ -301,11 +349,12 @@ class OpenAIModel:
         """The error converter for this model, told every key in use so none is shown."""
         keys = (
             self._client.api_key if self._client is not None else "",
+            self._direct.api_key if self._direct is not None else "",
             self._api_key.value if self._api_key is not None else "",
             os.environ.get("OPENAI_API_KEY", ""),
         )
         return ErrorConverter(
-            self._name, self._base_url, tuple(k for k in keys if k and k != _NO_KEY)
+            self._name, self._base_url, tuple(k for k in keys if k and k != NO_KEY)
         )
 
 
@@ -315,24 +364,3 @@ async def _read_body(response: httpx2.Response) -> None:
         await response.aread()
     except httpx2.TransportError as exc:
         raise openai.APIConnectionError(request=response.request) from exc
-
-
-def _resolve_spec(
-    name: str,
-    spec: ModelSpec | None,
-    tier: Tier | None,
-    catalog: Catalog | None,
-    equivalent: str | None = None,
-) -> ModelSpec:
-    """The given spec, else the catalog's, else a self-hosted spec at `tier`: metered at
-    its `equivalent`'s prices when one is named, else with no price known (never "$0")."""
-    if spec is not None:
-        return spec
-    cat = catalog if catalog is not None else default_catalog()
-    try:
-        found = cat[name]
-    except UnknownModel:
-        if tier is None:
-            raise
-        return self_hosted_spec(name, tier, equivalent=equivalent, catalog=cat)
-    return found if tier is None or found.tier is tier else replace(found, tier=tier)

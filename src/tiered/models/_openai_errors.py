@@ -6,12 +6,13 @@ headers that steer a retry (`Retry-After`, `x-ratelimit-*`) are read.
 from __future__ import annotations
 
 import email.utils
+import json
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
-import httpx2
 import openai
 
 from tiered._errors import (
@@ -74,8 +75,36 @@ class ErrorConverter:
                 f"the OpenAI client failed for model {self.model!r}: {self.scrub(str(exc))}",
                 model=self.model,
             )
-        error = self._status_error(exc)
-        error.rate_limit = rate_limit_info(exc.response.headers)
+        headers = exc.response.headers
+        error = self._status_error(exc.status_code, headers, exc.body, exc.message)
+        error.rate_limit = rate_limit_info(headers, headers.raw)
+        return error
+
+    def status_failure(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        raw_headers: Iterable[tuple[bytes, bytes]],
+        content: bytes,
+    ) -> ModelError:
+        """Our `ModelError` for a non-2xx answer read without the SDK, its body read as the
+        SDK reads it: the `error` object of a JSON body (else the body, else its text), and
+        "Error code: N - message" as the SDK's exception message."""
+        text = content.decode("utf-8", "replace").strip()
+        message = f"Error code: {status}"
+        body: object = text
+        try:
+            body = json.loads(text)
+        except (ValueError, RecursionError):
+            pass
+        else:
+            if isinstance(body, dict):
+                body = body.get("error", body)
+                said = body.get("message") if isinstance(body, dict) else None
+                if isinstance(said, str) and said:
+                    message += f" - {said}"
+        error = self._status_error(status, headers, body, message)
+        error.rate_limit = rate_limit_info(headers, raw_headers)
         return error
 
     def transport_failure(self, exc: BaseException, read_timeout: float) -> ModelError:
@@ -112,19 +141,21 @@ class ErrorConverter:
         error.possibly_billed = True
         return error
 
-    def _status_error(self, exc: openai.APIStatusError) -> ModelError:
+    def _status_error(
+        self, status: int, headers: Mapping[str, str], body: object, message: str
+    ) -> ModelError:
         name = self.model
-        status = exc.status_code
-        detail = self.scrub(_provider_message(exc))
-        if isinstance(exc, openai.RateLimitError):
-            if exc.code == "insufficient_quota":
+        detail = self.scrub(_provider_message(body, message))
+        code = body.get("code") if isinstance(body, dict) else None
+        if status == 429:
+            if code == "insufficient_quota":
                 return ModelError(
                     f"the provider says the quota is used up for model {name!r} ({detail}): "
                     "check the account's plan and billing",
                     model=name,
                     status=status,
                 )
-            return RateLimited(model=name, retry_after=retry_after(exc.response.headers))
+            return RateLimited(model=name, retry_after=retry_after(headers))
         if status in (401, 403):
             return AuthenticationFailed(
                 f"the provider rejected the credentials for model {name!r} ({status}: "
@@ -132,7 +163,7 @@ class ErrorConverter:
                 model=name,
                 status=status,
             )
-        if status in (400, 413) and _is_context_overflow(exc, detail):
+        if status in (400, 413) and _is_context_overflow(body, detail):
             return ContextTooLong(
                 f"the request does not fit model {name!r}'s context window ({detail}): "
                 "shorten the input or route it to a tier with a larger context",
@@ -168,16 +199,18 @@ class ErrorConverter:
         )
 
 
-def rate_limit_info(headers: httpx2.Headers) -> RateLimitInfo | None:
-    """`x-ratelimit-*` headers, looked up only when one is there (one pass over the raw
-    list; most self-hosted servers send none)."""
-    for key, _ in headers.raw:
+def rate_limit_info(
+    headers: Mapping[str, str], raw: Iterable[tuple[bytes, bytes]]
+) -> RateLimitInfo | None:
+    """`x-ratelimit-*` headers, looked up only when one is there (one pass over the `raw`
+    pairs; most self-hosted servers send none)."""
+    for key, _ in raw:
         if key[:12].lower() == b"x-ratelimit-":
             return RateLimitInfo.from_headers(headers)
     return None
 
 
-def retry_after(headers: httpx2.Headers) -> float | None:
+def retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds to wait from `retry-after-ms`, else `Retry-After` (seconds or an HTTP date)."""
     ms = headers.get("retry-after-ms")
     if ms is not None:
@@ -204,24 +237,26 @@ def retry_after(headers: httpx2.Headers) -> float | None:
     return max(delay, 0.0) if math.isfinite(delay) else None
 
 
-def _provider_message(exc: openai.APIStatusError) -> str:
+def _provider_message(body: object, message: str) -> str:
     """The provider's own error message, without the SDK's prefix."""
-    body = exc.body
     if isinstance(body, dict):
-        message = body.get("message")
-        if isinstance(message, str) and message:
-            return message
+        text = body.get("message")
+        if isinstance(text, str) and text:
+            return text
     if isinstance(body, str) and body:
         return body[:500]
-    return exc.message
+    return message
 
 
-def _is_context_overflow(exc: openai.APIStatusError, detail: str) -> bool:
+def _is_context_overflow(body: object, detail: str) -> bool:
     """Whether a 400 says the request is longer than the context window.
 
     OpenAI sets `code`; vLLM and llama.cpp only say so in the message or `type`.
     """
-    if exc.code == "context_length_exceeded" or exc.type == "exceed_context_size_error":
+    if isinstance(body, dict) and (
+        body.get("code") == "context_length_exceeded"
+        or body.get("type") == "exceed_context_size_error"
+    ):
         return True
     text = detail.lower()
     return "maximum context length" in text or "context size" in text

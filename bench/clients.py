@@ -3,7 +3,8 @@
 Every contender talks to the same simulator, asks the same model for the same thing
 (instructions + one user message, answer "ok"; or: call `lookup_order` once, then answer)
 and is safe to call concurrently. Floors (bare HTTP + JSON parse) bound what any client on
-that transport can do; `sdk-post` is the SDK path `OpenAIModel` itself uses.
+that transport can do; `sdk-post` is the SDK path `OpenAIModel` takes on httpx2 and for
+streamed calls (on aiohttp its non-streamed calls skip the SDK: `models/_direct.py`).
 """
 
 from __future__ import annotations
@@ -163,7 +164,8 @@ class Httpx2Floor(Contender):
 
 
 class SdkPost(Contender):
-    """`client.post(cast_to=Response)` + `json.loads`: the SDK path `OpenAIModel` uses."""
+    """`client.post(cast_to=Response)` + `json.loads`: the SDK path `OpenAIModel` takes on
+    httpx2, for streamed calls, and with a client given (`tiered-split`)."""
 
     name = "sdk-post/httpx2"
     layer = "sdk"

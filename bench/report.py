@@ -246,17 +246,24 @@ def overhead_summary(result: dict[str, Any]) -> dict[str, Any]:
     layers: dict[str, dict[str, float]] = {}
     for t in ("httpx2", "aiohttp"):
         pairs = {
-            f"tiered own (Agent.run - SDK post), {t}": (f"tiered/{t}", f"sdk-post/{t}"),
             f"agent loop (Agent.run - OpenAIModel.request), {t}": (
                 f"tiered/{t}",
                 f"tiered-model/{t}",
             ),
-            f"model adapter (OpenAIModel.request - SDK post), {t}": (
-                f"tiered-model/{t}",
-                f"sdk-post/{t}",
-            ),
             f"SDK post over bare {t} POST+parse": (f"sdk-post/{t}", f"floor/{t}"),
         }
+        if t == "httpx2":  # OpenAIModel's calls go through the SDK's post
+            pairs[f"tiered own (Agent.run - SDK post), {t}"] = (f"tiered/{t}", f"sdk-post/{t}")
+            pairs[f"model adapter (OpenAIModel.request - SDK post), {t}"] = (
+                f"tiered-model/{t}",
+                f"sdk-post/{t}",
+            )
+        else:  # non-streamed calls go out on a bare aiohttp session (models/_direct.py)
+            pairs[f"tiered own (Agent.run - bare POST+parse), {t}"] = (f"tiered/{t}", f"floor/{t}")
+            pairs[f"model adapter (OpenAIModel.request - bare POST+parse), {t}"] = (
+                f"tiered-model/{t}",
+                f"floor/{t}",
+            )
         for label, (a, b) in pairs.items():
             if a in cpu and b in cpu:
                 layers[label] = spread(_paired(cpu[a], cpu[b]))

@@ -361,3 +361,103 @@ async def test_an_answer_cut_off_mid_json_fails_with_its_tokens_booked(
     assert raised.value.usage is not None
     assert (raised.value.usage.input_tokens, raised.value.usage.output_tokens) == (600, 64)
     assert (ledger.usage.input_tokens, ledger.usage.output_tokens) == (600, 64)
+
+
+# --- runaway repetition -------------------------------------------------------------------
+
+
+def test_looping_flags_short_pieces_repeated_not_prose_or_separator_lines() -> None:
+    from tiered.models._local_replies import LOOP_CHARS, looping
+
+    assert looping("The total for July is 15" + "0" * LOOP_CHARS)
+    assert looping('{"final_answer": "' + "\n" * LOOP_CHARS)
+    assert looping("ab" + "123 " * 60)
+    assert not looping("0" * (LOOP_CHARS - 1))  # too short to tell
+    assert not looping("# " + "-" * 98 + "\n" + "Refund $42.00 for order A17. " * 4)
+    prose = "Order A17 is 5 days late, so it gets a refund of $42.00 under the policy. " * 4
+    assert not looping(prose)
+
+
+class _Native:
+    """llama.cpp's native server stand-in: streams `pieces`, stopping when told to."""
+
+    def __init__(self, pieces: list[str]) -> None:
+        self.pieces = pieces
+        self.sent = 0
+
+    def handle_completions(self, body: dict[str, Any], on_chunk: Any) -> None:
+        for piece in self.pieces:
+            self.sent += 1
+            if on_chunk({"choices": [{"text": piece}]}):
+                return
+        on_chunk({"choices": [{"text": "", "finish_reason": "length"}]})
+
+
+def test_a_runaway_stream_stops_at_the_loop_not_at_the_output_cap() -> None:
+    from tiered.models._local_server import Server
+
+    server = Server.__new__(Server)
+    native = _Native(['{"final_answer": "The total is 15', *["0"] * 1000])
+    server._native = native
+    result = server._stream({"prompt": "p"}, threading.Event(), None)
+    assert result["runaway"] is True
+    assert native.sent < 250  # stopped about 200 characters in, not after 1,000 tokens
+    calm = _Native(['{"final_answer": "ok"}'])
+    server._native = calm
+    assert "runaway" not in server._stream({"prompt": "p"}, threading.Event(), None)
+
+
+class _LoopingServer:
+    """A server stand-in that loops once (or always), then answers on the DRY retry."""
+
+    started = True
+
+    def __init__(self, *, loops_every_time: bool) -> None:
+        self.loops_every_time = loops_every_time
+        self.bodies: list[dict[str, Any]] = []
+
+    def limiter(self) -> anyio.CapacityLimiter:
+        return anyio.CapacityLimiter(1)
+
+    def complete(self, body: dict[str, Any], *args: Any) -> dict[str, Any]:
+        self.bodies.append(body)
+        usage = {"prompt_tokens": 500, "completion_tokens": 70 + 10 * len(self.bodies)}
+        if self.loops_every_time or len(self.bodies) == 1:
+            return {"text": '{"final_answer": "15' + "0" * 200, "runaway": True, "usage": usage}
+        return {"text": '{"final_answer": "The total is 1500."}', "finish_reason": "stop",
+                "usage": usage}  # fmt: skip
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_runaway_is_generated_again_with_dry_and_both_are_booked(
+    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = _LoopingServer(loops_every_time=False)
+    monkeypatch.setattr(local_module, "server_for", lambda weights, config: server)
+    weather = Tool.from_schema("weather", "The weather.", dict(WEATHER.parameters), str)
+    agent: Agent[str] = Agent(name="w", instructions="Sum it.")
+    ledger = Ledger()
+    result = await agent.run("Total?", model=LocalModel(), ledger=ledger, extra_tools=[weather])
+    assert result.output == "The total is 1500."
+    assert "dry_multiplier" not in server.bodies[0]
+    assert server.bodies[1]["dry_multiplier"] > 0
+    assert (ledger.usage.input_tokens, ledger.usage.output_tokens) == (1000, 80 + 90)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_runaway_twice_is_bad_model_response_with_both_calls_booked(
+    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = _LoopingServer(loops_every_time=True)
+    monkeypatch.setattr(local_module, "server_for", lambda weights, config: server)
+    weather = Tool.from_schema("weather", "The weather.", dict(WEATHER.parameters), str)
+    agent: Agent[str] = Agent(name="w", instructions="Sum it.")
+    ledger = Ledger()
+    with pytest.raises(BadModelResponse, match="repeating loop") as raised:
+        await agent.run("Total?", model=LocalModel(), ledger=ledger, extra_tools=[weather])
+    assert len(server.bodies) == 2
+    assert raised.value.usage is not None
+    assert raised.value.usage.output_tokens == 80 + 90
+    assert (ledger.usage.input_tokens, ledger.usage.output_tokens) == (1000, 170)

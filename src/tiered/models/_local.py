@@ -48,8 +48,8 @@ from tiered.models._local_protocol import (
     protocol_for,
     render_prompt,
 )
-from tiered.models._local_replies import local_error, repeated_calls
-from tiered.models._local_server import OnPiece, ServerConfig, server_for
+from tiered.models._local_replies import UNLOOP, add_usage, local_error, repeated_calls
+from tiered.models._local_server import OnPiece, Server, ServerConfig, server_for
 from tiered.models._weights import LocalWeights, resolve_weights
 
 __all__ = (
@@ -230,6 +230,19 @@ class LocalModel:
         if protocol.schema is not None:
             body["json_schema"] = compact(protocol.schema)
         prefix = prompt[: prompt.find("<|im_end|>")]  # the system turn: the stable prefix
+        raw = await self._generate(server, body, prefix, request)
+        if raw.get("runaway"):
+            # A runaway repetition, stopped early: generated once more with llama.cpp's
+            # DRY sampler, which penalises extending a repeated sequence; both are booked.
+            get_logger().debug("local_model.runaway", model=self._spec.name)
+            again = await self._generate(server, {**body, **UNLOOP}, prefix, request)
+            raw = {**again, "usage": add_usage(raw.get("usage"), again.get("usage"))}
+        return self._response(raw, protocol)
+
+    async def _generate(
+        self, server: Server, body: dict[str, Any], prefix: str, request: ModelRequest
+    ) -> dict[str, Any]:
+        """One completion on the shared server, its timings recorded."""
         cancel = threading.Event()
         started = time.perf_counter()
         try:
@@ -245,7 +258,7 @@ class LocalModel:
         finally:
             cancel.set()  # an abandoned (cancelled) generation stops at its next token
         self._record(raw, request, time.perf_counter() - started)
-        return self._response(raw, protocol)
+        return raw
 
     def _record(self, raw: Mapping[str, Any], request: ModelRequest, wall_s: float) -> None:
         t = raw.get("timings") or {}
@@ -286,6 +299,14 @@ class LocalModel:
         )
         finish = raw.get("finish_reason")
         text: str = raw.get("text", "")
+        if raw.get("runaway"):
+            error = BadModelResponse(
+                f"{name} fell into a repeating loop ({text[-40:]!r}), twice: ask for a "
+                "shorter answer, or route this work to a larger model",
+                model=name,
+            )
+            error.usage = usage
+            raise error
         if protocol.mode == "text":
             message = AssistantMessage(content=text.strip())
         else:

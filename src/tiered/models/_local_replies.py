@@ -1,16 +1,34 @@
 """Reading the embedded model's replies: llama.cpp's error objects as our typed model
-errors, and the repeated-call loop small models fall into."""
+errors, and the loops small models fall into (repeated calls, repeated text)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from tiered._errors import ContextTooLong, ModelError, ProviderError
 from tiered._messages import AssistantMessage, ModelRequest, ToolCall, ToolResultMessage
 
-__all__ = ("local_error", "repeated_calls")
+__all__ = ("LOOP_CHARS", "UNLOOP", "add_usage", "local_error", "looping", "repeated_calls")
+
+LOOP_CHARS: Final = 200
+"""How much of one short piece, repeated, makes a runaway: longer than any separator line."""
+_LOOP_PERIOD_MAX: Final = 8
+
+
+UNLOOP: Final = {"dry_multiplier": 0.8, "dry_base": 1.75, "dry_allowed_length": 2}
+"""llama.cpp's DRY sampler settings (its documented starting point) for a second try."""
+
+
+def looping(tail: str) -> bool:
+    """Whether the last `LOOP_CHARS` characters generated are one piece of at most 8
+    characters repeated: the digit and whitespace loops ("1500000000...") a small model can
+    fall into, which would otherwise run on to the output cap."""
+    if len(tail) < LOOP_CHARS:
+        return False
+    tail = tail[-LOOP_CHARS:]
+    return any(tail[p:] == tail[:-p] for p in range(1, _LOOP_PERIOD_MAX + 1))
 
 
 def _call_key(call: ToolCall) -> tuple[str, str]:
@@ -52,3 +70,19 @@ def local_error(error: Any, model: str) -> ModelError:
             f"{model}: the local server refused the request: {message}", model=model, status=status
         )
     return ProviderError(f"{model}: local server error: {message}", model=model, status=status)
+
+
+def add_usage(first: object, second: object) -> dict[str, Any]:
+    """llama.cpp's usage objects of two completions, summed (a missing one counts 0)."""
+    a = first if isinstance(first, dict) else {}
+    b = second if isinstance(second, dict) else {}
+
+    def cached(u: dict[str, Any]) -> int:
+        return int((u.get("prompt_tokens_details") or {}).get("cached_tokens", 0))
+
+    return {
+        "prompt_tokens": int(a.get("prompt_tokens", 0)) + int(b.get("prompt_tokens", 0)),
+        "completion_tokens": int(a.get("completion_tokens", 0))
+        + int(b.get("completion_tokens", 0)),
+        "prompt_tokens_details": {"cached_tokens": cached(a) + cached(b)},
+    }

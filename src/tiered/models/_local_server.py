@@ -31,6 +31,7 @@ import anyio.lowlevel
 from tiered._errors import LocalModelUnavailable, ProviderError, UserError
 from tiered._logging import get_logger
 from tiered.models._local_cores import cores, default_threads
+from tiered.models._local_replies import LOOP_CHARS, looping
 from tiered.models._local_slots import SlotTable, prepare_dir, runtime, wait_for
 from tiered.models._weights import LocalWeights, ensure_weights
 
@@ -281,6 +282,7 @@ class Server:
     def _stream(self, body: dict[str, Any], cancel: Event, on_piece: OnPiece) -> dict[str, Any]:
         pieces: list[str] = []
         result: dict[str, Any] = {}
+        tail = [""]  # the latest text, for a runaway repetition
 
         def on_chunk(chunk: Any) -> bool:
             if isinstance(chunk, str | bytes):
@@ -295,8 +297,13 @@ class Server:
             for choice in chunk.get("choices") or ():
                 piece = choice.get("text") or ""
                 pieces.append(piece)
-                if piece and on_piece is not None:
-                    on_piece(piece)
+                if piece:
+                    tail[0] = (tail[0] + piece)[-LOOP_CHARS:]
+                    if looping(tail[0]):
+                        result["runaway"] = True  # stop now, not at the output cap
+                        return True
+                    if on_piece is not None:
+                        on_piece(piece)
                 if choice.get("finish_reason"):
                     result["finish_reason"] = choice["finish_reason"]
             for key in ("usage", "timings"):

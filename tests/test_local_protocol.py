@@ -402,6 +402,8 @@ def test_a_runaway_stream_stops_at_the_loop_not_at_the_output_cap() -> None:
     result = server._stream({"prompt": "p"}, threading.Event(), None)
     assert result["runaway"] is True
     assert native.sent < 250  # stopped about 200 characters in, not after 1,000 tokens
+    # the stopped stream reported no usage: its output is counted as streamed
+    assert result["usage"] == {"completion_tokens": native.sent}
     calm = _Native(['{"final_answer": "ok"}'])
     server._native = calm
     assert "runaway" not in server._stream({"prompt": "p"}, threading.Event(), None)
@@ -461,3 +463,20 @@ async def test_a_runaway_twice_is_bad_model_response_with_both_calls_booked(
     assert raised.value.usage is not None
     assert raised.value.usage.output_tokens == 80 + 90
     assert (ledger.usage.input_tokens, ledger.usage.output_tokens) == (1000, 170)
+
+
+def test_a_stopped_stream_is_booked_with_the_prompt_read_again() -> None:
+    from tiered.models._local_replies import add_usage
+
+    stopped = {"completion_tokens": 201}
+    again = {
+        "prompt_tokens": 900,
+        "completion_tokens": 30,
+        "prompt_tokens_details": {"cached_tokens": 890},
+    }
+    assert add_usage(stopped, again) == {
+        "prompt_tokens": 1800,
+        "completion_tokens": 231,
+        "prompt_tokens_details": {"cached_tokens": 890},
+    }
+    assert add_usage(None, again)["prompt_tokens"] == 1800

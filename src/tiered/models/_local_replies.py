@@ -73,9 +73,13 @@ def local_error(error: Any, model: str) -> ModelError:
 
 
 def add_usage(first: object, second: object) -> dict[str, Any]:
-    """llama.cpp's usage objects of two completions, summed (a missing one counts 0)."""
+    """llama.cpp's usage objects of two completions of one prompt, summed. A stopped
+    stream reports only its output (counted as it streamed): its input is the second's,
+    the same prompt read again."""
     a = first if isinstance(first, dict) else {}
     b = second if isinstance(second, dict) else {}
+    if "prompt_tokens" not in a:
+        a = {**a, "prompt_tokens": b.get("prompt_tokens", 0)}
 
     def cached(u: dict[str, Any]) -> int:
         return int((u.get("prompt_tokens_details") or {}).get("cached_tokens", 0))

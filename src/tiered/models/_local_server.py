@@ -283,6 +283,7 @@ class Server:
         pieces: list[str] = []
         result: dict[str, Any] = {}
         tail = [""]  # the latest text, for a runaway repetition
+        streamed = [0]  # pieces of text: one token each, as llama.cpp streams
 
         def on_chunk(chunk: Any) -> bool:
             if isinstance(chunk, str | bytes):
@@ -298,9 +299,13 @@ class Server:
                 piece = choice.get("text") or ""
                 pieces.append(piece)
                 if piece:
+                    streamed[0] += 1
                     tail[0] = (tail[0] + piece)[-LOOP_CHARS:]
                     if looping(tail[0]):
-                        result["runaway"] = True  # stop now, not at the output cap
+                        # stop now, not at the output cap; a stopped stream reports no
+                        # usage, so its output is counted here
+                        result["runaway"] = True
+                        result.setdefault("usage", {"completion_tokens": streamed[0]})
                         return True
                     if on_piece is not None:
                         on_piece(piece)

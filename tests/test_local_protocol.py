@@ -432,37 +432,28 @@ class _LoopingServer:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_a_runaway_is_generated_again_with_dry_and_both_are_booked(
-    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("loops_twice", [False, True])
+async def test_a_runaway_is_generated_again_with_dry_and_both_calls_are_booked(
+    anyio_backend: str, loops_twice: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = _LoopingServer(loops_every_time=False)
+    """Once: the DRY retry's answer is the reply. Twice: `BadModelResponse`, tokens on it."""
+    server = _LoopingServer(loops_every_time=loops_twice)
     monkeypatch.setattr(local_module, "server_for", lambda weights, config: server)
     weather = Tool.from_schema("weather", "The weather.", dict(WEATHER.parameters), str)
     agent: Agent[str] = Agent(name="w", instructions="Sum it.")
     ledger = Ledger()
-    result = await agent.run("Total?", model=LocalModel(), ledger=ledger, extra_tools=[weather])
-    assert result.output == "The total is 1500."
+    run = agent.run("Total?", model=LocalModel(), ledger=ledger, extra_tools=[weather])
+    if loops_twice:
+        with pytest.raises(BadModelResponse, match="repeating loop") as raised:
+            await run
+        assert raised.value.usage is not None
+        assert raised.value.usage.output_tokens == 80 + 90
+    else:
+        assert (await run).output == "The total is 1500."
+    assert len(server.bodies) == 2
     assert "dry_multiplier" not in server.bodies[0]
     assert server.bodies[1]["dry_multiplier"] > 0
     assert (ledger.usage.input_tokens, ledger.usage.output_tokens) == (1000, 80 + 90)
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_a_runaway_twice_is_bad_model_response_with_both_calls_booked(
-    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    server = _LoopingServer(loops_every_time=True)
-    monkeypatch.setattr(local_module, "server_for", lambda weights, config: server)
-    weather = Tool.from_schema("weather", "The weather.", dict(WEATHER.parameters), str)
-    agent: Agent[str] = Agent(name="w", instructions="Sum it.")
-    ledger = Ledger()
-    with pytest.raises(BadModelResponse, match="repeating loop") as raised:
-        await agent.run("Total?", model=LocalModel(), ledger=ledger, extra_tools=[weather])
-    assert len(server.bodies) == 2
-    assert raised.value.usage is not None
-    assert raised.value.usage.output_tokens == 80 + 90
-    assert (ledger.usage.input_tokens, ledger.usage.output_tokens) == (1000, 170)
 
 
 def test_a_stopped_stream_is_booked_with_the_prompt_read_again() -> None:

@@ -260,3 +260,12 @@ async def test_aclose_closes_the_session_and_a_later_call_opens_another() -> Non
         assert model._direct is None
         assert (await model.request(HELLO)).message.content == "two"
         assert model._direct is not session
+
+
+async def test_the_responses_api_goes_direct_too(no_sdk_post: list[str]) -> None:
+    emulator = Emulator(script=[Reply(text="hello")])
+    async with direct(emulator, api="responses") as model:
+        response = await model.request(HELLO)
+    assert response.message.content == "hello"
+    assert no_sdk_post == []
+    assert emulator.requests[0].api == "responses"

@@ -4,7 +4,9 @@ every answer, error and fault reads exactly as it does through the openai SDK.""
 
 from __future__ import annotations
 
+import gc
 import json
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,6 +19,7 @@ import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from openai_emulator import Emulator, Reply, Seen, Step
+from tiered import Agent
 from tiered._errors import ModelError
 from tiered._messages import ModelRequest, TextDelta, UserMessage
 from tiered.models import OpenAIModel
@@ -269,3 +272,22 @@ async def test_the_responses_api_goes_direct_too(no_sdk_post: list[str]) -> None
     assert response.message.content == "hello"
     assert no_sdk_post == []
     assert emulator.requests[0].api == "responses"
+
+
+def test_a_model_used_by_two_event_loops_leaves_no_session_open(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each `run_sync` runs its own loop; the session of a finished loop is closed when
+    that loop shuts down, though nobody called `aclose()`."""
+    emulator = Emulator(script=[Reply(text="one"), Reply(text="two")])
+    agent: Agent[str] = Agent(name="a")
+    with emulator.serve() as url, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = OpenAIModel("gpt-5.4-nano", base_url=url, api_key=KEY)
+        assert agent.run_sync("hi", model=model).output == "one"
+        assert agent.run_sync("hi", model=model).output == "two"
+        del model
+        gc.collect()
+    unclosed = [str(w.message) for w in caught if "nclosed" in str(w.message)]
+    assert unclosed == []
+    assert "Unclosed" not in caplog.text

@@ -10,6 +10,7 @@ status, headers and bytes for `OpenAIModel` to read or turn into a `ModelError`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from typing import TYPE_CHECKING, Any, Final
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 from tiered.models._transport import CONNECT_TIMEOUT_S
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import AsyncIterator, Mapping
 
     import aiohttp
 
@@ -53,7 +54,16 @@ class DirectClient:
     """One aiohttp session POSTing JSON to an OpenAI-compatible API root; made on the event
     loop it serves (`OpenAIModel` makes another for another loop)."""
 
-    __slots__ = ("_headers", "_proxy", "_proxy_auth", "_root", "_session", "_timeouts", "api_key")
+    __slots__ = (
+        "_closer",
+        "_headers",
+        "_proxy",
+        "_proxy_auth",
+        "_root",
+        "_session",
+        "_timeouts",
+        "api_key",
+    )
 
     def __init__(self, base_url: str, api_key: str, user_agent: str) -> None:
         import aiohttp
@@ -86,6 +96,7 @@ class DirectClient:
         self._proxy, self._proxy_auth = _env_proxy(self._root)
         self._session = aiohttp.ClientSession(connector=connector)
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._closer = _close_at_loop_end(self._session)
 
     async def post(
         self, path: str, body: dict[str, Any], read_timeout: float, headers: dict[str, str]
@@ -135,3 +146,25 @@ def _env_proxy(root: str) -> tuple[Any, Any]:
         return get_env_proxy_for_url(URL(root))
     except LookupError:
         return None, None
+
+
+async def _closing(session: aiohttp.ClientSession) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await session.close()
+
+
+def _close_at_loop_end(session: aiohttp.ClientSession) -> AsyncIterator[None]:
+    """An async generator, started and parked, that closes `session` when finalised.
+
+    The event loop finalises the async generators it saw when it shuts down
+    (`shutdown_asyncgens`, which `asyncio.run` and `anyio.run` call), or when one is
+    dropped: so a model used once per `run_sync` in a notebook leaves no open session
+    and sockets behind its finished loop, though nobody called `aclose()`.
+    """
+    closer = _closing(session)
+    step: Any = closer.__anext__()  # the loop's first-iteration hook registers it here
+    with contextlib.suppress(StopIteration):  # raised once it is parked at its `yield`
+        step.send(None)
+    return closer

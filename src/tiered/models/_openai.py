@@ -1,10 +1,12 @@
 """`OpenAIModel`: the Responses API on OpenAI, chat completions on any OpenAI-compatible
 server (vLLM, Ollama, llama.cpp server), streamed or not.
 
-This is the facade: the client and the guard live here; every exception the SDK raises
-becomes a `ModelError` subclass in `_openai_errors`; the HTTP details (client library,
-timeouts, loopback) are `_transport`'s; each API's bodies and stream events are built and
-read in its own module (`_chat`, `_responses`), through `_wire`'s typed reads.
+This is the facade: the clients and the guard live here. Non-streamed calls on a client
+the model owns go out on `_direct`'s bare aiohttp session under asyncio, everything else
+through the openai SDK; either way a failure becomes a `ModelError` subclass in
+`_openai_errors`. The HTTP details (client library, timeouts, loopback) are
+`_transport`'s; each API's bodies and stream events are built and read in its own module
+(`_chat`, `_responses`), through `_wire`'s typed reads.
 """
 
 from __future__ import annotations

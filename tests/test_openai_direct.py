@@ -262,6 +262,7 @@ async def test_aclose_closes_the_session_and_a_later_call_opens_another() -> Non
         await model.aclose()
         assert model._direct is None
         assert (await model.request(HELLO)).message.content == "two"
+        assert model._direct is not None
         assert model._direct is not session
 
 

@@ -251,6 +251,7 @@ class OpenAIModel:
             await self._client.close()
         self._client = None if self._owns_client else self._client
         direct, self._direct = self._direct, None
+        self._direct_loop = None  # the next call opens a new one, on whatever loop it runs
         if direct is not None:
             await direct.aclose()
 

@@ -252,18 +252,13 @@ def overhead_summary(result: dict[str, Any]) -> dict[str, Any]:
             ),
             f"SDK post over bare {t} POST+parse": (f"sdk-post/{t}", f"floor/{t}"),
         }
-        if t == "httpx2":  # OpenAIModel's calls go through the SDK's post
-            pairs[f"tiered own (Agent.run - SDK post), {t}"] = (f"tiered/{t}", f"sdk-post/{t}")
-            pairs[f"model adapter (OpenAIModel.request - SDK post), {t}"] = (
-                f"tiered-model/{t}",
-                f"sdk-post/{t}",
-            )
-        else:  # non-streamed calls go out on a bare aiohttp session (models/_direct.py)
-            pairs[f"tiered own (Agent.run - bare POST+parse), {t}"] = (f"tiered/{t}", f"floor/{t}")
-            pairs[f"model adapter (OpenAIModel.request - bare POST+parse), {t}"] = (
-                f"tiered-model/{t}",
-                f"floor/{t}",
-            )
+        # what OpenAIModel's calls go through: the SDK's post on httpx2, a bare POST on
+        # aiohttp (models/_direct.py)
+        base, via = (
+            (f"sdk-post/{t}", "SDK post") if t == "httpx2" else (f"floor/{t}", "bare POST+parse")
+        )
+        pairs[f"tiered own (Agent.run - {via}), {t}"] = (f"tiered/{t}", base)
+        pairs[f"model adapter (OpenAIModel.request - {via}), {t}"] = (f"tiered-model/{t}", base)
         for label, (a, b) in pairs.items():
             if a in cpu and b in cpu:
                 layers[label] = spread(_paired(cpu[a], cpu[b]))

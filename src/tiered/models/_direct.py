@@ -15,7 +15,7 @@ import json
 import os
 from typing import TYPE_CHECKING, Any, Final
 
-from tiered.models._transport import CONNECT_TIMEOUT_S
+from tiered.models._transport import aiohttp_timeout
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
@@ -61,7 +61,6 @@ class DirectClient:
         "_proxy_auth",
         "_root",
         "_session",
-        "_timeouts",
         "api_key",
     )
 
@@ -95,7 +94,6 @@ class DirectClient:
         # (and ~/.netrc) up on a worker thread for every request, two thread hops a call.
         self._proxy, self._proxy_auth = _env_proxy(self._root)
         self._session = aiohttp.ClientSession(connector=connector)
-        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         self._closer = _close_at_loop_end(self._session)
 
     async def post(
@@ -109,7 +107,7 @@ class DirectClient:
             self._root + path,
             data=data,
             headers=sent,
-            timeout=self._timeout(read_timeout),
+            timeout=aiohttp_timeout(read_timeout),
             proxy=self._proxy,
             proxy_auth=self._proxy_auth,
         ) as response:
@@ -119,21 +117,6 @@ class DirectClient:
     async def aclose(self) -> None:
         """Close the session and its connections."""
         await self._session.close()
-
-    def _timeout(self, read: float) -> aiohttp.ClientTimeout:
-        """Connect within 10 s; each read within `read` s; a pool slot within `read` s (as
-        the SDK's bridge maps httpx's timeouts)."""
-        timeout = self._timeouts.get(read)
-        if timeout is None:
-            import aiohttp
-
-            if len(self._timeouts) > 256:
-                self._timeouts.clear()
-            timeout = aiohttp.ClientTimeout(
-                total=None, connect=read, sock_connect=CONNECT_TIMEOUT_S, sock_read=read
-            )
-            self._timeouts[read] = timeout
-        return timeout
 
 
 def _env_proxy(root: str) -> tuple[Any, Any]:

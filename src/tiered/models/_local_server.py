@@ -283,7 +283,6 @@ class Server:
         pieces: list[str] = []
         result: dict[str, Any] = {}
         tail = [""]  # the latest text, for a runaway repetition
-        streamed = [0]  # pieces of text: one token each, as llama.cpp streams
 
         def on_chunk(chunk: Any) -> bool:
             if isinstance(chunk, str | bytes):
@@ -299,13 +298,13 @@ class Server:
                 piece = choice.get("text") or ""
                 pieces.append(piece)
                 if piece:
-                    streamed[0] += 1
                     tail[0] = (tail[0] + piece)[-LOOP_CHARS:]
                     if looping(tail[0]):
                         # stop now, not at the output cap; a stopped stream reports no
-                        # usage, so its output is counted here
+                        # usage, so its output is counted here: a piece is a token
                         result["runaway"] = True
-                        result.setdefault("usage", {"completion_tokens": streamed[0]})
+                        tokens = sum(1 for p in pieces if p)
+                        result.setdefault("usage", {"completion_tokens": tokens})
                         return True
                     if on_piece is not None:
                         on_piece(piece)

@@ -5,7 +5,7 @@ the request labels sent as headers. Used by `OpenAIModel` (and any other HTTP mo
 from __future__ import annotations
 
 import ipaddress
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit
 
 import anyio.lowlevel
@@ -14,8 +14,12 @@ import sniffio
 
 from tiered._errors import UserError
 
+if TYPE_CHECKING:
+    import aiohttp
+
 __all__ = (
     "CONNECT_TIMEOUT_S",
+    "aiohttp_timeout",
     "failure_kind",
     "host",
     "http_timeout",
@@ -120,6 +124,25 @@ def http_timeout(read: float) -> httpx2.Timeout:
         if len(_TIMEOUTS) > 256:
             _TIMEOUTS.clear()
         timeout = _TIMEOUTS[read] = httpx2.Timeout(read, connect=CONNECT_TIMEOUT_S)
+    return timeout
+
+
+_AIOHTTP_TIMEOUTS: dict[float, Any] = {}
+
+
+def aiohttp_timeout(read: float) -> aiohttp.ClientTimeout:
+    """The same timeouts for a bare aiohttp request (built once per value): connect within
+    10 s, each read and a pool slot within `read` s, as the SDK's aiohttp bridge maps
+    `http_timeout`'s."""
+    timeout = _AIOHTTP_TIMEOUTS.get(read)
+    if timeout is None:
+        import aiohttp
+
+        if len(_AIOHTTP_TIMEOUTS) > 256:
+            _AIOHTTP_TIMEOUTS.clear()
+        timeout = _AIOHTTP_TIMEOUTS[read] = aiohttp.ClientTimeout(
+            total=None, connect=read, sock_connect=CONNECT_TIMEOUT_S, sock_read=read
+        )
     return timeout
 
 

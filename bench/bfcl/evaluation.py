@@ -86,7 +86,8 @@ def check(output: Any, case: Case, result: AgentResult[Any]) -> bool | str:
     if trace:
         ours = score(bfcl.category, bfcl.functions, calls, bfcl.ground_truth)
         row = {"id": case.id, "tier": result.tier.value, "calls": calls, "turns": result.turns,
-               "bfcl": [valid, error], "ours": list(ours)}  # fmt: skip
+               "bfcl": [valid, error], "ours": list(ours),
+               "confidence": result.confidence}  # fmt: skip
         with open(trace, "a", encoding="utf-8") as f:
             f.write(json.dumps(row, default=str) + "\n")
     return True if valid else f"{error} ({len(calls)} calls)"

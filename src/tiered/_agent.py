@@ -61,6 +61,10 @@ class AgentResult(Generic[OutputT]):
     """Model requests made."""
     messages: tuple[Message, ...] = field(repr=False)
     """The whole transcript, instructions first."""
+    confidence: float | None = None
+    """How sure the model was of what it decided: the lowest `ModelResponse.confidence`
+    of the turns that called tools (the answer's turn when none did); None where a turn
+    reported no token probabilities."""
 
 
 _UNSET: Any = object()
@@ -294,6 +298,7 @@ class Agent(Generic[OutputT, DepsT]):
             equivalent_cost=loop.tally.equivalent_cost,
             turns=loop.turns,
             messages=tuple(loop.messages),
+            confidence=loop.confidence,
         )
 
     def run_sync(self, input: Any, **kwargs: Any) -> AgentResult[OutputT]:

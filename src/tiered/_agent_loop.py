@@ -92,6 +92,7 @@ class TurnLoop(Tally):
 
     __slots__ = (
         "_agent",
+        "_called",
         "_cap",
         "_continued",
         "_ctx",
@@ -101,6 +102,7 @@ class TurnLoop(Tally):
         "_output",
         "_schema",
         "_toolset",
+        "confidence",
         "messages",
         "turns",
     )
@@ -121,6 +123,9 @@ class TurnLoop(Tally):
         self.messages = messages
         self.usage, self.cost, self.equivalent_cost = NO_USAGE, _ZERO, _ZERO
         self.turns = 0
+        self.confidence: float | None = None
+        """What `AgentResult.confidence` reports (see `_confident`)."""
+        self._called = False
         self._agent = agent
         self._output = output
         self._model = model
@@ -191,6 +196,7 @@ class TurnLoop(Tally):
                     self._logged(turn, response, charge, started)
                 reply = response.message
                 messages.append(reply)
+                self._confident(reply.tool_calls, response.confidence)
                 try:
                     if not reply.tool_calls:
                         return await final_output(
@@ -223,6 +229,17 @@ class TurnLoop(Tally):
             if isinstance(exc, EscalationRequested):  # from a tool or from validate_output
                 exc.messages = tuple(self.messages)
             raise
+
+    def _confident(self, called: object, confidence: float | None) -> None:
+        """Keep the lowest confidence of the turns that called tools, or, until one does,
+        the latest turn's; an unknown one among the calls makes the run's unknown."""
+        if not called:
+            if not self._called:
+                self.confidence = confidence
+        elif not self._called:
+            self._called, self.confidence = True, confidence
+        elif self.confidence is not None:
+            self.confidence = None if confidence is None else min(self.confidence, confidence)
 
     async def _check(self, value: Any) -> Any:
         return await self._agent.validate_output(value, self._ctx)

@@ -258,4 +258,5 @@ async def _run_case(
         latency_s=time.perf_counter() - started,
         turns=result.turns if result is not None else usage.requests,
         output=result.output if result is not None else None,
+        confidence=result.confidence if result is not None else None,
     )

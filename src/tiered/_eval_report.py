@@ -49,6 +49,8 @@ class CaseOutcome:
     latency_s: float
     turns: int
     output: Any = None
+    confidence: float | None = None
+    """The run's `AgentResult.confidence` (None: failed, or no token probabilities)."""
 
     @property
     def detected(self) -> bool:

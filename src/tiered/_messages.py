@@ -168,6 +168,10 @@ class ModelResponse:
     rate_limit: RateLimitInfo | None = None
     """The provider's `x-ratelimit-*` headers on this reply, when it sent them (pacing
     adapts to them)."""
+    confidence: float | None = None
+    """The probability the model gave the least sure token of this reply that is not
+    whitespace (None: it reported no token probabilities). A router can send a reply
+    the model was unsure of to a higher tier (`tiered.confidence`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,6 +11,7 @@ tokens) are kept on the model as `LocalTiming` records and logged at debug level
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 import time
@@ -224,6 +225,7 @@ class LocalModel:
             "max_tokens": request.max_output_tokens or self._spec.max_output_tokens,
             "temperature": temperature,
             "cache_prompt": True,
+            "logprobs": 1,  # each token's probability, for `ModelResponse.confidence`
         }
         if self.seed is not None:
             body["seed"] = self.seed
@@ -330,7 +332,14 @@ class LocalModel:
                 raise
             if message.tool_calls:
                 finish = "tool_calls"
-        return ModelResponse(message=message, usage=usage, model_name=name, finish_reason=finish)
+        low = raw.get("min_logprob")
+        return ModelResponse(
+            message=message,
+            usage=usage,
+            model_name=name,
+            finish_reason=finish,
+            confidence=math.exp(low) if low is not None else None,
+        )
 
 
 def _forwarder(on_delta: DeltaCallback | None) -> OnPiece:

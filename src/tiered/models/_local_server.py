@@ -297,6 +297,7 @@ class Server:
             for choice in chunk.get("choices") or ():
                 piece = choice.get("text") or ""
                 pieces.append(piece)
+                _lowest_logprob(result, choice.get("logprobs"))
                 if piece:
                     tail[0] = (tail[0] + piece)[-LOOP_CHARS:]
                     if looping(tail[0]):
@@ -326,6 +327,19 @@ class Server:
             result["error"] = returned["error"]
         result["text"] = "".join(pieces)
         return result
+
+
+def _lowest_logprob(result: dict[str, Any], logprobs: Any) -> None:
+    """Keep in `result["min_logprob"]` the lowest log probability of a generated token
+    that is not whitespace (llama.cpp's OpenAI-shaped `logprobs.content`)."""
+    if not isinstance(logprobs, dict):
+        return
+    for entry in logprobs.get("content") or ():
+        token, value = entry.get("token"), entry.get("logprob")
+        if isinstance(value, int | float) and isinstance(token, str) and token.strip():
+            low = result.get("min_logprob")
+            if low is None or value < low:
+                result["min_logprob"] = float(value)
 
 
 def _count_read(result: dict[str, Any], read: Mapping[str, Any]) -> None:

@@ -32,6 +32,7 @@ LAYERS: dict[str, float] = {
     "tiered._names": 2,
     "tiered._catalog": 2,
     "tiered._usage": 2,
+    "tiered._confidence": 2,
     "tiered._charges": 2,
     "tiered._ledger": 2,
     "tiered._json": 2,

@@ -17,6 +17,7 @@ from typing import Any
 
 import anyio
 
+from tiered._agent import AgentResult
 from tiered._catalog import Tier
 from tiered._errors import BudgetExceeded
 from tiered._escalation import (
@@ -68,6 +69,15 @@ class _Rejected(Exception):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+class Unsure(Exception):
+    """The reply was less sure than the route's confidence gate; `output` is kept."""
+
+    def __init__(self, reason: str, output: Any) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.output = output
 
 
 class _Limited:
@@ -135,7 +145,22 @@ async def checked_output(run: RunState, job: SubtaskJob, attempt: Try, model: Mo
     """One agent run plus its verifier (as one awaitable, for a timeout around both)."""
     res = await agent_call(run, job, attempt, model)
     await verify_output(run, job, res.output)
-    return res.output
+    return gated_output(attempt, res)  # only a reply that passed every check is kept
+
+
+def gated_output(attempt: Try, result: AgentResult[Any]) -> Any:
+    """`result.output`, or `Unsure` raised when the attempt has a confidence gate and the
+    run was less sure than it (a run that reports no confidence is kept). Called after the
+    verifier: the reply an `Unsure` keeps, for when the tier above fails, passed it."""
+    gate, confidence = attempt.gate, result.confidence
+    if gate is not None and confidence is not None and confidence < gate:
+        raise Unsure(
+            f"{result.model} was unsure of its reply (confidence {confidence:.2f}, under the "
+            f"gate {gate:.2f} the calibration set for this agent on {attempt.tier.value}): "
+            "sent one tier up",
+            output=result.output,
+        )
+    return result.output
 
 
 async def verify_output(run: RunState, job: SubtaskJob, output: Any) -> None:
@@ -197,6 +222,10 @@ def end_attempt(
         return Stopped(str(error))
     elif isinstance(error, _Rejected):
         failure = Failure(kind=FailureKind.VERIFIER_REJECTED, message=error.reason, tier=tier)
+    elif isinstance(error, Unsure):  # not known to be wrong: nothing to learn from it
+        failure = Failure(kind=FailureKind.LOW_CONFIDENCE, message=error.reason, tier=tier)
+        _book(run, job, attempt, name, started, booked, failure.kind.value, failure.message)
+        return _next_step(run, job, attempt, failure, error)
     else:
         classified = classify_failure(error, tier)
         if classified is None:  # misuse or a bug in user code: end the run with it

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
 from tiered._agent import Agent
 from tiered._calibration import Calibration, TierCalibration, ordered_tiers
 from tiered._catalog import Tier
+from tiered._confidence import GateOption
 from tiered._learning import Estimate, RoutingStats, wilson_interval
 from tiered._ledger import Ledger
 from tiered._routing import LONG_INPUT_TOKENS, RouteDecision, Router, RouteRequest, RuleRouter
@@ -36,6 +37,10 @@ class TierView:
     """Share of attempts that fail visibly, so the cascade can move on."""
     cost: Decimal | None
     """Mean dollars per attempt, when calibrated."""
+    gates: tuple[GateOption, ...] = ()
+    """What each confidence gate did on the calibration cases (`gate_options`)."""
+    gates_to: Tier | None = None
+    """The tier the gates' replies went up to (the next one calibrated)."""
 
 
 class Evidence:
@@ -63,9 +68,14 @@ class Evidence:
         measured = entry.for_category(category) if entry else {}
         use_equivalent = bool(measured) and all(c.cost_per_case == 0 for c in measured.values())
         out = []
+        calibrated = ordered_tiers(Tier(t) for t in measured)
         for tier in ordered_tiers(models):
             cal = measured.get(str(tier.value))
             view = self._view(agent.name, tier, category, cal, use_equivalent)
+            if view is not None and view.gates:
+                i = calibrated.index(tier)
+                up = calibrated[i + 1] if i + 1 < len(calibrated) else None
+                view = replace(view, gates_to=up, gates=view.gates if up else ())
             if view is not None:
                 out.append(view)
         return out
@@ -101,7 +111,12 @@ class Evidence:
             cost = cal.equivalent_cost_per_case if use_equivalent else cal.cost_per_case
         elif self.stats is not None:
             cost = self.attempt_cost(agent, tier, category)
-        return TierView(tier=tier, estimate=estimate, detected_rate=detected, cost=cost)
+        gates: tuple[GateOption, ...] = ()
+        if cal is not None and cal.paired:
+            gates = tuple(cal.gates())
+        return TierView(
+            tier=tier, estimate=estimate, detected_rate=detected, cost=cost, gates=gates
+        )
 
     def rescue(
         self,
@@ -302,27 +317,20 @@ class CalibratedRouter:
         return RouteDecision(tier=best[0].tier, reason=reason, router="calibrated")
 
     def choose(self, views: list[TierView], category: str | None = None) -> RouteDecision:
-        """Pick among `views` (cheapest first, each with a cost) and explain the pick."""
-        scored = []
+        """Pick among `views` (cheapest first, each with a cost) and explain the pick; a
+        start may come with a confidence gate, when its calibration has the pairs."""
+        scored: list[_Start] = []
         for i, v in enumerate(views):
             cost, p = _cascade(views, i, self.margin)
-            per_success = cost / Decimal(str(p)) if p > 0 else Decimal("Infinity")
-            scored.append((v, cost, p, per_success))
-        top = max(x[2] for x in scored)
-        ok = [x for x in scored if x[2] >= min(self.min_success, top - self.tolerance)]
-        reached = any(x[2] >= self.min_success for x in scored)
-        best = min(ok, key=lambda x: (x[3], views.index(x[0])))  # the best start is in `ok`
-        parts = []
-        for v, _cost, p, per_success in [best, *(x for x in scored if x is not best)]:
-            est = v.estimate
-            head = (
-                f"{v.tier.value}: {est.describe()}"
-                if v is best[0]
-                else (f"{v.tier.value} {100 * est.mean:.0f}%")
-            )
-            cps = "n/a" if per_success.is_infinite() else _money(per_success)
-            cascade = f" (cascade {100 * p:.0f}%)" if p != est.mean else ""
-            parts.append(f"{head}{cascade}, {cps} per success")
+            scored.append(_Start(v, cost, p))
+        scored += self._gated(views)
+        top = max(x.success for x in scored)
+        ok = [x for x in scored if x.success >= min(self.min_success, top - self.tolerance)]
+        reached = any(x.success >= self.min_success for x in scored)
+        # the best start is in `ok`; at equal cost per success the cheaper tier, then no gate
+        best = min(ok, key=lambda x: (x.per_success, views.index(x.view), x.gate is not None))
+        parts = [best.describe(chosen=True)]
+        parts += [x.describe() for x in scored if x is not best and x.gate is None]
         where = f" [{category}]" if category else ""
         floor = ""
         if not reached:
@@ -330,8 +338,56 @@ class CalibratedRouter:
             if self.tolerance:
                 floor += f": the cheapest within {100 * self.tolerance:.0f} points of the best"
         return RouteDecision(
-            tier=best[0].tier, reason="; ".join(parts) + where + floor, router="calibrated"
+            tier=best.view.tier,
+            reason="; ".join(parts) + where + floor,
+            router="calibrated",
+            gate=best.gate.gate if best.gate is not None else None,
         )
+
+    def _gated(self, views: list[TierView]) -> list[_Start]:
+        """A start per confidence gate measured on at least `min_cases` cases, its
+        gated replies priced at the tier they go up to."""
+        out = []
+        for i, v in enumerate(views[:-1]):
+            up = views[i + 1]
+            if v.gates_to is not up.tier or up.cost is None:
+                continue
+            for g in v.gates:
+                if g.n >= self.min_cases:
+                    cost = (v.cost or Decimal(0)) + Decimal(str(g.escalated)) * up.cost
+                    out.append(_Start(v, cost, g.success, g, up.tier))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Start:
+    """One way to start: a tier, perhaps with a confidence gate, and what it is expected
+    to cost and reach with its escalations."""
+
+    view: TierView
+    cost: Decimal
+    success: float
+    gate: GateOption | None = None
+    up: Tier | None = None
+
+    @property
+    def per_success(self) -> Decimal:
+        if self.success <= 0:
+            return Decimal("Infinity")
+        return self.cost / Decimal(str(self.success))
+
+    def describe(self, *, chosen: bool = False) -> str:
+        v, est = self.view, self.view.estimate
+        head = (
+            f"{v.tier.value}: {est.describe()}"
+            if chosen
+            else f"{v.tier.value} {100 * est.mean:.0f}%"
+        )
+        if self.gate is not None and self.up is not None:
+            head += f", {self.gate.describe()} to {self.up.value}"
+        cps = "n/a" if self.per_success.is_infinite() else _money(self.per_success)
+        cascade = f" (cascade {100 * self.success:.0f}%)" if self.success != est.mean else ""
+        return f"{head}{cascade}, {cps} per success"
 
 
 def _mean(estimate: Estimate | None, min_cases: int = 10) -> float | None:

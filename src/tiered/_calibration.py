@@ -9,6 +9,7 @@ successes, failures the framework would notice at run time, and cost per case.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import tempfile
@@ -20,6 +21,7 @@ from typing import Any
 
 from tiered._agent import Agent
 from tiered._catalog import Tier
+from tiered._confidence import GateOption, Paired, gate_options
 from tiered._errors import UserError
 from tiered._learning import Estimate, wilson_interval
 from tiered.models import Model
@@ -95,6 +97,10 @@ class TierCalibration:
     """Cases the tier below this one failed (each tier ran every case)."""
     rescued: int = 0
     """Of those, the cases this tier got right: what escalating to it rescues."""
+    paired: tuple[Paired, ...] = ()
+    """Per case the tier above also ran: (this tier's `AgentResult.confidence`, None for a
+    visible failure; right here; right above), what a confidence gate is weighed on.
+    Empty where the model reports no token probabilities."""
 
     @property
     def rate(self) -> float:
@@ -115,6 +121,7 @@ class TierCalibration:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (decimals as strings)."""
         d = asdict(self)
+        d["paired"] = [list(p) for p in self.paired]
         d["cost_per_case"] = str(self.cost_per_case)
         d["equivalent_cost_per_case"] = str(self.equivalent_cost_per_case)
         return d
@@ -132,7 +139,17 @@ class TierCalibration:
             model=str(d.get("model", "")),
             after_failures=int(d.get("after_failures", 0)),
             rescued=int(d.get("rescued", 0)),
+            paired=tuple(_paired(p) for p in d.get("paired") or ()),
         )
+
+    def gates(self) -> list[GateOption]:
+        """What each confidence gate did on these cases (`gate_options`)."""
+        return gate_options(self.paired)
+
+
+def _paired(row: Any) -> Paired:
+    confidence, here, above = row
+    return (None if confidence is None else float(confidence), bool(here), bool(above))
 
 
 @dataclass(slots=True, kw_only=True)
@@ -156,14 +173,34 @@ class Calibration:
 
     def __init__(self, entries: Mapping[str, AgentCalibration] | None = None) -> None:
         self.entries: dict[str, AgentCalibration] = dict(entries or {})
+        self._found: dict[tuple[Any, ...], AgentCalibration | None] = {}
+        """Lookups already made: the router asks once per subtask."""
 
     def lookup(self, agent: Agent[Any], models: Mapping[Tier, Model]) -> AgentCalibration | None:
-        """The entry for this agent on these models, or None (not calibrated, or stale)."""
-        return self.entries.get(agent_fingerprint(agent, model_names(models)))
+        """The entry for this agent on these models, or None (not calibrated, or stale).
+
+        An evaluation of some of the tiers (`tiered eval --tiers nano,mini`) serves a
+        ladder that has more, as long as those tiers run the same models; the entry that
+        covers most of the ladder's tiers wins."""
+        names = model_names(models)
+        key = (id(agent), agent.instructions, len(self.entries), *sorted(names.items()))
+        if key not in self._found:
+            self._found[key] = self._search(agent, names)
+        return self._found[key]
+
+    def _search(self, agent: Agent[Any], names: Mapping[Tier, str]) -> AgentCalibration | None:
+        tiers = list(names)
+        for size in range(len(tiers), 0, -1):
+            for subset in itertools.combinations(tiers, size):
+                found = self.entries.get(agent_fingerprint(agent, {t: names[t] for t in subset}))
+                if found is not None:
+                    return found
+        return None
 
     def put(self, fingerprint: str, entry: AgentCalibration) -> None:
         """Add or replace one agent's entry."""
         self.entries[fingerprint] = entry
+        self._found.clear()
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form `save` writes."""

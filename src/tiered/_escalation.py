@@ -77,6 +77,8 @@ class FailureKind(enum.StrEnum):
     """The executor called `escalate`: beyond its tier."""
     PLAN_SHAPED = "plan_shaped"
     """The executor called `escalate` saying the work needs decomposing."""
+    LOW_CONFIDENCE = "low_confidence"
+    """The reply was less sure than the route's confidence gate (`RouteDecision.gate`)."""
 
 
 class Action(enum.StrEnum):
@@ -239,6 +241,13 @@ class DefaultPolicy:
                 when=lambda f, s: f.kind is FailureKind.PLAN_SHAPED and _can_decompose(f, s),
                 action=Action.DECOMPOSE,
                 why="the executor says the work is plan-shaped: the planner decomposes it",
+            ),
+            Rule(
+                name="unsure",
+                when=lambda f, s: f.kind is FailureKind.LOW_CONFIDENCE and _can_go_up(f, s),
+                action=Action.ESCALATE,
+                why="the calibration says replies this unsure are often wrong here and "
+                "right one tier up: move one tier up",
             ),
             Rule(
                 name="auth",

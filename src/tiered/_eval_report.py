@@ -24,6 +24,7 @@ from tiered._calibration import (
     agent_fingerprint,
 )
 from tiered._catalog import Tier
+from tiered._confidence import Paired
 from tiered._learning import wilson_interval
 
 __all__ = ("CaseOutcome", "EvalReport", "TierSummary")
@@ -229,11 +230,8 @@ class EvalReport:
         return Calibration({self.fingerprint: entry})
 
     def _calibrated(self, category: str | None) -> dict[str, TierCalibration]:
-        won = {
-            (o.case_id, o.tier): o.succeeded
-            for o in self.outcomes
-            if category is None or o.category == category
-        }
+        picked = [o for o in self.outcomes if category is None or o.category == category]
+        won = {(o.case_id, o.tier): o.succeeded for o in picked}
         out: dict[str, TierCalibration] = {}
         below: Tier | None = None
         for s in self.summary(category):
@@ -243,6 +241,8 @@ class EvalReport:
                 ran = [c for c in lost if (c, s.tier) in won]
                 rescued = sum(won[(c, s.tier)] for c in ran)
                 cal = replace(cal, after_failures=len(ran), rescued=rescued)
+                lower = out[below.value]
+                out[below.value] = replace(lower, paired=_paired(picked, below, s.tier, won))
             out[s.tier.value] = cal
             below = s.tier
         return out
@@ -292,3 +292,22 @@ class EvalReport:
         return "\n".join(
             "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
         )
+
+
+def _paired(
+    outcomes: Sequence[CaseOutcome], tier: Tier, above: Tier, won: Mapping[tuple[str, Tier], bool]
+) -> tuple[Paired, ...]:
+    """(confidence, right, right above) for each case `tier` ran that `above` ran too;
+    none at all when no run on `tier` reported a confidence (nothing to gate on)."""
+    rows = [o for o in outcomes if o.tier == tier and (o.case_id, above) in won]
+    if all(o.confidence is None for o in rows):
+        return ()
+    return tuple((_gated_as(o), o.succeeded, won[(o.case_id, above)]) for o in rows)
+
+
+def _gated_as(outcome: CaseOutcome) -> float | None:
+    """The confidence a gate reads: None (always sent up) for a visible failure, 1.0 (kept,
+    as the runtime keeps a reply it cannot judge) where none was reported."""
+    if outcome.detected:
+        return None
+    return 1.0 if outcome.confidence is None else outcome.confidence

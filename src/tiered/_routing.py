@@ -68,6 +68,9 @@ class RouteDecision:
     tier: Tier
     reason: str
     router: str = "rules"
+    gate: float | None = None
+    """A confidence gate: a reply on `tier` less sure than this goes one tier up (the
+    `CalibratedRouter` sets it where its calibration says that pays)."""
 
 
 class Router(Protocol):

@@ -61,6 +61,8 @@ class Try:
     after: Tier | None = None
     """The tier whose failure this attempt follows (escalation, retry with feedback);
     None for a first try or a transient retry. The stats keep such attempts apart."""
+    gate: float | None = None
+    """The route's confidence gate: a reply less sure than this goes one tier up."""
 
 
 @dataclass(frozen=True, slots=True)

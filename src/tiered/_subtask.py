@@ -16,10 +16,12 @@ from typing import Any, Protocol
 import anyio
 
 from tiered._attempt import (
+    Unsure,
     agent_call,
     attempt_model,
     checked_output,
     end_attempt,
+    gated_output,
     subtask_context,
     verify_output,
 )
@@ -103,6 +105,7 @@ async def drive_subtasks(
             try:
                 first = _first_try(run, job)
                 attempt = first if isinstance(first, Try) else await first
+                kept: Succeeded | None = None  # an unsure reply, if the escalation fails
                 while True:
                     if run.stop_reason is not None:
                         step: Step = Stopped(run.stop_reason)
@@ -112,6 +115,7 @@ async def drive_subtasks(
                         await run.channel.wait_for_room()
                     error: BaseException | None = None
                     output: Any = None
+                    res: Any = None
                     timed_out = False
                     box.start()  # the attempt's charges: its calls, its tools' and verifier's
                     try:
@@ -122,9 +126,10 @@ async def drive_subtasks(
                             started = time.perf_counter()
                             try:
                                 if limits.subtask_timeout is None:
-                                    output = (await agent_call(run, job, attempt, model)).output
+                                    res = await agent_call(run, job, attempt, model)
                                     if job.agent.name in run.config.verify:
-                                        await verify_output(run, job, output)
+                                        await verify_output(run, job, res.output)
+                                    output = gated_output(attempt, res)
                                 else:
                                     with anyio.move_on_after(limits.subtask_timeout) as scope:
                                         output = await checked_output(run, job, attempt, model)
@@ -138,10 +143,14 @@ async def drive_subtasks(
                     step = end_attempt(
                         run, job, attempt, model, started, charges, output, error, timed_out
                     )
-                    error = None  # this frame outlives the attempt: hold no traceback
+                    if isinstance(error, Unsure):
+                        kept = Succeeded(attempt.tier, error.output)
+                    error = res = None  # this frame outlives the attempt: hold no traceback
                     if not isinstance(step, Retry | EscalateTo):
                         break
                     attempt = step.next
+                if isinstance(step, GiveUp) and kept is not None:
+                    step = kept  # what the gate sent up failed above: the reply stands
                 if isinstance(step, Decompose):
                     await decompose(run, job, step.failure, run_plan)
                 else:
@@ -253,7 +262,12 @@ def _routed(run: RunState, job: SubtaskJob, decision: RouteDecision, context: st
     # equal decisions are shared: one object kept per distinct route, not per subtask
     decision = run.decisions.setdefault(decision, decision)
     run.recorder.routed(job.record, job.sid, decision)
-    return Try(tier=decision.tier, reason=f"routed: {decision.reason}", context=context)
+    return Try(
+        tier=decision.tier,
+        reason=f"routed: {decision.reason}",
+        context=context,
+        gate=decision.gate if run.ladder.above(decision.tier) is not None else None,
+    )
 
 
 def _end(run: RunState, job: SubtaskJob, step: Step) -> None:

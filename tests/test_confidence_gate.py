@@ -1,0 +1,133 @@
+"""Confidence gates: calibrated by `tiered eval`, chosen by the router, applied at run time."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from orchestration_support import Echo, Text, last_user, subtask, tier_of
+from tiered import (
+    CalibratedRouter,
+    Calibration,
+    Case,
+    DefaultPolicy,
+    Evaluation,
+    ModelRequest,
+    ModelResponse,
+    Orchestrator,
+    Plan,
+    ScriptedModel,
+    Tier,
+    default_catalog,
+    evaluate,
+)
+from tiered._confidence import gate_options
+from tiered._messages import AssistantMessage
+from tiered._usage import Usage
+from tiered.models import Model
+
+pytestmark = pytest.mark.anyio
+
+KNOWN = {f"w{i}" for i in range(14)}
+"""What nano gets right, and is sure of; it is wrong, and unsure, on the rest."""
+WORDS = [f"w{i}" for i in range(20)]
+
+
+def test_each_gate_says_what_it_sends_up_and_what_the_cascade_gets_right() -> None:
+    paired = [(0.9, True, True), (0.8, True, True), (0.3, False, True), (0.2, False, False),
+              (None, False, True)]  # fmt: skip
+    options = gate_options(paired)
+    assert [round(o.gate, 3) for o in options] == [0.25, 0.55, 0.85]
+    middle = options[1]
+    assert (middle.escalated, middle.success, middle.n) == (0.6, 0.8, 5)
+    assert gate_options([(None, False, True)]) == []  # nothing reported: no gate
+
+
+def gated_ladder(*, mini_fails: bool = False) -> dict[Tier, Model]:
+    """nano: right and sure on KNOWN, else wrong and unsure; mini: right, no confidence."""
+    models: dict[Tier, Model] = {}
+
+    def reply(request: ModelRequest) -> ModelResponse:
+        word = json.loads(last_user(request).rsplit("Input:", 1)[-1])["text"]
+        tier = tier_of(request, models)
+        sure = tier is Tier.NANO and word in KNOWN
+        right = tier is not Tier.NANO or sure
+        text = word.upper() if right else "wrong"
+        if tier is not Tier.NANO and mini_fails:
+            text = "mini failed"
+        return ModelResponse(
+            message=AssistantMessage(content=json.dumps({"text": text})),
+            usage=Usage(input_tokens=100, output_tokens=10, requests=1),
+            model_name=f"scripted-{tier.value}",
+            confidence=(0.9 if sure else 0.2) if tier is Tier.NANO else None,
+        )
+
+    catalog = default_catalog()
+    models.update({t: ScriptedModel(reply, spec=catalog.for_tier(t)) for t in Tier})
+    return models
+
+
+def check(output: Text, case: Case) -> bool:
+    return output.text == str(case.input["text"]).upper()
+
+
+async def calibrated(models: dict[Tier, Model]) -> Calibration:
+    cases = [Case(input={"text": w}, id=w) for w in WORDS]
+    evaluation = Evaluation(agent=Echo(), cases=cases, check=check)
+    report = await evaluate(evaluation, models=models, tiers=["nano", "mini"])
+    return report.calibration()
+
+
+async def test_the_eval_keeps_each_cases_confidence_beside_both_verdicts() -> None:
+    cal = await calibrated(gated_ladder())
+    (entry,) = cal.entries.values()
+    nano, mini = entry.tiers["nano"], entry.tiers["mini"]
+    assert (nano.n, nano.successes, mini.successes) == (20, 14, 20)
+    assert sorted(nano.paired) == sorted([(0.9, True, True)] * 14 + [(0.2, False, True)] * 6)
+    assert mini.paired == ()  # nothing above mini was run
+    again = Calibration.from_dict(json.loads(json.dumps(cal.to_dict())))
+    assert again.entries == cal.entries
+
+
+async def test_a_gated_nano_start_beats_mini_where_nanos_doubt_marks_its_mistakes() -> None:
+    models = gated_ladder()
+    router = CalibratedRouter(await calibrated(models))
+    orch = Orchestrator([Echo()], models=models, router=router)
+    plan = Plan(subtasks=(subtask("sure", text="w1"), subtask("unsure", text="w17")))
+    result = await orch.run("words", plan=plan, compose=False)
+    sure, unsure = result.subtasks["sure"], result.subtasks["unsure"]
+    # nano alone is 70%, under the 95% floor: without the gate the router would pick mini
+    assert "confidence gate 0.55: 30% sent up to mini" in sure.attempts[0].reason
+    assert "(cascade 100%)" in sure.attempts[0].reason
+    assert [a.tier for a in sure.attempts] == [Tier.NANO]
+    assert sure.output == Text(text="W1")
+    assert [(a.tier, a.outcome) for a in unsure.attempts] == [
+        (Tier.NANO, "low_confidence"),
+        (Tier.MINI, "succeeded"),
+    ]
+    assert "confidence 0.20, under the gate 0.55" in (unsure.attempts[0].error or "")
+    assert unsure.output == Text(text="W17")
+    assert result.status.value == "succeeded"
+
+
+async def test_an_unsure_reply_stands_when_the_tier_above_fails_too() -> None:
+    calibration = await calibrated(gated_ladder())
+    models = gated_ladder(mini_fails=True)
+
+    def mini_is_wrong(task: Any, output: Text) -> str | None:
+        return "rejected" if output.text == "mini failed" else None
+
+    orch = Orchestrator(
+        [Echo()],
+        models=models,
+        router=CalibratedRouter(calibration),
+        verify={"Echo": mini_is_wrong},
+        policy=DefaultPolicy(max_attempts=2),  # nano, then mini: no flagship, no planner
+    )
+    plan = Plan(subtasks=(subtask("unsure", text="w17"),))
+    record = (await orch.run("words", plan=plan, compose=False)).subtasks["unsure"]
+    assert [a.outcome for a in record.attempts] == ["low_confidence", "verifier_rejected"]
+    assert record.status.value == "succeeded"
+    assert record.output == Text(text="wrong")  # nano's reply: it passed the verifier

@@ -42,6 +42,11 @@ def test_the_stream_keeps_the_least_sure_token_that_is_not_whitespace() -> None:
     result = server._stream({"prompt": "p"}, threading.Event(), None)
     assert result["text"] == '{" cityParis'
     assert result["min_logprob"] == -1.5  # the space's -6.0 is formatting, not a decision
+    # a constrained reply's first token is the grammar's, not the model's choice
+    server._native = _Native([('{"', -3.0), ("city", -0.01), ("Paris", -1.5)])
+    schema = {"prompt": "p", "json_schema": {"type": "object"}}
+    assert server._stream(schema, threading.Event(), None)["min_logprob"] == -1.5
+    assert server._stream({"prompt": "p"}, threading.Event(), None)["min_logprob"] == -3.0
     server._native = _Native([])  # no probabilities reported: nothing claimed
     assert "min_logprob" not in server._stream({"prompt": "p"}, threading.Event(), None)
 

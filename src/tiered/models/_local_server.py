@@ -282,6 +282,7 @@ class Server:
     def _stream(self, body: dict[str, Any], cancel: Event, on_piece: OnPiece) -> dict[str, Any]:
         pieces: list[str] = []
         result: dict[str, Any] = {}
+        constrained = "json_schema" in body
         tail = [""]  # the latest text, for a runaway repetition
 
         def on_chunk(chunk: Any) -> bool:
@@ -297,7 +298,7 @@ class Server:
             for choice in chunk.get("choices") or ():
                 piece = choice.get("text") or ""
                 pieces.append(piece)
-                _lowest_logprob(result, choice.get("logprobs"))
+                _lowest_logprob(result, choice.get("logprobs"), constrained)
                 if piece:
                     tail[0] = (tail[0] + piece)[-LOOP_CHARS:]
                     if looping(tail[0]):
@@ -329,13 +330,20 @@ class Server:
         return result
 
 
-def _lowest_logprob(result: dict[str, Any], logprobs: Any) -> None:
+def _lowest_logprob(result: dict[str, Any], logprobs: Any, constrained: bool) -> None:
     """Keep in `result["min_logprob"]` the lowest log probability of a generated token
-    that is not whitespace (llama.cpp's OpenAI-shaped `logprobs.content`)."""
+    that is not whitespace (llama.cpp's OpenAI-shaped `logprobs.content`). The
+    probabilities are the model's own, before the JSON grammar masks them, so the first
+    token of a constrained reply is skipped: the grammar forces its `{"`, and the model's
+    doubt there (it would rather open with prose or a code fence) is no decision."""
     if not isinstance(logprobs, dict):
         return
     for entry in logprobs.get("content") or ():
         token, value = entry.get("token"), entry.get("logprob")
+        first = result.get("tokens_seen", 0) == 0
+        result["tokens_seen"] = result.get("tokens_seen", 0) + 1
+        if constrained and first:
+            continue
         if isinstance(value, int | float) and isinstance(token, str) and token.strip():
             low = result.get("min_logprob")
             if low is None or value < low:

@@ -130,6 +130,26 @@ def test_replay_reads_strategies_off_the_measured_outcomes() -> None:
     assert by["oracle (cheapest right tier)"].equivalent_cost == Decimal("0.020")
 
 
+def test_replay_with_a_confidence_gate_sends_the_unsure_cases_up() -> None:
+    """nano 60% right, sure (0.9) where right and unsure (0.3) where wrong; mini always
+    right: the gated start keeps all-mini's accuracy at nano's price plus 40% of mini's."""
+    outcomes, split = [], {}
+    for i in range(40):
+        case = f"c{i}"
+        split[case] = "calibrate" if i % 2 == 0 else "report"
+        right = (i // 2) % 5 < 3
+        nano = _outcome(case, "x", "nano", None if right else "wrong", "0.001")
+        outcomes += [{**nano, "confidence": 0.9 if right else 0.3},
+                     _outcome(case, "x", "mini", None, "0.004")]  # fmt: skip
+    by = {s.name: s for s in replay(outcomes, split)}
+    plain, gated = by["calibrated + gain-aware"], by["calibrated + confidence gate + gain-aware"]
+    assert plain.starts == {"x": "mini"}  # nano's 60% is under the floor
+    assert gated.starts == {"x": "nano gated < 0.60"}
+    assert (gated.successes, gated.escalations) == (20, 8)
+    assert gated.equivalent_cost == Decimal("0.020") + 8 * Decimal("0.004")
+    assert gated.equivalent_cost < plain.equivalent_cost == Decimal("0.080")
+
+
 def _full(case: str, tier: str, ok: bool) -> dict[str, Any]:
     model = {"nano": "qwen2.5-coder-0.5b", "mini": "qwen2.5-coder-1.5b"}[tier]
     return {**_outcome(case, "simple_python", tier, None if ok else "wrong", "0.001"),

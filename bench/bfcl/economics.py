@@ -16,6 +16,7 @@ from typing import Any
 from tiered import CalibratedRouter, Tier
 from tiered._calibrated import TierView
 from tiered._calibration import TierCalibration
+from tiered._confidence import GateOption, gate_options
 
 __all__ = ("Strategy", "replay")
 
@@ -53,14 +54,32 @@ def _calibration(outcomes: Sequence[Outcome]) -> TierCalibration:
     )  # fmt: skip
 
 
-def _views(cal: Sequence[Outcome], tiers: Sequence[str]) -> list[TierView]:
+def _gated_as(o: Outcome) -> float | None:
+    """As `tiered eval` pairs it: None for a visible failure, 1.0 for no confidence."""
+    if o["failure"] not in (None, "wrong"):
+        return None
+    c = o.get("confidence")
+    return 1.0 if c is None else float(c)
+
+
+def _views(cal: Sequence[Outcome], tiers: Sequence[str], gates: bool) -> list[TierView]:
+    """The router's view of each tier on the calibration cases; with `gates`, what each
+    confidence gate did there (each case paired with the next tier's verdict)."""
+    right = {(o["case_id"], o["tier"]): bool(o["succeeded"]) for o in cal}
     views = []
-    for t in tiers:
-        c = _calibration([o for o in cal if o["tier"] == t])
-        e = c.estimate()
+    for i, t in enumerate(tiers):
+        mine = [o for o in cal if o["tier"] == t]
+        c = _calibration(mine)
+        up = tiers[i + 1] if i + 1 < len(tiers) else None
+        options: tuple[GateOption, ...] = ()
+        if gates and up is not None and any(o.get("confidence") is not None for o in mine):
+            paired = [(_gated_as(o), bool(o["succeeded"]), right[(o["case_id"], up)])
+                      for o in mine if (o["case_id"], up) in right]  # fmt: skip
+            options = tuple(gate_options(paired))
         views.append(
-            TierView(tier=Tier(t), estimate=e, detected_rate=c.detected_rate,
-                     cost=c.equivalent_cost_per_case)
+            TierView(tier=Tier(t), estimate=c.estimate(), detected_rate=c.detected_rate,
+                     cost=c.equivalent_cost_per_case, gates=options,
+                     gates_to=Tier(up) if up and options else None)
         )  # fmt: skip
     return views
 
@@ -74,7 +93,8 @@ def replay(
     tolerance: float = 0.01,
     min_success: float = 0.95,
 ) -> list[Strategy]:
-    """all-<tier>, rules + default escalation, calibrated + gain-aware, and the oracle."""
+    """all-<tier>, rules + default escalation, calibrated (without and with confidence
+    gates) + gain-aware, and the oracle."""
     table: dict[str, dict[str, Outcome]] = {}
     for o in outcomes:
         table.setdefault(o["case_id"], {})[o["tier"]] = o
@@ -83,13 +103,18 @@ def replay(
     categories = sorted({str(table[c][tiers[0]]["category"]) for c in report})
     router = CalibratedRouter(min_success=min_success, tolerance=tolerance, margin=margin)
     start: dict[str, str] = {}
+    gated: dict[str, tuple[str, float | None]] = {}
     gain: dict[str, bool] = {}
     for cat in categories:
-        views = _views([o for o in calib if o["category"] == cat], tiers)
+        mine = [o for o in calib if o["category"] == cat]
+        views = _views(mine, tiers, gates=False)
         start[cat] = str(router.choose(views, cat).tier.value)
         gain[cat] = views[1].estimate.mean > views[0].estimate.mean + margin
+        decision = router.choose(_views(mine, tiers, gates=True), cat)
+        gated[cat] = (str(decision.tier.value), decision.gate)
 
-    def run(name: str, first: Any, escalate: Any, starts: Mapping[str, str]) -> Strategy:
+    def run(name: str, first: Any, escalate: Any, starts: Mapping[str, str],
+            gate: Any = lambda cat: None) -> Strategy:  # fmt: skip
         ok = esc = 0
         cost = Decimal(0)
         for c in report:
@@ -99,7 +124,10 @@ def replay(
             o = row[tier]
             cost += Decimal(o["equivalent_cost"])
             i = tiers.index(tier)
-            if o["failure"] not in (None, "wrong") and i + 1 < len(tiers) and escalate(cat):
+            seen = o["failure"] not in (None, "wrong") and escalate(cat)
+            g, conf = gate(cat), o.get("confidence")
+            unsure = g is not None and not seen and conf is not None and conf < g
+            if (seen or unsure) and i + 1 < len(tiers):
                 esc += 1
                 o = row[tiers[i + 1]]
                 cost += Decimal(o["equivalent_cost"])
@@ -112,6 +140,9 @@ def replay(
                    start))  # fmt: skip
     out.append(run("calibrated + default escalation", lambda cat, row: start[cat],
                    lambda cat: True, start))  # fmt: skip
+    shown = {c: t if g is None else f"{t} gated < {g:.2f}" for c, (t, g) in gated.items()}
+    out.append(run("calibrated + confidence gate + gain-aware", lambda cat, row: gated[cat][0],
+                   lambda cat: gain[cat], shown, lambda cat: gated[cat][1]))  # fmt: skip
 
     def cheapest_right(cat: str, row: Mapping[str, Outcome]) -> str:
         return next((t for t in tiers if row[t]["succeeded"]), tiers[0])

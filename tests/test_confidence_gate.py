@@ -91,6 +91,15 @@ async def test_the_eval_keeps_each_cases_confidence_beside_both_verdicts() -> No
     assert again.entries == cal.entries
 
 
+async def test_the_eval_table_shows_whether_confidence_tells_right_from_wrong() -> None:
+    cases = [Case(input={"text": w}, id=w) for w in WORDS]
+    evaluation = Evaluation(agent=Echo(), cases=cases, check=check)
+    report = await evaluate(evaluation, models=gated_ladder(), tiers=["nano", "mini"])
+    nano, mini = (line for line in report.table().splitlines() if line.startswith("all"))
+    assert "0.90 / 0.20" in nano  # median confidence of its right and its wrong answers
+    assert "0.90" not in mini  # mini reports none
+
+
 async def test_a_gated_nano_start_beats_mini_where_nanos_doubt_marks_its_mistakes() -> None:
     models = gated_ladder()
     router = CalibratedRouter(await calibrated(models))

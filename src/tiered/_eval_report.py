@@ -259,12 +259,26 @@ class EvalReport:
             "outcomes": [o.to_dict() for o in self.outcomes],
         }
 
+    def _confidences(self, category: str | None, tier: Tier) -> str:
+        """Median confidence of the right and of the wrong answers: whether a gate could
+        tell them apart ("-" where the model reports none)."""
+        picked = [
+            o
+            for o in self.outcomes
+            if o.tier == tier and o.confidence is not None and category in (None, o.category)
+        ]
+        if not picked:
+            return "-"
+        right = [o.confidence for o in picked if o.succeeded and o.confidence is not None]
+        wrong = [o.confidence for o in picked if not o.succeeded and o.confidence is not None]
+        return f"{_median(right)} / {_median(wrong)}"
+
     def table(self) -> str:
         """A plain-text table: one row per tier (and per category and tier)."""
         header = (
             "scope", "tier", "n", "success", "95% CI", "$/case", "$/success",
             "OpenAI-eq $/case", "OpenAI-eq $/success", "p50 s", "p95 s", "tokens/case",
-            "failures",
+            "confidence right/wrong", "failures",
         )  # fmt: skip
         rows: list[tuple[str, ...]] = [header]
         scopes: list[str | None] = [None, *self.categories]
@@ -285,6 +299,7 @@ class EvalReport:
                         f"{s.latency_p50_s:.2f}",
                         f"{s.latency_p95_s:.2f}",
                         f"{(s.input_tokens + s.output_tokens) / max(1, s.n):,.0f}",
+                        self._confidences(scope, s.tier),
                         fails,
                     )
                 )
@@ -292,6 +307,10 @@ class EvalReport:
         return "\n".join(
             "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
         )
+
+
+def _median(values: Sequence[float]) -> str:
+    return f"{_percentile(values, 50):.2f}" if values else "-"
 
 
 def _paired(

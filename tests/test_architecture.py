@@ -68,6 +68,7 @@ LAYERS: dict[str, float] = {
     "tiered._estimate": 6,
     "tiered._learning": 6,
     "tiered._calibration": 6,
+    "tiered._cascade": 6,
     "tiered._calibrated": 6,
     "tiered._gain_worth": 6,
     "tiered._gain": 6,

@@ -11,12 +11,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
 from tiered._agent import Agent
 from tiered._calibration import Calibration, TierCalibration, ordered_tiers
+from tiered._cascade import (
+    Start,
+    TierView,
+    cascade,
+    conditional_gain,
+    money,
+    success_worth,
+    worth_cascade,
+)
 from tiered._catalog import Tier
 from tiered._confidence import GateOption
 from tiered._learning import Estimate, RoutingStats, wilson_interval
@@ -25,22 +34,6 @@ from tiered._routing import LONG_INPUT_TOKENS, RouteDecision, Router, RouteReque
 from tiered.models import Model
 
 __all__ = ("CalibratedRouter", "Evidence", "TierView", "conditional_gain", "success_worth")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TierView:
-    """One tier as the router sees it: success estimate, visible-failure rate, cost."""
-
-    tier: Tier
-    estimate: Estimate
-    detected_rate: float
-    """Share of attempts that fail visibly, so the cascade can move on."""
-    cost: Decimal | None
-    """Mean dollars per attempt, when calibrated."""
-    gates: tuple[GateOption, ...] = ()
-    """What each confidence gate did on the calibration cases (`gate_options`)."""
-    gates_to: Tier | None = None
-    """The tier the gates' replies went up to (the next one calibrated)."""
 
 
 class Evidence:
@@ -166,64 +159,6 @@ class Evidence:
         return None
 
 
-def success_worth(views: list[TierView], factor: float) -> Decimal | None:
-    """What one success is worth: `factor` x the dollars per success of the most expensive
-    measured tier (the top rung, when calibrated). A step that buys success for more per
-    success than that is dearer than running everything there."""
-    priced = [v for v in views if v.cost is not None and v.estimate.mean > 0]
-    if not priced:
-        return None
-    top = priced[-1]
-    assert top.cost is not None
-    return Decimal(str(factor)) * top.cost / Decimal(str(top.estimate.mean))
-
-
-def conditional_gain(here: float, there: float) -> float:
-    """P(there right | here wrong) if a task one tier solves the next solves too."""
-    return max(0.0, there - here) / (1.0 - here) if here < 1 else 0.0
-
-
-def _money(d: Decimal) -> str:
-    return f"${d:.5f}" if d < 1 else f"${d:.2f}"
-
-
-def _cascade(views: list[TierView], i: int, margin: float) -> tuple[Decimal, float]:
-    """Expected (cost, success) of starting at views[i] and escalating visible failures
-    to the next tier where it is better by `margin`."""
-    v = views[i]
-    cost, p = v.cost or Decimal(0), v.estimate.mean
-    if i + 1 < len(views) and views[i + 1].estimate.mean > p + margin:
-        rest_cost, rest_p = _cascade(views, i + 1, margin)
-        f = v.detected_rate
-        return cost + Decimal(str(f)) * rest_cost, p + f * rest_p
-    return cost, p
-
-
-def _worth_cascade(
-    views: list[TierView],
-    i: int,
-    worth: Decimal,
-    rescue: Callable[[Tier, Tier], float | None],
-) -> tuple[Decimal, Decimal, float]:
-    """(net value, cost, success) of starting at views[i] when a visible failure moves up
-    only where the rescue is worth its price; `rescue` gives learned rescue rates."""
-    v = views[i]
-    cost, p = v.cost or Decimal(0), v.estimate.mean
-    value = worth * Decimal(str(p)) - cost
-    if i + 1 < len(views):
-        up = views[i + 1]
-        learned = rescue(up.tier, v.tier)
-        r = learned if learned is not None else conditional_gain(p, up.estimate.mean)
-        up_cost = up.cost or Decimal(0)
-        gain = worth * Decimal(str(r)) - up_cost
-        if gain > 0:
-            f = Decimal(str(v.detected_rate))
-            value += f * gain
-            cost += f * up_cost
-            p += v.detected_rate * r
-    return value, cost, p
-
-
 class CalibratedRouter:
     """Starts each subtask on the tier with the lowest expected cost per success.
 
@@ -303,7 +238,7 @@ class CalibratedRouter:
         category: str | None = None,
     ) -> RouteDecision:
         """The start with the highest expected worth of its successes less its cost."""
-        scored = [(v, *_worth_cascade(views, i, worth, rescue)) for i, v in enumerate(views)]
+        scored = [(v, *worth_cascade(views, i, worth, rescue)) for i, v in enumerate(views)]
         best = max(scored, key=lambda x: (x[1], -views.index(x[0])))
         parts = [f"{best[0].tier.value}: {best[0].estimate.describe()}"]
         parts += [
@@ -311,18 +246,18 @@ class CalibratedRouter:
         ]
         where = f" [{category}]" if category else ""
         reason = (
-            f"{'; '.join(parts)}{where}; expected {100 * best[3]:.0f}% at {_money(best[2])} "
-            f"with escalation, a success worth {_money(worth)}"
+            f"{'; '.join(parts)}{where}; expected {100 * best[3]:.0f}% at {money(best[2])} "
+            f"with escalation, a success worth {money(worth)}"
         )
         return RouteDecision(tier=best[0].tier, reason=reason, router="calibrated")
 
     def choose(self, views: list[TierView], category: str | None = None) -> RouteDecision:
         """Pick among `views` (cheapest first, each with a cost) and explain the pick; a
         start may come with a confidence gate, when its calibration has the pairs."""
-        scored: list[_Start] = []
+        scored: list[Start] = []
         for i, v in enumerate(views):
-            cost, p = _cascade(views, i, self.margin)
-            scored.append(_Start(v, cost, p))
+            cost, p = cascade(views, i, self.margin)
+            scored.append(Start(v, cost, p))
         scored += self._gated(views)
         top = max(x.success for x in scored)
         ok = [x for x in scored if x.success >= min(self.min_success, top - self.tolerance)]
@@ -344,7 +279,7 @@ class CalibratedRouter:
             gate=best.gate.gate if best.gate is not None else None,
         )
 
-    def _gated(self, views: list[TierView]) -> list[_Start]:
+    def _gated(self, views: list[TierView]) -> list[Start]:
         """A start per confidence gate measured on at least `min_cases` cases, its
         gated replies priced at the tier they go up to."""
         out = []
@@ -355,39 +290,8 @@ class CalibratedRouter:
             for g in v.gates:
                 if g.n >= self.min_cases:
                     cost = (v.cost or Decimal(0)) + Decimal(str(g.escalated)) * up.cost
-                    out.append(_Start(v, cost, g.success, g, up.tier))
+                    out.append(Start(v, cost, g.success, g, up.tier))
         return out
-
-
-@dataclass(frozen=True, slots=True)
-class _Start:
-    """One way to start: a tier, perhaps with a confidence gate, and what it is expected
-    to cost and reach with its escalations."""
-
-    view: TierView
-    cost: Decimal
-    success: float
-    gate: GateOption | None = None
-    up: Tier | None = None
-
-    @property
-    def per_success(self) -> Decimal:
-        if self.success <= 0:
-            return Decimal("Infinity")
-        return self.cost / Decimal(str(self.success))
-
-    def describe(self, *, chosen: bool = False) -> str:
-        v, est = self.view, self.view.estimate
-        head = (
-            f"{v.tier.value}: {est.describe()}"
-            if chosen
-            else f"{v.tier.value} {100 * est.mean:.0f}%"
-        )
-        if self.gate is not None and self.up is not None:
-            head += f", {self.gate.describe()} to {self.up.value}"
-        cps = "n/a" if self.per_success.is_infinite() else _money(self.per_success)
-        cascade = f" (cascade {100 * self.success:.0f}%)" if self.success != est.mean else ""
-        return f"{head}{cascade}, {cps} per success"
 
 
 def _mean(estimate: Estimate | None, min_cases: int = 10) -> float | None:

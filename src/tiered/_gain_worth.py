@@ -11,8 +11,9 @@ from decimal import Decimal
 from typing import Any
 
 from tiered._agent import Agent
-from tiered._calibrated import Evidence, _money, success_worth
+from tiered._calibrated import Evidence, success_worth
 from tiered._calibration import ordered_tiers
+from tiered._cascade import money as _money
 from tiered._catalog import Tier
 from tiered._errors import UserError
 from tiered._escalation import Attempt

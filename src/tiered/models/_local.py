@@ -11,7 +11,6 @@ tokens) are kept on the model as `LocalTiming` records and logged at debug level
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import threading
 import time
@@ -27,29 +26,22 @@ import anyio.to_thread
 
 from tiered._catalog import FREE, ModelSpec, Tier, default_catalog
 from tiered._errors import (
-    BadModelResponse,
-    ContextTooLong,
-    ModelError,
     UserError,
 )
 from tiered._logging import get_logger
 from tiered._messages import (
-    AssistantMessage,
     DeltaCallback,
     ModelRequest,
     ModelResponse,
     TextDelta,
 )
-from tiered._usage import Usage
 from tiered.models._local_cores import default_threads
 from tiered.models._local_protocol import (
-    Protocol,
     compact,
-    parse_reply,
     protocol_for,
     render_prompt,
 )
-from tiered.models._local_replies import UNLOOP, add_usage, local_error, repeated_calls
+from tiered.models._local_replies import UNLOOP, add_usage, read_reply, repeated_calls
 from tiered.models._local_server import OnPiece, Server, ServerConfig, server_for
 from tiered.models._weights import LocalWeights, resolve_weights
 
@@ -239,7 +231,7 @@ class LocalModel:
             get_logger().debug("local_model.runaway", model=self._spec.name)
             again = await self._generate(server, {**body, **UNLOOP}, prefix, request)
             raw = {**again, "usage": add_usage(raw.get("usage"), again.get("usage"))}
-        return self._response(raw, protocol)
+        return read_reply(raw, protocol, self._spec.name, self._config.n_ctx)
 
     async def _generate(
         self, server: Server, body: dict[str, Any], prefix: str, request: ModelRequest
@@ -282,63 +274,6 @@ class LocalModel:
         self.timings.append(timing)
         get_logger().debug(
             "local_model.timings", **{k: getattr(timing, k) for k in timing.__slots__}
-        )
-
-    def _response(self, raw: Mapping[str, Any], protocol: Protocol) -> ModelResponse:
-        name = self._spec.name
-        if "error" in raw:
-            raise local_error(raw["error"], name)
-        usage_raw = raw.get("usage") or {}
-        prompt_tokens = int(usage_raw.get("prompt_tokens", 0))
-        completion_tokens = int(usage_raw.get("completion_tokens", 0))
-        usage = Usage(
-            input_tokens=prompt_tokens,
-            cached_input_tokens=int(
-                (usage_raw.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
-            ),
-            output_tokens=completion_tokens,
-            requests=1,
-        )
-        finish = raw.get("finish_reason")
-        text: str = raw.get("text", "")
-        if raw.get("runaway"):
-            error = BadModelResponse(
-                f"{name} fell into a repeating loop ({text[-40:]!r}), twice: ask for a "
-                "shorter answer, or route this work to a larger model",
-                model=name,
-            )
-            error.usage = usage
-            raise error
-        if protocol.mode == "text":
-            message = AssistantMessage(content=text.strip())
-        else:
-            try:
-                if finish == "length":
-                    if prompt_tokens + completion_tokens >= self._config.n_ctx:
-                        raise ContextTooLong(
-                            f"{name}: prompt ({prompt_tokens} tokens) plus output filled "
-                            f"the context of {self._config.n_ctx} tokens before the JSON was "
-                            "complete: shorten the request, or give LocalModel a larger n_ctx",
-                            model=name,
-                        )
-                    raise BadModelResponse(
-                        f"{name} hit max_output_tokens ({completion_tokens}) before its JSON "
-                        "was complete: raise max_output_tokens or ask for a shorter answer",
-                        model=name,
-                    )
-                message = parse_reply(text, protocol, name)
-            except ModelError as exc:  # the tokens were generated: book them with it
-                exc.usage = usage
-                raise
-            if message.tool_calls:
-                finish = "tool_calls"
-        low = raw.get("min_logprob")
-        return ModelResponse(
-            message=message,
-            usage=usage,
-            model_name=name,
-            finish_reason=finish,
-            confidence=math.exp(low) if low is not None else None,
         )
 
 

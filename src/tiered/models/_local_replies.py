@@ -1,16 +1,34 @@
-"""Reading the embedded model's replies: llama.cpp's error objects as our typed model
-errors, and the loops small models fall into (repeated calls, repeated text)."""
+"""Reading the embedded model's replies: a completion as a `ModelResponse`, llama.cpp's
+error objects as our typed model errors, and the loops small models fall into (repeated
+calls, repeated text)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from tiered._errors import ContextTooLong, ModelError, ProviderError
-from tiered._messages import AssistantMessage, ModelRequest, ToolCall, ToolResultMessage
+from tiered._errors import BadModelResponse, ContextTooLong, ModelError, ProviderError
+from tiered._messages import (
+    AssistantMessage,
+    ModelRequest,
+    ModelResponse,
+    ToolCall,
+    ToolResultMessage,
+)
+from tiered._usage import Usage
+from tiered.models._local_protocol import Protocol, parse_reply
 
-__all__ = ("LOOP_CHARS", "UNLOOP", "add_usage", "local_error", "looping", "repeated_calls")
+__all__ = (
+    "LOOP_CHARS",
+    "UNLOOP",
+    "add_usage",
+    "local_error",
+    "looping",
+    "read_reply",
+    "repeated_calls",
+)
 
 LOOP_CHARS: Final = 200
 """How much of one short piece, repeated, makes a runaway: longer than any separator line."""
@@ -90,3 +108,63 @@ def add_usage(first: object, second: object) -> dict[str, Any]:
         + int(b.get("completion_tokens", 0)),
         "prompt_tokens_details": {"cached_tokens": cached(a) + cached(b)},
     }
+
+
+def read_reply(raw: Mapping[str, Any], protocol: Protocol, name: str, n_ctx: int) -> ModelResponse:
+    """One completion's result as a `ModelResponse`, or the typed error it amounts to
+    (its tokens booked on it): a server error, a second runaway, JSON cut off by the
+    output cap or the context, or a reply outside the protocol."""
+    if "error" in raw:
+        raise local_error(raw["error"], name)
+    usage_raw = raw.get("usage") or {}
+    prompt_tokens = int(usage_raw.get("prompt_tokens", 0))
+    completion_tokens = int(usage_raw.get("completion_tokens", 0))
+    usage = Usage(
+        input_tokens=prompt_tokens,
+        cached_input_tokens=int(
+            (usage_raw.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+        ),
+        output_tokens=completion_tokens,
+        requests=1,
+    )
+    finish = raw.get("finish_reason")
+    text: str = raw.get("text", "")
+    if raw.get("runaway"):
+        error = BadModelResponse(
+            f"{name} fell into a repeating loop ({text[-40:]!r}), twice: ask for a "
+            "shorter answer, or route this work to a larger model",
+            model=name,
+        )
+        error.usage = usage
+        raise error
+    if protocol.mode == "text":
+        message = AssistantMessage(content=text.strip())
+    else:
+        try:
+            if finish == "length":
+                if prompt_tokens + completion_tokens >= n_ctx:
+                    raise ContextTooLong(
+                        f"{name}: prompt ({prompt_tokens} tokens) plus output filled "
+                        f"the context of {n_ctx} tokens before the JSON was "
+                        "complete: shorten the request, or give LocalModel a larger n_ctx",
+                        model=name,
+                    )
+                raise BadModelResponse(
+                    f"{name} hit max_output_tokens ({completion_tokens}) before its JSON "
+                    "was complete: raise max_output_tokens or ask for a shorter answer",
+                    model=name,
+                )
+            message = parse_reply(text, protocol, name)
+        except ModelError as exc:  # the tokens were generated: book them with it
+            exc.usage = usage
+            raise
+        if message.tool_calls:
+            finish = "tool_calls"
+    low = raw.get("min_logprob")
+    return ModelResponse(
+        message=message,
+        usage=usage,
+        model_name=name,
+        finish_reason=finish,
+        confidence=math.exp(low) if low is not None else None,
+    )

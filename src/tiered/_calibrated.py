@@ -265,7 +265,12 @@ class CalibratedRouter:
         # the best start is in `ok`; at equal cost per success the cheaper tier, then no gate
         best = min(ok, key=lambda x: (x.per_success, views.index(x.view), x.gate is not None))
         parts = [best.describe(chosen=True)]
-        parts += [x.describe() for x in scored if x is not best and x.gate is None]
+        floor_at = f"{100 * min(self.min_success, top - self.tolerance):.0f}%"
+        parts += [
+            x.describe() + ("" if x in ok else f", under {floor_at}")
+            for x in scored
+            if x is not best and x.gate is None
+        ]
         where = f" [{category}]" if category else ""
         floor = ""
         if not reached:

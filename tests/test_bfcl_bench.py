@@ -176,3 +176,18 @@ def test_merge_joins_chunks_and_a_later_chunk_wins(tmp_path: Path) -> None:
         "b-nano: before load average: 1.0",
         "a-fill: before load average: 1.0",
     ]
+
+
+def test_separation_is_the_chance_a_right_answer_was_surer_than_a_wrong_one() -> None:
+    from bench.bfcl.confidence import separation, separation_table
+
+    assert separation([0.9, 0.8], [0.1, 0.2]) == 1.0
+    assert separation([0.5], [0.5]) == 0.5
+    assert separation([0.2], [0.9, 0.1]) == 0.5
+    assert separation([0.9], []) is None
+    rows = [{**_outcome("a", "x", "nano", None, "0"), "confidence": 0.9},
+            {**_outcome("b", "x", "nano", "wrong", "0"), "confidence": 0.3},
+            {**_outcome("c", "x", "nano", "model_error", "0"), "confidence": None}]  # fmt: skip
+    table = separation_table(rows, ["nano", "mini"])
+    assert "x | nano | 1 | 1 | 1 | 0.90 | 0.30 | 1.00" in table
+    assert "mini" not in table  # no confidences reported there

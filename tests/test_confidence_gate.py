@@ -101,13 +101,13 @@ async def test_the_eval_table_shows_whether_confidence_tells_right_from_wrong() 
     assert "0.90" not in mini  # mini reports none
 
 
-@pytest.mark.parametrize("timeout", [None, 30.0])  # the two ways an attempt is run
+@pytest.mark.parametrize("subtask_timeout", [None, 30.0])  # the two ways an attempt is run
 async def test_a_gated_nano_start_beats_mini_where_nanos_doubt_marks_its_mistakes(
-    timeout: float | None,
+    subtask_timeout: float | None,
 ) -> None:
     models = gated_ladder()
     router = CalibratedRouter(await calibrated(models))
-    limits = Limits(subtask_timeout=timeout)
+    limits = Limits(subtask_timeout=subtask_timeout)
     orch = Orchestrator([Echo()], models=models, router=router, limits=limits)
     plan = Plan(subtasks=(subtask("sure", text="w1"), subtask("unsure", text="w17")))
     result = await orch.run("words", plan=plan, compose=False)

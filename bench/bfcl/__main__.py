@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.bfcl.checker import score_with_bfcl
+from bench.bfcl.confidence import separation_table
 from bench.bfcl.data import CATEGORIES, BfclCase, load_category
 from bench.bfcl.economics import Strategy, replay
 from bench.bfcl.evaluation import agent, build
@@ -153,6 +154,8 @@ def report(path: str, trace: str | None, per_category: str) -> None:
     print("\n```")
     print(frontier(strategies, base))
     print("```")
+    print("\nConfidence against correctness (each tier's own runs, both halves):\n")
+    print(separation_table(outcomes, tiers))
     if trace:
         _trace_summary(trace)
 

@@ -191,3 +191,17 @@ def test_separation_is_the_chance_a_right_answer_was_surer_than_a_wrong_one() ->
     table = separation_table(rows, ["nano", "mini"])
     assert "x | nano | 1 | 1 | 1 | 0.90 | 0.30 | 1.00" in table
     assert "mini" not in table  # no confidences reported there
+
+
+def test_a_gate_sweep_draws_the_frontier_on_the_report_half() -> None:
+    from bench.bfcl.confidence import gate_sweep
+
+    outcomes, split = [], {}
+    for i, (conf, nano_ok) in enumerate([(0.9, True), (0.3, False), (0.6, True), (0.2, True)]):
+        split[f"c{i}"] = "report"
+        nano = _outcome(f"c{i}", "x", "nano", None if nano_ok else "wrong", "0.001")
+        outcomes += [{**nano, "confidence": conf}, _outcome(f"c{i}", "x", "mini", None, "0.004")]
+    rows = gate_sweep(outcomes, split, gates=(0.0, 0.5, 1.01))
+    assert [(g, right, up) for g, right, _, _, up in rows] == [(0.0, 3, 0), (0.5, 4, 2),
+                                                                (1.01, 4, 4)]  # fmt: skip
+    assert rows[1][3] == pytest.approx((0.004 + 2 * 0.004) / 0.016)

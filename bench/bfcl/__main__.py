@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.bfcl.checker import score_with_bfcl
-from bench.bfcl.confidence import separation_table
+from bench.bfcl.confidence import gate_sweep, separation_table
 from bench.bfcl.data import CATEGORIES, BfclCase, load_category
 from bench.bfcl.economics import Strategy, replay
 from bench.bfcl.evaluation import agent, build
@@ -156,6 +156,13 @@ def report(path: str, trace: str | None, per_category: str) -> None:
     print("```")
     print("\nConfidence against correctness (each tier's own runs, both halves):\n")
     print(separation_table(outcomes, tiers))
+    print(f"\nOne gate for every case on the report half (start on {tiers[0]}, send visible "
+          f"failures and replies under the gate to {tiers[-1]}):\n")  # fmt: skip
+    print("```\ngate   accuracy  cost vs all-" + tiers[-1] + " (each # = 5%)   sent up")
+    for gate, right, n, share, up in gate_sweep(outcomes, split, (tiers[0], tiers[-1])):
+        print(f"{gate:4.2f}  {100 * right / max(1, n):5.1f}%   {'#' * round(share * 20):<24} "
+              f"{share:4.2f}x  {up}/{n}")  # fmt: skip
+    print("```")
     if trace:
         _trace_summary(trace)
 

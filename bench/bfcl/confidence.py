@@ -41,3 +41,36 @@ def separation_table(outcomes: Sequence[Mapping[str, Any]], tiers: Sequence[str]
             lines.append(f"{cat or 'all'} | {tier} | {len(right)} | {len(wrong)} | {seen} | "
                          f"{med(right)} | {med(wrong)} | {shown}")  # fmt: skip
     return "\n".join(lines)
+
+
+def gate_sweep(
+    outcomes: Sequence[Mapping[str, Any]],
+    split: Mapping[str, str],
+    tiers: Sequence[str] = ("nano", "mini"),
+    gates: Sequence[float] = (0.0, 0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 1.01),
+) -> list[tuple[float, int, int, float, int]]:
+    """The frontier a confidence gate draws on the report half, one gate for every case:
+    start on the cheap tier, send visible failures and replies under the gate up. Rows of
+    (gate, right, cases, cost vs all-<top tier>, sent up). A description of the signal,
+    not a tuned strategy: the gate is not chosen here."""
+    low, high = tiers[0], tiers[-1]
+    table: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for o in outcomes:
+        table.setdefault(str(o["case_id"]), {})[str(o["tier"])] = o
+    report = [r for c, r in table.items() if split.get(c) == "report" and low in r and high in r]
+    top = sum(float(r[high]["equivalent_cost"]) for r in report)
+    rows = []
+    for gate in gates:
+        right = up = 0
+        cost = 0.0
+        for r in report:
+            o = r[low]
+            cost += float(o["equivalent_cost"])
+            c = o.get("confidence")
+            if o["failure"] not in (None, "wrong") or (c is not None and c < gate):
+                up += 1
+                o = r[high]
+                cost += float(o["equivalent_cost"])
+            right += bool(o["succeeded"])
+        rows.append((gate, right, len(report), cost / top if top else 0.0, up))
+    return rows

@@ -295,7 +295,7 @@ class CalibratedRouter:
             for g in v.gates:
                 if g.n >= self.min_cases:
                     cost = (v.cost or Decimal(0)) + Decimal(str(g.escalated)) * up.cost
-                    out.append(Start(v, cost, g.success, g, up.tier))
+                    out.append(Start(v, cost, g.expected, g, up.tier))
         return out
 
 

@@ -12,8 +12,9 @@ weighs a gated start against the plain ones on cost per success.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 __all__ = ("GateOption", "Paired", "gate_options")
 
@@ -34,6 +35,12 @@ class GateOption:
     """Share of cases right after the cascade."""
     n: int
     """Cases it was measured on."""
+    expected: float = 0.0
+    """`success` as the router counts on it. The share right among the replies kept and
+    among those sent up are each shrunk, by two cases' weight, toward what a gate that
+    sorts nothing would give (this tier's rate, the tier above's): with a few dozen
+    cases, the best of many gates is partly luck, and a gate that looks perfect on two
+    replies sent up is not taken at its word."""
 
     def describe(self) -> str:
         """E.g. "gate 0.52: 31% sent up"."""
@@ -48,11 +55,25 @@ def gate_options(paired: Sequence[Paired]) -> list[GateOption]:
     return [_option(paired, (low + high) / 2) for low, high in itertools.pairwise(known)]
 
 
-def _option(paired: Iterable[Paired], gate: float) -> GateOption:
-    n = up = right = 0
+_PRIOR_CASES: Final = 2.0
+"""Weight of the no-signal prior in `GateOption.expected`, in cases."""
+
+
+def _option(paired: Sequence[Paired], gate: float) -> GateOption:
+    n = len(paired)
+    here_rate = sum(here for _, here, _ in paired) / n
+    above_rate = sum(above for _, _, above in paired) / n
+    up = kept_right = up_right = 0
     for confidence, here, above in paired:
-        n += 1
         sent = confidence is None or confidence < gate
         up += sent
-        right += above if sent else here
-    return GateOption(gate=gate, escalated=up / n, success=right / n, n=n)
+        up_right += sent and above
+        kept_right += not sent and here
+    kept, k = n - up, _PRIOR_CASES
+    expected = (
+        kept * (kept_right + k * here_rate) / (kept + k)
+        + up * (up_right + k * above_rate) / (up + k)
+    ) / n
+    return GateOption(
+        gate=gate, escalated=up / n, success=(kept_right + up_right) / n, n=n, expected=expected
+    )

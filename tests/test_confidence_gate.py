@@ -136,6 +136,11 @@ async def test_a_gated_nano_start_beats_mini_where_nanos_doubt_marks_its_mistake
     assert "confidence 0.20, under the gate 0.55" in (unsure.attempts[0].error or "")
     assert unsure.output == Text(text="W17")
     assert result.status.value == "succeeded"
+    off = CalibratedRouter(router.evidence, confidence_gates=False)
+    plain = await Orchestrator([Echo()], models=models, router=off).run(
+        "words", plan=Plan(subtasks=(subtask("sure", text="w1"),)), compose=False
+    )
+    assert [a.tier for a in plain.subtasks["sure"].attempts] == [Tier.MINI]  # nano's 70%
 
 
 async def test_an_unsure_reply_stands_when_the_tier_above_fails_too() -> None:

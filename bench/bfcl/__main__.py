@@ -113,7 +113,7 @@ def _sizes(spec: str) -> dict[str, int]:
     return sizes
 
 
-def report(path: str, trace: str | None, per_category: str) -> None:
+def report(path: str, trace: str | None, per_category: str, swap: bool = False) -> None:
     """The BENCHMARKS.md section, from `tiered eval --json` (or `--outcomes`) output."""
     outcomes = _load_outcomes(path)
     tiers = [t for t in ("nano", "mini", "flagship") if any(o["tier"] == t for o in outcomes)]
@@ -124,6 +124,8 @@ def report(path: str, trace: str | None, per_category: str) -> None:
         for cat in cats
         for c in build(sizes.get(cat, sizes.get("", 20)), (cat,)).loaded_cases()
     }
+    if swap:  # the other way round: a check that a rule is not fitted to one half
+        split = {k: "report" if v == "calibrate" else "calibrate" for k, v in split.items()}
     models = {o["tier"]: o["model"] for o in outcomes}
     print(f"Models: {', '.join(f'{k} = {models[k]}' for k in tiers)}.\n")
     print("category | tier | n | accuracy | 95% CI | tokens/case (in+out) | p50 s | p95 s "
@@ -247,6 +249,7 @@ def main() -> None:
     r.add_argument(
         "--per-category", default="20", help='cases per category: "12" or "8,irrelevance=12"'
     )
+    r.add_argument("--swap-halves", action="store_true", help="calibrate on the report half")
     m = sub.add_parser("merge", help="join chunk folders into one run folder")
     m.add_argument("out")
     m.add_argument("chunks", nargs="+")
@@ -256,7 +259,7 @@ def main() -> None:
     elif args.command == "merge":
         merge(args.out, args.chunks)
     else:
-        report(args.results, args.trace, args.per_category)
+        report(args.results, args.trace, args.per_category, args.swap_halves)
 
 
 if __name__ == "__main__":

@@ -169,7 +169,9 @@ class CalibratedRouter:
     With `value_factor` (what `Orchestrator` builds over learned stats) the floor gives
     way to price: a success is worth `value_factor` x the top measured tier's dollars
     per success, and the start with the highest expected worth less cost wins. Without
-    enough evidence (fewer than `min_cases` on every tier) the rules decide.
+    enough evidence (fewer than `min_cases` on every tier) the rules decide. Where the
+    calibration pairs each case's confidence with the next tier's verdict, a start behind
+    a confidence gate is weighed too (`confidence_gates=False`: never).
     """
 
     def __init__(
@@ -184,6 +186,7 @@ class CalibratedRouter:
         category: Callable[[RouteRequest], str | None] | None = None,
         fallback: Router | None = None,
         value_factor: float | None = None,
+        confidence_gates: bool = True,
     ) -> None:
         self.evidence = evidence if isinstance(evidence, Evidence) else Evidence(evidence, stats)
         self.min_success = min_success
@@ -193,6 +196,7 @@ class CalibratedRouter:
         self.category = category or (lambda request: request.subtask.category)
         self.fallback: Router = fallback or RuleRouter()
         self.value_factor = value_factor
+        self.confidence_gates = confidence_gates
 
     async def route(
         self, request: RouteRequest, *, models: Mapping[Tier, Model], ledger: Ledger
@@ -258,7 +262,8 @@ class CalibratedRouter:
         for i, v in enumerate(views):
             cost, p = cascade(views, i, self.margin)
             scored.append(Start(v, cost, p))
-        scored += self._gated(views)
+        if self.confidence_gates:
+            scored += self._gated(views)
         top = max(x.success for x in scored)
         ok = [x for x in scored if x.success >= min(self.min_success, top - self.tolerance)]
         reached = any(x.success >= self.min_success for x in scored)

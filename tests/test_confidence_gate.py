@@ -24,6 +24,7 @@ from tiered import (
     default_catalog,
     evaluate,
 )
+from tiered._cli_eval import _routes
 from tiered._confidence import gate_options
 from tiered._messages import AssistantMessage
 from tiered._usage import Usage
@@ -111,6 +112,9 @@ async def test_the_eval_table_shows_whether_confidence_tells_right_from_wrong() 
     nano, mini = (line for line in report.table().splitlines() if line.startswith("all"))
     assert "0.90 / 0.20" in nano  # median confidence of its right and its wrong answers
     assert "0.90" not in mini  # mini reports none
+    models = gated_ladder()
+    routes = _routes(report, {t: models[t] for t in report.tiers})
+    assert "  all: nano gated < 0.55 (nano: 70% ± 19 on 20 cases, confidence gate" in routes
 
 
 @pytest.mark.parametrize("subtask_timeout", [None, 30.0])  # the two ways an attempt is run

@@ -178,6 +178,9 @@ def test_cli_eval_writes_calibration_and_prints(
     assert "[16/16]" in err
     assert "calibration written" in err
     assert out.splitlines()[0].startswith("scope")
+    # what the calibration means for routing: nano is 62% (5 of 8), mini 88% here
+    assert "Where CalibratedRouter starts this agent" in out
+    assert "  all: fewer than 10 cases on two tiers" in out  # 8 cases: the rules decide
     assert Calibration.load(cal).lookup(AGENT, {t: MODELS[t] for t in (Tier.NANO, Tier.MINI)})
     assert main(["eval", str(file), "--json", "--quiet", "--calibration", "none"]) == 0
     out, err = capsys.readouterr()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import anyio
 
+from tiered._calibrated import CalibratedRouter
 from tiered._calibration import CALIBRATION_FILE
 from tiered._catalog import Tier
 from tiered._errors import UserError
@@ -18,7 +20,7 @@ from tiered._eval_report import CaseOutcome, EvalReport
 from tiered._learning import STATS_FILE, RoutingStats
 from tiered._orchestrator import Limits
 from tiered._user_file import load_named
-from tiered.models import models_from_env, parse_model_map
+from tiered.models import Model, models_from_env, parse_model_map
 
 __all__ = ("add_eval_command", "add_routing_command", "load_evaluation")
 
@@ -121,7 +123,30 @@ def eval_command(args: argparse.Namespace) -> int:
         report.calibration().save(args.calibration)
         print(f"tiered: calibration written to {args.calibration}", file=sys.stderr)
     print(json.dumps(report.to_dict(), indent=1) if args.json else report.table())
+    if not args.json:
+        print(_routes(report, {t: ladder[t] for t in report.tiers}))
     return 0
+
+
+def _routes(report: EvalReport, models: Mapping[Tier, Model]) -> str:
+    """Where `CalibratedRouter(calibration)` would start this agent's subtasks, and why:
+    overall and per category (what the table means for routing, in its own words)."""
+    router = CalibratedRouter(report.calibration())
+    lines = ["", "Where CalibratedRouter starts this agent, from this calibration:"]
+    for category in [None, *report.categories]:
+        views = [
+            v
+            for v in router.evidence.views(report.agent, models, category)
+            if v.estimate.n >= router.min_cases and v.cost is not None
+        ]
+        scope = category or "all"
+        if len(views) < 2:
+            lines.append(f"  {scope}: fewer than {router.min_cases} cases on two tiers")
+            continue
+        decision = router.choose(views, category)
+        gate = f" gated < {decision.gate:.2f}" if decision.gate is not None else ""
+        lines.append(f"  {scope}: {decision.tier.value}{gate} ({decision.reason})")
+    return "\n".join(lines)
 
 
 def add_routing_command(sub: Any) -> None:

@@ -17,6 +17,8 @@ from tiered import CalibratedRouter, Tier
 from tiered._calibrated import TierView
 from tiered._calibration import TierCalibration
 from tiered._confidence import GateOption, gate_options
+from tiered._eval_report import CaseOutcome
+from tiered._eval_report import _gated_as as gated_as
 
 __all__ = ("Strategy", "replay")
 
@@ -54,12 +56,11 @@ def _calibration(outcomes: Sequence[Outcome]) -> TierCalibration:
     )  # fmt: skip
 
 
-def _gated_as(o: Outcome) -> float | None:
-    """As `tiered eval` pairs it: None for a visible failure, 1.0 for no confidence."""
-    if o["failure"] not in (None, "wrong"):
-        return None
-    c = o.get("confidence")
-    return 1.0 if c is None else float(c)
+def _outcome(o: Outcome) -> CaseOutcome:
+    """The row as `tiered eval` keeps it, for the confidence a gate reads."""
+    defaults = {"model": "", "detail": "", "input_tokens": 0, "output_tokens": 0,
+                "latency_s": 0.0, "turns": 0}  # fmt: skip
+    return CaseOutcome.from_dict({**defaults, **o})
 
 
 def _views(cal: Sequence[Outcome], tiers: Sequence[str], gates: bool) -> list[TierView]:
@@ -73,7 +74,7 @@ def _views(cal: Sequence[Outcome], tiers: Sequence[str], gates: bool) -> list[Ti
         up = tiers[i + 1] if i + 1 < len(tiers) else None
         options: tuple[GateOption, ...] = ()
         if gates and up is not None and any(o.get("confidence") is not None for o in mine):
-            paired = [(_gated_as(o), bool(o["succeeded"]), right[(o["case_id"], up)])
+            paired = [(gated_as(_outcome(o)), bool(o["succeeded"]), right[(o["case_id"], up)])
                       for o in mine if (o["case_id"], up) in right]  # fmt: skip
             options = tuple(gate_options(paired))
         views.append(

@@ -14,11 +14,14 @@ from tiered import (
     Case,
     DefaultPolicy,
     Evaluation,
+    Ledger,
     Limits,
     ModelRequest,
     ModelResponse,
     Orchestrator,
     Plan,
+    RouteDecision,
+    RouteRequest,
     ScriptedModel,
     Tier,
     default_catalog,
@@ -28,7 +31,7 @@ from tiered._cli_eval import _routes
 from tiered._confidence import gate_options
 from tiered._messages import AssistantMessage
 from tiered._usage import Usage
-from tiered.models import Model
+from tiered.models import Ladder, Model
 
 pytestmark = pytest.mark.anyio
 
@@ -145,6 +148,28 @@ async def test_a_gated_nano_start_beats_mini_where_nanos_doubt_marks_its_mistake
         "words", plan=Plan(subtasks=(subtask("sure", text="w1"),)), compose=False
     )
     assert [a.tier for a in plain.subtasks["sure"].attempts] == [Tier.MINI]  # nano's 70%
+
+
+async def test_the_price_weighing_router_gates_where_a_success_is_worth_the_escalations() -> None:
+    """nano alone is 70%; the gate buys 27 points for 30% of mini's price per case. At a
+    success worth mini's price per success that is not worth it; at 3x it is."""
+    models = gated_ladder()
+    calibration = await calibrated(models)
+    request = RouteRequest(
+        subtask=subtask("s", text="w1"), agent=Echo(), estimated_input_tokens=100,
+        ladder=Ladder(models),
+    )  # fmt: skip
+
+    async def decide(factor: float) -> RouteDecision:
+        router = CalibratedRouter(calibration, value_factor=factor)
+        return await router.route(request, models=models, ledger=Ledger())
+
+    cheap, dear = await decide(1.0), await decide(3.0)
+    assert (cheap.tier, cheap.gate) == (Tier.NANO, None)
+    assert dear.tier is Tier.NANO
+    assert dear.gate == pytest.approx(0.55)
+    assert "confidence gate 0.55: 30% sent up to mini (cascade 97%)" in dear.reason
+    assert "a success worth" in dear.reason
 
 
 async def test_an_unsure_reply_stands_when_the_tier_above_fails_too() -> None:

@@ -241,9 +241,24 @@ class CalibratedRouter:
         rescue: Callable[[Tier, Tier], float | None],
         category: str | None = None,
     ) -> RouteDecision:
-        """The start with the highest expected worth of its successes less its cost."""
+        """The start with the highest expected worth of its successes less its cost; a
+        start behind a confidence gate is weighed the same way, where calibrated."""
         scored = [(v, *worth_cascade(views, i, worth, rescue)) for i, v in enumerate(views)]
         best = max(scored, key=lambda x: (x[1], -views.index(x[0])))
+        gated = self._gated(views) if self.confidence_gates else []
+        top = max(gated, key=lambda g: worth * Decimal(str(g.success)) - g.cost, default=None)
+        if top is not None and worth * Decimal(str(top.success)) - top.cost > best[1]:
+            where = f" [{category}]" if category else ""
+            reason = (
+                f"{top.describe(chosen=True)}{where}; expected {100 * top.success:.0f}% at "
+                f"{money(top.cost)} with escalation, a success worth {money(worth)}"
+            )
+            return RouteDecision(
+                tier=top.view.tier,
+                reason=reason,
+                router="calibrated",
+                gate=top.gate.gate if top.gate is not None else None,
+            )
         parts = [f"{best[0].tier.value}: {best[0].estimate.describe()}"]
         parts += [
             f"{v.tier.value} {100 * v.estimate.mean:.0f}%" for v, *_ in scored if v is not best[0]

@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import tempfile
+import weakref
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
@@ -173,8 +174,10 @@ class Calibration:
 
     def __init__(self, entries: Mapping[str, AgentCalibration] | None = None) -> None:
         self.entries: dict[str, AgentCalibration] = dict(entries or {})
-        self._found: dict[tuple[Any, ...], AgentCalibration | None] = {}
-        """Lookups already made: the router asks once per subtask."""
+        self._found: weakref.WeakKeyDictionary[
+            Agent[Any], dict[tuple[Any, ...], AgentCalibration | None]
+        ] = weakref.WeakKeyDictionary()
+        """Lookups already made, per agent: the router asks once per subtask."""
 
     def lookup(self, agent: Agent[Any], models: Mapping[Tier, Model]) -> AgentCalibration | None:
         """The entry for this agent on these models, or None (not calibrated, or stale).
@@ -183,10 +186,11 @@ class Calibration:
         ladder that has more, as long as those tiers run the same models; the entry that
         covers most of the ladder's tiers wins."""
         names = model_names(models)
-        key = (id(agent), agent.instructions, len(self.entries), *sorted(names.items()))
-        if key not in self._found:
-            self._found[key] = self._search(agent, names)
-        return self._found[key]
+        key = (agent.instructions, len(self.entries), *sorted(names.items()))
+        found = self._found.setdefault(agent, {})
+        if key not in found:
+            found[key] = self._search(agent, names)
+        return found[key]
 
     def _search(self, agent: Agent[Any], names: Mapping[Tier, str]) -> AgentCalibration | None:
         tiers = list(names)

@@ -9,9 +9,9 @@ the same evidence are in `_gain`.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -27,7 +27,6 @@ from tiered._cascade import (
     worth_cascade,
 )
 from tiered._catalog import Tier
-from tiered._confidence import GateOption
 from tiered._learning import Estimate, RoutingStats, wilson_interval
 from tiered._ledger import Ledger
 from tiered._routing import LONG_INPUT_TOKENS, RouteDecision, Router, RouteRequest, RuleRouter
@@ -62,13 +61,10 @@ class Evidence:
         use_equivalent = bool(measured) and all(c.cost_per_case == 0 for c in measured.values())
         out = []
         calibrated = ordered_tiers(Tier(t) for t in measured)
+        above = dict(itertools.pairwise(calibrated))
         for tier in ordered_tiers(models):
             cal = measured.get(str(tier.value))
-            view = self._view(agent.name, tier, category, cal, use_equivalent)
-            if view is not None and view.gates:
-                i = calibrated.index(tier)
-                up = calibrated[i + 1] if i + 1 < len(calibrated) else None
-                view = replace(view, gates_to=up, gates=view.gates if up else ())
+            view = self._view(agent.name, tier, category, cal, use_equivalent, above.get(tier))
             if view is not None:
                 out.append(view)
         return out
@@ -80,7 +76,9 @@ class Evidence:
         category: str | None,
         cal: TierCalibration | None,
         use_equivalent: bool,
+        up: Tier | None = None,
     ) -> TierView | None:
+        """`up`: the next tier calibrated, where a confidence gate's replies went."""
         learned = self.stats.estimate(agent, tier, category) if self.stats else None
         if learned is not None and learned.n == 0:
             learned = None
@@ -104,11 +102,14 @@ class Evidence:
             cost = cal.equivalent_cost_per_case if use_equivalent else cal.cost_per_case
         elif self.stats is not None:
             cost = self.attempt_cost(agent, tier, category)
-        gates: tuple[GateOption, ...] = ()
-        if cal is not None and cal.paired:
-            gates = tuple(cal.gates())
+        gates = tuple(cal.gates()) if cal is not None and up is not None else ()
         return TierView(
-            tier=tier, estimate=estimate, detected_rate=detected, cost=cost, gates=gates
+            tier=tier,
+            estimate=estimate,
+            detected_rate=detected,
+            cost=cost,
+            gates=gates,
+            gates_to=up if gates else None,
         )
 
     def rescue(
@@ -208,9 +209,7 @@ class CalibratedRouter:
             return ruled  # hard rules and explicit hints win
         category = self.category(request)
         views = [
-            v
-            for v in self.evidence.views(request.agent, models, category)
-            if v.estimate.n >= self.min_cases and v.cost is not None and _fits(request, v.tier)
+            v for v in self.measured(request.agent, models, category) if _fits(request, v.tier)
         ]
         if self.value_factor is not None:
             worth = success_worth(views, self.value_factor) if len(views) > 1 else None
@@ -234,6 +233,16 @@ class CalibratedRouter:
             )
         return self.choose(views, category)
 
+    def measured(
+        self, agent: Agent[Any], models: Mapping[Tier, Model], category: str | None = None
+    ) -> list[TierView]:
+        """The tiers with enough evidence to weigh: `min_cases` and a cost."""
+        return [
+            v
+            for v in self.evidence.views(agent, models, category)
+            if v.estimate.n >= self.min_cases and v.cost is not None
+        ]
+
     def choose_by_worth(
         self,
         views: list[TierView],
@@ -245,10 +254,13 @@ class CalibratedRouter:
         start behind a confidence gate is weighed the same way, where calibrated."""
         scored = [(v, *worth_cascade(views, i, worth, rescue)) for i, v in enumerate(views)]
         best = max(scored, key=lambda x: (x[1], -views.index(x[0])))
-        gated = self._gated(views) if self.confidence_gates else []
-        top = max(gated, key=lambda g: worth * Decimal(str(g.success)) - g.cost, default=None)
-        if top is not None and worth * Decimal(str(top.success)) - top.cost > best[1]:
-            where = f" [{category}]" if category else ""
+        gated = [
+            (worth * Decimal(str(g.success)) - g.cost, g)
+            for g in (self._gated(views) if self.confidence_gates else [])
+        ]
+        value, top = max(gated, key=lambda x: x[0], default=(best[1], None))
+        where = f" [{category}]" if category else ""
+        if top is not None and value > best[1]:
             reason = (
                 f"{top.describe(chosen=True)}{where}; expected {100 * top.success:.0f}% at "
                 f"{money(top.cost)} with escalation, a success worth {money(worth)}"
@@ -263,7 +275,6 @@ class CalibratedRouter:
         parts += [
             f"{v.tier.value} {100 * v.estimate.mean:.0f}%" for v, *_ in scored if v is not best[0]
         ]
-        where = f" [{category}]" if category else ""
         reason = (
             f"{'; '.join(parts)}{where}; expected {100 * best[3]:.0f}% at {money(best[2])} "
             f"with escalation, a success worth {money(worth)}"

@@ -124,5 +124,5 @@ class Start:
         if self.gate is not None and self.up is not None:
             head += f", {self.gate.describe()} to {self.up.value}"
         cps = "n/a" if self.per_success.is_infinite() else money(self.per_success)
-        cascade = f" (cascade {100 * self.success:.0f}%)" if self.success != est.mean else ""
-        return f"{head}{cascade}, {cps} per success"
+        reached = f" (cascade {100 * self.success:.0f}%)" if self.success != est.mean else ""
+        return f"{head}{reached}, {cps} per success"

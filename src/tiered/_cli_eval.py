@@ -134,11 +134,7 @@ def _routes(report: EvalReport, models: Mapping[Tier, Model]) -> str:
     router = CalibratedRouter(report.calibration())
     lines = ["", "Where CalibratedRouter starts this agent, from this calibration:"]
     for category in [None, *report.categories]:
-        views = [
-            v
-            for v in router.evidence.views(report.agent, models, category)
-            if v.estimate.n >= router.min_cases and v.cost is not None
-        ]
+        views = router.measured(report.agent, models, category)
         scope = category or "all"
         if len(views) < 2:
             lines.append(f"  {scope}: fewer than {router.min_cases} cases on two tiers")

@@ -263,14 +263,14 @@ class EvalReport:
         """Median confidence of the right and of the wrong answers: whether a gate could
         tell them apart ("-" where the model reports none)."""
         picked = [
-            o
+            (o.succeeded, o.confidence)
             for o in self.outcomes
             if o.tier == tier and o.confidence is not None and category in (None, o.category)
         ]
         if not picked:
             return "-"
-        right = [o.confidence for o in picked if o.succeeded and o.confidence is not None]
-        wrong = [o.confidence for o in picked if not o.succeeded and o.confidence is not None]
+        right = [c for ok, c in picked if ok]
+        wrong = [c for ok, c in picked if not ok]
         return f"{_median(right)} / {_median(wrong)}"
 
     def table(self) -> str:

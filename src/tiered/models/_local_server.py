@@ -282,7 +282,8 @@ class Server:
     def _stream(self, body: dict[str, Any], cancel: Event, on_piece: OnPiece) -> dict[str, Any]:
         pieces: list[str] = []
         result: dict[str, Any] = {}
-        constrained = "json_schema" in body
+        # a constrained reply's first token is the grammar's: not read for its confidence
+        unread = [1 if "json_schema" in body else 0]
         tail = [""]  # the latest text, for a runaway repetition
 
         def on_chunk(chunk: Any) -> bool:
@@ -298,7 +299,7 @@ class Server:
             for choice in chunk.get("choices") or ():
                 piece = choice.get("text") or ""
                 pieces.append(piece)
-                _lowest_logprob(result, choice.get("logprobs"), constrained)
+                unread[0] = _lowest_logprob(result, choice.get("logprobs"), unread[0])
                 if piece:
                     tail[0] = (tail[0] + piece)[-LOOP_CHARS:]
                     if looping(tail[0]):
@@ -330,24 +331,25 @@ class Server:
         return result
 
 
-def _lowest_logprob(result: dict[str, Any], logprobs: Any, constrained: bool) -> None:
+def _lowest_logprob(result: dict[str, Any], logprobs: Any, skip: int) -> int:
     """Keep in `result["min_logprob"]` the lowest log probability of a generated token
-    that is not whitespace (llama.cpp's OpenAI-shaped `logprobs.content`). The
-    probabilities are the model's own, before the JSON grammar masks them, so the first
-    token of a constrained reply is skipped: the grammar forces its `{"`, and the model's
-    doubt there (it would rather open with prose or a code fence) is no decision."""
+    that is not whitespace (llama.cpp's OpenAI-shaped `logprobs.content`), passing over
+    the first `skip` tokens; returns how many are still to pass over. The probabilities
+    are the model's own, before the JSON grammar masks them, so the first token of a
+    constrained reply is skipped: the grammar forces its `{"`, and the model's doubt there
+    (it would rather open with prose or a code fence) is no decision."""
     if not isinstance(logprobs, dict):
-        return
+        return skip
     for entry in logprobs.get("content") or ():
-        token, value = entry.get("token"), entry.get("logprob")
-        first = result.get("tokens_seen", 0) == 0
-        result["tokens_seen"] = result.get("tokens_seen", 0) + 1
-        if constrained and first:
+        if skip:
+            skip -= 1
             continue
+        token, value = entry.get("token"), entry.get("logprob")
         if isinstance(value, int | float) and isinstance(token, str) and token.strip():
             low = result.get("min_logprob")
             if low is None or value < low:
                 result["min_logprob"] = float(value)
+    return skip
 
 
 def _count_read(result: dict[str, Any], read: Mapping[str, Any]) -> None:

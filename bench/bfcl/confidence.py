@@ -6,7 +6,9 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ("separation", "separation_table")
+from bench.bfcl.economics import play, report_cases
+
+__all__ = ("gate_sweep", "separation", "separation_table")
 
 
 def separation(right: Sequence[float], wrong: Sequence[float]) -> float | None:
@@ -53,24 +55,17 @@ def gate_sweep(
     start on the cheap tier, send visible failures and replies under the gate up. Rows of
     (gate, right, cases, cost vs all-<top tier>, sent up). A description of the signal,
     not a tuned strategy: the gate is not chosen here."""
-    low, high = tiers[0], tiers[-1]
-    table: dict[str, dict[str, Mapping[str, Any]]] = {}
-    for o in outcomes:
-        table.setdefault(str(o["case_id"]), {})[str(o["tier"])] = o
-    report = [r for c, r in table.items() if split.get(c) == "report" and low in r and high in r]
-    top = sum(float(r[high]["equivalent_cost"]) for r in report)
-    rows = []
-    for gate in gates:
-        right = up = 0
-        cost = 0.0
-        for r in report:
-            o = r[low]
-            cost += float(o["equivalent_cost"])
-            c = o.get("confidence")
-            if o["failure"] not in (None, "wrong") or (c is not None and c < gate):
-                up += 1
-                o = r[high]
-                cost += float(o["equivalent_cost"])
-            right += bool(o["succeeded"])
-        rows.append((gate, right, len(report), cost / top if top else 0.0, up))
-    return rows
+    pair = (tiers[0], tiers[-1])
+    table, report = report_cases(outcomes, split, pair)
+    rows = [table[c] for c in report]
+    top = play("all-top", rows, pair, lambda cat, row: pair[1], lambda cat: False, {})
+    out = []
+    for g in gates:
+
+        def gate(cat: str, g: float = g) -> float:
+            return g
+
+        s = play("gated", rows, pair, lambda cat, row: pair[0], lambda cat: True, {}, gate)
+        share = float(s.equivalent_cost / top.equivalent_cost) if top.equivalent_cost else 0.0
+        out.append((g, s.successes, s.n, share, s.escalations))
+    return out

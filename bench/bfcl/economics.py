@@ -8,7 +8,7 @@ calibrated router and gain-aware escalation see only the calibration half.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -85,6 +85,52 @@ def _views(cal: Sequence[Outcome], tiers: Sequence[str], gates: bool) -> list[Ti
     return views
 
 
+Row = Mapping[str, Outcome]
+"""One case: tier -> its outcome."""
+
+
+def report_cases(
+    outcomes: Sequence[Outcome], split: Mapping[str, str], tiers: Sequence[str]
+) -> tuple[dict[str, dict[str, Outcome]], list[str]]:
+    """(case -> tier -> outcome, the report-half cases every tier in `tiers` ran)."""
+    table: dict[str, dict[str, Outcome]] = {}
+    for o in outcomes:
+        table.setdefault(o["case_id"], {})[o["tier"]] = o
+    report = [c for c in table if split.get(c) == "report" and all(t in table[c] for t in tiers)]
+    return table, report
+
+
+def play(
+    name: str,
+    rows: Sequence[Row],
+    tiers: Sequence[str],
+    first: Callable[[str, Row], str],
+    escalate: Callable[[str], bool],
+    starts: Mapping[str, str],
+    gate: Callable[[str], float | None] = lambda cat: None,
+) -> Strategy:
+    """One strategy read off the outcomes: start on `first(category, row)`; a visible
+    failure goes one tier up where `escalate(category)`, and so does a reply under
+    `gate(category)`."""
+    ok = esc = 0
+    cost = Decimal(0)
+    for row in rows:
+        cat = str(row[tiers[0]]["category"])
+        tier = first(cat, row)
+        o = row[tier]
+        cost += Decimal(o["equivalent_cost"])
+        i = tiers.index(tier)
+        seen = o["failure"] not in (None, "wrong") and escalate(cat)
+        g, conf = gate(cat), o.get("confidence")
+        unsure = g is not None and not seen and conf is not None and conf < g
+        if (seen or unsure) and i + 1 < len(tiers):
+            esc += 1
+            o = row[tiers[i + 1]]
+            cost += Decimal(o["equivalent_cost"])
+        ok += bool(o["succeeded"])
+    return Strategy(name, len(rows), ok, cost, esc, dict(starts))
+
+
 def replay(
     outcomes: Sequence[Outcome],
     split: Mapping[str, str],
@@ -96,10 +142,7 @@ def replay(
 ) -> list[Strategy]:
     """all-<tier>, rules + default escalation, calibrated (without and with confidence
     gates) + gain-aware, and the oracle."""
-    table: dict[str, dict[str, Outcome]] = {}
-    for o in outcomes:
-        table.setdefault(o["case_id"], {})[o["tier"]] = o
-    report = [c for c in table if split.get(c) == "report" and all(t in table[c] for t in tiers)]
+    table, report = report_cases(outcomes, split, tiers)
     calib = [o for o in outcomes if split.get(o["case_id"]) == "calibrate"]
     categories = sorted({str(table[c][tiers[0]]["category"]) for c in report})
     router = CalibratedRouter(min_success=min_success, tolerance=tolerance, margin=margin)
@@ -116,24 +159,7 @@ def replay(
 
     def run(name: str, first: Any, escalate: Any, starts: Mapping[str, str],
             gate: Any = lambda cat: None) -> Strategy:  # fmt: skip
-        ok = esc = 0
-        cost = Decimal(0)
-        for c in report:
-            row = table[c]
-            cat = str(row[tiers[0]]["category"])
-            tier = first(cat, row)
-            o = row[tier]
-            cost += Decimal(o["equivalent_cost"])
-            i = tiers.index(tier)
-            seen = o["failure"] not in (None, "wrong") and escalate(cat)
-            g, conf = gate(cat), o.get("confidence")
-            unsure = g is not None and not seen and conf is not None and conf < g
-            if (seen or unsure) and i + 1 < len(tiers):
-                esc += 1
-                o = row[tiers[i + 1]]
-                cost += Decimal(o["equivalent_cost"])
-            ok += bool(o["succeeded"])
-        return Strategy(name, len(report), ok, cost, esc, dict(starts))
+        return play(name, [table[c] for c in report], tiers, first, escalate, starts, gate)
 
     out = [run(f"all-{t}", lambda cat, row, t=t: t, lambda cat: False, {}) for t in tiers]
     out.append(run("rules + default escalation", lambda cat, row: tiers[0], lambda cat: True, {}))

@@ -13,6 +13,7 @@ from tiered import (
     Calibration,
     Case,
     DefaultPolicy,
+    EvalReport,
     Evaluation,
     Ledger,
     Limits,
@@ -90,11 +91,14 @@ def check(output: Text, case: Case) -> bool:
     return output.text == str(case.input["text"]).upper()
 
 
-async def calibrated(models: dict[Tier, Model]) -> Calibration:
+async def evaluated(models: dict[Tier, Model]) -> EvalReport:
     cases = [Case(input={"text": w}, id=w) for w in WORDS]
     evaluation = Evaluation(agent=Echo(), cases=cases, check=check)
-    report = await evaluate(evaluation, models=models, tiers=["nano", "mini"])
-    return report.calibration()
+    return await evaluate(evaluation, models=models, tiers=["nano", "mini"])
+
+
+async def calibrated(models: dict[Tier, Model]) -> Calibration:
+    return (await evaluated(models)).calibration()
 
 
 async def test_the_eval_keeps_each_cases_confidence_beside_both_verdicts() -> None:
@@ -109,9 +113,7 @@ async def test_the_eval_keeps_each_cases_confidence_beside_both_verdicts() -> No
 
 
 async def test_the_eval_table_shows_whether_confidence_tells_right_from_wrong() -> None:
-    cases = [Case(input={"text": w}, id=w) for w in WORDS]
-    evaluation = Evaluation(agent=Echo(), cases=cases, check=check)
-    report = await evaluate(evaluation, models=gated_ladder(), tiers=["nano", "mini"])
+    report = await evaluated(gated_ladder())
     nano, mini = (line for line in report.table().splitlines() if line.startswith("all"))
     assert "0.90 / 0.20" in nano  # median confidence of its right and its wrong answers
     assert "0.90" not in mini  # mini reports none

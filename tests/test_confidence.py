@@ -10,10 +10,19 @@ import anyio
 import pytest
 
 from tiered import Agent, AgentResult, Tool
-from tiered._messages import AssistantMessage, ModelResponse, ToolCall
+from tiered._messages import (
+    AssistantMessage,
+    ModelRequest,
+    ModelResponse,
+    ToolCall,
+    ToolDefinition,
+    UserMessage,
+)
 from tiered._usage import Usage
 from tiered.models import LocalModel, ScriptedModel
 from tiered.models import _local as local_module
+from tiered.models._local_protocol import Protocol, protocol_for
+from tiered.models._local_replies import confidence
 from tiered.models._local_server import Server
 
 WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
@@ -36,19 +45,48 @@ class _Native:
         on_chunk({"choices": [{"text": "", "finish_reason": "stop"}]})
 
 
-def test_the_stream_keeps_the_least_sure_token_that_is_not_whitespace() -> None:
+def _confidence(tokens: list[tuple[str, float]], body: dict[str, Any], protocol: Any) -> Any:
+    """The confidence read from a reply streamed as `tokens` (text, logprob)."""
     server = Server.__new__(Server)
-    server._native = _Native([('{"', -0.1), (" ", -6.0), ("city", -0.01), ("Paris", -1.5)])
-    result = server._stream({"prompt": "p"}, threading.Event(), None)
-    assert result["text"] == '{" cityParis'
-    assert result["min_logprob"] == -1.5  # the space's -6.0 is formatting, not a decision
+    server._native = _Native(tokens)
+    return confidence(server._stream(body, threading.Event(), None), protocol)
+
+
+def test_the_confidence_is_the_least_sure_token_that_is_not_whitespace() -> None:
+    text = Protocol("text")
+    plain = {"prompt": "p"}
+    tokens = [('{"', -0.1), (" ", -6.0), ("city", -0.01), ("Paris", -1.5)]
+    # the space's -6.0 is formatting, not a decision
+    assert _confidence(tokens, plain, text) == pytest.approx(math.exp(-1.5))
     # a constrained reply's first token is the grammar's, not the model's choice
-    server._native = _Native([('{"', -3.0), ("city", -0.01), ("Paris", -1.5)])
-    schema = {"prompt": "p", "json_schema": {"type": "object"}}
-    assert server._stream(schema, threading.Event(), None)["min_logprob"] == -1.5
-    assert server._stream({"prompt": "p"}, threading.Event(), None)["min_logprob"] == -3.0
-    server._native = _Native([])  # no probabilities reported: nothing claimed
-    assert "min_logprob" not in server._stream({"prompt": "p"}, threading.Event(), None)
+    forced = [('{"', -3.0), ("city", -0.01), ("Paris", -1.5)]
+    assert _confidence(forced, plain, text) == pytest.approx(math.exp(-3.0))
+    json_mode = Protocol("json", schema={"type": "object"})
+    assert _confidence(forced, plain, json_mode) == pytest.approx(math.exp(-1.5))
+    assert _confidence([], plain, text) is None  # no probabilities reported: nothing claimed
+
+
+def test_the_requests_listed_before_the_calls_are_not_read_for_confidence() -> None:
+    request = ModelRequest(
+        messages=(UserMessage(content="Weather in Paris and Rome?"),),
+        tools=(ToolDefinition(name="weather", description="The weather.", parameters=WEATHER),),
+    )
+    protocol = protocol_for(request)
+    assert protocol.requests_first
+    body = {"prompt": "p", "json_schema": protocol.schema}
+    listed = [
+        ('{"', -0.2),
+        ('requests": ["', -0.1),
+        ("Paris and", -4.0),  # paraphrase of the question: not a decision
+        ('"], "', -0.1),
+        ('tool_calls": [{"name": "weather", "arguments": {"city": "', -0.05),
+        ("Paris", -0.7),
+        ('"}}]}', -0.3),
+    ]
+    assert _confidence(listed, body, protocol) == pytest.approx(math.exp(-0.7))
+    # a final answer is read whole (but for the forced first token)
+    answer = [('{"', -3.0), ('final_answer": "', -0.1), ("Sunny", -0.9), ('"}', -0.1)]
+    assert _confidence(answer, body, protocol) == pytest.approx(math.exp(-0.9))
 
 
 class _Server:
@@ -70,8 +108,12 @@ class _Server:
             "finish_reason": "stop",
             "usage": {"prompt_tokens": 50, "completion_tokens": 8},
         }
-        if self.min_logprob is not None:
-            raw["min_logprob"] = self.min_logprob
+        if self.min_logprob is not None:  # the least sure token: "Sunny"
+            raw["token_logprobs"] = [
+                (0, '{"', -0.01),
+                (2, "final", -0.01),
+                (18, "Sunny", self.min_logprob),
+            ]
         return raw
 
 

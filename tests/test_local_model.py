@@ -263,7 +263,7 @@ async def test_tool_call_round_trip(nano: LocalModel) -> None:
     messages: tuple[SystemMessage | UserMessage | AssistantMessage | ToolResultMessage, ...] = (
         UserMessage(content="What is 17 + 25?"),
     )
-    first = await nano.request(ModelRequest(messages=messages, tools=(ADD,), max_output_tokens=40))
+    first = await nano.request(ModelRequest(messages=messages, tools=(ADD,), max_output_tokens=80))
     assert first.finish_reason == "tool_calls"
     (call,) = first.message.tool_calls
     assert call.name == "add"

@@ -108,7 +108,10 @@ def test_tool_choice_is_enforced_by_the_schema() -> None:
         assert found is not None
         return found
 
-    call = {"tool_calls": [{"name": "weather", "arguments": {"city": "Rome"}}]}
+    call = {
+        "requests": ["Rome"],
+        "tool_calls": [{"name": "weather", "arguments": {"city": "Rome"}}],
+    }
     final = {"final_answer": {"summary": "ok"}}
     jsonschema.validate(call, schema("auto"))
     jsonschema.validate(final, schema("auto"))
@@ -126,14 +129,12 @@ def test_tool_choice_is_enforced_by_the_schema() -> None:
 def test_parallel_calls_come_back_as_several_tool_calls() -> None:
     request = ModelRequest(messages=(ASK,), tools=(WEATHER, TIME))
     protocol = protocol_for(request)
-    text = json.dumps(
-        {
-            "tool_calls": [
-                {"name": "weather", "arguments": {"city": "Paris"}},
-                {"name": "time", "arguments": {"city": "Rome"}},
-            ]
-        }
-    )
+    calls = [
+        {"name": "weather", "arguments": {"city": "Paris"}},
+        {"name": "time", "arguments": {"city": "Rome"}},
+    ]
+    # the requests come first: the model counts what is asked before it calls
+    text = json.dumps({"requests": ["weather in Paris", "time in Rome"], "tool_calls": calls})
     assert protocol.schema is not None
     jsonschema.validate(json.loads(text), protocol.schema)
     message = parse_reply(text, protocol, "m")
@@ -143,18 +144,30 @@ def test_parallel_calls_come_back_as_several_tool_calls() -> None:
     ]
     assert len({c.id for c in message.tool_calls}) == 2
     assert "list them all in this one reply" in protocol.instructions
-    # Rendered back into history, the calls read exactly as the model wrote them.
+    assert "first list each separate thing the user asks for" in protocol.instructions
+    without = json.dumps({"tool_calls": calls})
+    with pytest.raises(jsonschema.ValidationError):  # the list is not optional
+        jsonschema.validate(json.loads(without), protocol.schema)
+    with pytest.raises(BadModelResponse):
+        parse_reply(without, protocol, "m")
+    # Rendered back into history, the calls read as the call list the model wrote.
     history = render_prompt((ASK, message), protocol.instructions)
-    assert f"<|im_start|>assistant\n{text}<|im_end|>" in history
+    assert f"<|im_start|>assistant\n{without}<|im_end|>" in history
 
 
 def test_parallel_calls_are_bounded_so_a_looping_model_cannot_lose_the_turn() -> None:
     protocol = protocol_for(ModelRequest(messages=(ASK,), tools=(WEATHER,)))
     assert protocol.schema is not None
     call_ = {"name": "weather", "arguments": {"city": "Paris"}}
-    jsonschema.validate({"tool_calls": [call_] * MAX_PARALLEL_CALLS}, protocol.schema)
+    asked = ["Paris"] * MAX_PARALLEL_CALLS
+    most = {"requests": asked, "tool_calls": [call_] * MAX_PARALLEL_CALLS}
+    jsonschema.validate(most, protocol.schema)
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({"tool_calls": [call_] * (MAX_PARALLEL_CALLS + 1)}, protocol.schema)
+        jsonschema.validate(
+            {**most, "tool_calls": [call_] * (MAX_PARALLEL_CALLS + 1)}, protocol.schema
+        )
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**most, "requests": [*asked, "Paris"]}, protocol.schema)
 
 
 def test_one_call_per_turn_when_parallel_calls_are_off() -> None:
@@ -170,6 +183,8 @@ def test_one_call_per_turn_when_parallel_calls_are_off() -> None:
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(two, protocol.schema)
     assert "one call per reply" in protocol.instructions
+    assert not protocol.requests_first
+    assert '"requests"' not in protocol.instructions
 
 
 @pytest.mark.parametrize(
@@ -372,6 +387,8 @@ def test_looping_flags_short_pieces_repeated_not_prose_or_separator_lines() -> N
     assert looping("The total for July is 15" + "0" * LOOP_CHARS)
     assert looping('{"final_answer": "' + "\n" * LOOP_CHARS)
     assert looping("ab" + "123 " * 60)
+    # the 1.5B on BFCL simple_python_375: one list item, repeated to the output cap
+    assert looping('{"items": [' + '"pumpkin", ' * 20)
     assert not looping("0" * (LOOP_CHARS - 1))  # too short to tell
     assert not looping("# " + "-" * 98 + "\n" + "Refund $42.00 for order A17. " * 4)
     prose = "Order A17 is 5 days late, so it gets a refund of $42.00 under the policy. " * 4

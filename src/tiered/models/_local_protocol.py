@@ -2,9 +2,10 @@
 
 The runtime never returns native tool calls, so tools and structured output become
 schema-constrained decoding: the model answers with one JSON object, either
-``{"tool_calls": [{"name": NAME, "arguments": {...}}, ...]}`` (several calls in one turn
-when the request allows parallel calls) or ``{"final_answer": ...}``, which we parse back
-into an `AssistantMessage`.
+``{"tool_calls": [{"name": NAME, "arguments": {...}}, ...]}`` or ``{"final_answer": ...}``,
+which we parse back into an `AssistantMessage`. Where the request allows parallel calls the
+call branch is ``{"requests": [...], "tool_calls": [...]}``: the model lists the separate
+things asked for, then makes a call for each (a counting aid; see `REQUESTS_FIRST`).
 
 Prompt layout is chosen for llama.cpp's prompt cache: everything that stays the same
 across the turns of an agent and across runs (instructions, the whole tool list, the
@@ -54,6 +55,17 @@ _SPECIAL = re.compile(r"<\|([A-Za-z0-9_]+)\|>")
 
 MAX_PARALLEL_CALLS = 8
 """The most tool calls one embedded-model turn may list (more come in a later turn)."""
+
+REQUESTS_FIRST = (
+    '{"requests": ["<one separate thing asked for>", ...], "tool_calls": '
+    '[{"name": "<tool name>", "arguments": {...}}, ...]}: first list each separate thing the '
+    "user asks for, then make one call for each; "
+)
+"""The call shape where parallel calls are allowed. Small models made too few calls (the
+1.5B one call for "navy, purple and maroon"); writing the list first took BFCL `parallel`
+from 3/8 to 5/8 (1.5B) and 3/8 to 4/8 (0.5B) on held-out cases, `simple_python` no worse."""
+
+_ONE_SHAPE = '{"tool_calls": [{"name": "<tool name>", "arguments": {...}}, ...]}: '
 
 
 def _defang(text: str) -> str:
@@ -207,6 +219,8 @@ class Protocol:
     tool_names: frozenset[str] = frozenset()
     structured: bool = False
     """In tools mode: whether final_answer is structured output (else a string)."""
+    requests_first: bool = False
+    """In tools mode: whether a call reply lists the requests before its calls."""
 
 
 def _object(properties: dict[str, Any]) -> dict[str, Any]:
@@ -265,7 +279,11 @@ def protocol_for(request: ModelRequest) -> Protocol:
         # one call, or a bounded list: a small model that starts repeating calls would
         # otherwise run into the output cap mid-array and lose the whole turn
         array["maxItems"] = MAX_PARALLEL_CALLS if request.parallel_tool_calls else 1
-        branches.append(_object({"tool_calls": array}))
+        if request.parallel_tool_calls:
+            asks = {"type": "array", "items": {"type": "string"}, "maxItems": MAX_PARALLEL_CALLS}
+            branches.append(_object({"requests": asks, "tool_calls": array}))
+        else:
+            branches.append(_object({"tool_calls": array}))
     if choice in ("auto", "none"):
         branches.append(_object({"final_answer": final_schema}))
     schema: dict[str, Any] = {"anyOf": branches}
@@ -278,10 +296,10 @@ def protocol_for(request: ModelRequest) -> Protocol:
         if request.parallel_tool_calls
         else "one call per reply"
     )
+    shape = REQUESTS_FIRST if request.parallel_tool_calls else _ONE_SHAPE
     lines = [
         "You can call tools. Reply with exactly one JSON object and nothing else:",
-        '- to call tools: {"tool_calls": [{"name": "<tool name>", "arguments": {...}}, ...]}: '
-        + many,
+        "- to call tools: " + shape + many,
         f'- to give your final answer: {{"final_answer": <{answer}>}}',
         "Tools:",
         *described,
@@ -300,6 +318,7 @@ def protocol_for(request: ModelRequest) -> Protocol:
         directive=directive,
         tool_names=frozenset(t.name for t in callable_tools),
         structured=out is not None,
+        requests_first=request.parallel_tool_calls,
     )
 
 
@@ -315,7 +334,8 @@ def parse_reply(text: str, protocol: Protocol, model: str) -> AssistantMessage:
         ) from exc
     if protocol.mode == "json":
         return AssistantMessage(content=json.dumps(value, ensure_ascii=False))
-    if isinstance(value, dict) and set(value) == {"tool_calls"}:
+    keys = {"requests", "tool_calls"} if protocol.requests_first else {"tool_calls"}
+    if isinstance(value, dict) and set(value) == keys:
         calls = _calls(value["tool_calls"], protocol)
         if calls:
             return AssistantMessage(tool_calls=calls)

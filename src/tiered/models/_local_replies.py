@@ -24,6 +24,7 @@ __all__ = (
     "LOOP_CHARS",
     "UNLOOP",
     "add_usage",
+    "confidence",
     "local_error",
     "looping",
     "read_reply",
@@ -32,7 +33,7 @@ __all__ = (
 
 LOOP_CHARS: Final = 200
 """How much of one short piece, repeated, makes a runaway: longer than any separator line."""
-_LOOP_PERIOD_MAX: Final = 8
+_LOOP_PERIOD_MAX: Final = 24
 
 
 UNLOOP: Final = {"dry_multiplier": 0.8, "dry_base": 1.75, "dry_allowed_length": 2}
@@ -40,9 +41,10 @@ UNLOOP: Final = {"dry_multiplier": 0.8, "dry_base": 1.75, "dry_allowed_length": 
 
 
 def looping(tail: str) -> bool:
-    """Whether the last `LOOP_CHARS` characters generated are one piece of at most 8
-    characters repeated: the digit and whitespace loops ("1500000000...") a small model can
-    fall into, which would otherwise run on to the output cap."""
+    """Whether the last `LOOP_CHARS` characters generated are one piece of at most 24
+    characters repeated (eight times or more): the digit, whitespace and list-item loops
+    (`"1500000000..."`, `"pumpkin", "pumpkin", ...`) a small model can fall into, which
+    would otherwise run on to the output cap."""
     if len(tail) < LOOP_CHARS:
         return False
     tail = tail[-LOOP_CHARS:]
@@ -160,11 +162,31 @@ def read_reply(raw: Mapping[str, Any], protocol: Protocol, name: str, n_ctx: int
             raise
         if message.tool_calls:
             finish = "tool_calls"
-    low = raw.get("min_logprob")
     return ModelResponse(
         message=message,
         usage=usage,
         model_name=name,
         finish_reason=finish,
-        confidence=math.exp(low) if low is not None else None,
+        confidence=confidence(raw, protocol),
     )
+
+
+def confidence(raw: Mapping[str, Any], protocol: Protocol) -> float | None:
+    """The probability of the reply's least sure token that is a decision (None: no
+    probabilities came back). Not read: whitespace; the first token of a constrained reply
+    (the grammar forces its `{"`, and the model's own probabilities come before the grammar
+    masks them: it would rather open with prose); and the list of requests written before
+    the calls, which is paraphrase, not the calls themselves."""
+    tokens = raw.get("token_logprobs") or ()
+    start = 0
+    if protocol.requests_first:
+        text = str(raw.get("text", ""))
+        if text.startswith('{"requests"') and (at := text.find('"tool_calls":')) >= 0:
+            start = at + len('"tool_calls":')
+    first = protocol.schema is not None
+    low: float | None = None
+    for i, (offset, token, logprob) in enumerate(tokens):
+        if (first and i == 0) or offset < start or not token.strip():
+            continue
+        low = logprob if low is None else min(low, logprob)
+    return math.exp(low) if low is not None else None

@@ -282,8 +282,8 @@ class Server:
     def _stream(self, body: dict[str, Any], cancel: Event, on_piece: OnPiece) -> dict[str, Any]:
         pieces: list[str] = []
         result: dict[str, Any] = {}
-        # a constrained reply's first token is the grammar's: not read for its confidence
-        unread = [1 if "json_schema" in body else 0]
+        scored: list[tuple[int, str, float]] = []  # (offset in the text, token, logprob)
+        offset = [0]
         tail = [""]  # the latest text, for a runaway repetition
 
         def on_chunk(chunk: Any) -> bool:
@@ -299,7 +299,8 @@ class Server:
             for choice in chunk.get("choices") or ():
                 piece = choice.get("text") or ""
                 pieces.append(piece)
-                unread[0] = _lowest_logprob(result, choice.get("logprobs"), unread[0])
+                _collect(scored, offset[0], choice.get("logprobs"))
+                offset[0] += len(piece)
                 if piece:
                     tail[0] = (tail[0] + piece)[-LOOP_CHARS:]
                     if looping(tail[0]):
@@ -328,28 +329,21 @@ class Server:
         if isinstance(returned, dict) and "error" in returned:
             result["error"] = returned["error"]
         result["text"] = "".join(pieces)
+        if scored:
+            result["token_logprobs"] = scored
         return result
 
 
-def _lowest_logprob(result: dict[str, Any], logprobs: Any, skip: int) -> int:
-    """Keep in `result["min_logprob"]` the lowest log probability of a generated token
-    that is not whitespace (llama.cpp's OpenAI-shaped `logprobs.content`), passing over
-    the first `skip` tokens; returns how many are still to pass over. The probabilities
-    are the model's own, before the JSON grammar masks them, so the first token of a
-    constrained reply is skipped: the grammar forces its `{"`, and the model's doubt there
-    (it would rather open with prose or a code fence) is no decision."""
+def _collect(tokens: list[tuple[int, str, float]], offset: int, logprobs: Any) -> None:
+    """Append one chunk's tokens with their log probabilities (llama.cpp's OpenAI-shaped
+    `logprobs.content`), each at `offset`, where the chunk's text starts; the reply's
+    confidence is read from them once its shape is known (`_local_replies.confidence`)."""
     if not isinstance(logprobs, dict):
-        return skip
+        return
     for entry in logprobs.get("content") or ():
-        if skip:
-            skip -= 1
-            continue
         token, value = entry.get("token"), entry.get("logprob")
-        if isinstance(value, int | float) and isinstance(token, str) and token.strip():
-            low = result.get("min_logprob")
-            if low is None or value < low:
-                result["min_logprob"] = float(value)
-    return skip
+        if isinstance(value, int | float) and isinstance(token, str):
+            tokens.append((offset, token, float(value)))
 
 
 def _count_read(result: dict[str, Any], read: Mapping[str, Any]) -> None:

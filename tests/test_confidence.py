@@ -71,7 +71,7 @@ def test_the_requests_listed_before_the_calls_are_not_read_for_confidence() -> N
         messages=(UserMessage(content="Weather in Paris and Rome?"),),
         tools=(ToolDefinition(name="weather", description="The weather.", parameters=WEATHER),),
     )
-    protocol = protocol_for(request)
+    protocol = protocol_for(request, list_requests=True)
     assert protocol.requests_first
     body = {"prompt": "p", "json_schema": protocol.schema}
     listed = [

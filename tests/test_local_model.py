@@ -263,7 +263,7 @@ async def test_tool_call_round_trip(nano: LocalModel) -> None:
     messages: tuple[SystemMessage | UserMessage | AssistantMessage | ToolResultMessage, ...] = (
         UserMessage(content="What is 17 + 25?"),
     )
-    first = await nano.request(ModelRequest(messages=messages, tools=(ADD,), max_output_tokens=80))
+    first = await nano.request(ModelRequest(messages=messages, tools=(ADD,), max_output_tokens=40))
     assert first.finish_reason == "tool_calls"
     (call,) = first.message.tool_calls
     assert call.name == "add"
@@ -406,6 +406,26 @@ async def test_flagship_and_mini_share_the_1_5b() -> None:
     started = time.perf_counter()
     await ladder[Tier.FLAGSHIP].start()
     assert time.perf_counter() - started < 0.5  # already loaded by the mini tier
+
+
+async def test_the_1_5b_lists_the_requests_then_makes_a_call_for_each() -> None:
+    mini = local_ladder()[Tier.MINI]
+    assert isinstance(mini, LocalModel)
+    assert mini.list_requests
+    response = await mini.request(
+        ModelRequest(
+            messages=(UserMessage(content="Compute 17 + 25 and also 3 + 4."),),
+            tools=(ADD,),
+            tool_choice="required",
+            max_output_tokens=160,
+        )
+    )
+    args = sorted(
+        (json.loads(c.arguments)["a"], json.loads(c.arguments)["b"])
+        for c in response.message.tool_calls
+    )
+    assert args == [(3, 4), (17, 25)]
+    assert response.confidence is not None  # read from the calls, not the list
 
 
 def test_load_in_background_after_another_model_loads_that_one_first(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -108,10 +109,7 @@ def test_tool_choice_is_enforced_by_the_schema() -> None:
         assert found is not None
         return found
 
-    call = {
-        "requests": ["Rome"],
-        "tool_calls": [{"name": "weather", "arguments": {"city": "Rome"}}],
-    }
+    call = {"tool_calls": [{"name": "weather", "arguments": {"city": "Rome"}}]}
     final = {"final_answer": {"summary": "ok"}}
     jsonschema.validate(call, schema("auto"))
     jsonschema.validate(final, schema("auto"))
@@ -129,12 +127,14 @@ def test_tool_choice_is_enforced_by_the_schema() -> None:
 def test_parallel_calls_come_back_as_several_tool_calls() -> None:
     request = ModelRequest(messages=(ASK,), tools=(WEATHER, TIME))
     protocol = protocol_for(request)
-    calls = [
-        {"name": "weather", "arguments": {"city": "Paris"}},
-        {"name": "time", "arguments": {"city": "Rome"}},
-    ]
-    # the requests come first: the model counts what is asked before it calls
-    text = json.dumps({"requests": ["weather in Paris", "time in Rome"], "tool_calls": calls})
+    text = json.dumps(
+        {
+            "tool_calls": [
+                {"name": "weather", "arguments": {"city": "Paris"}},
+                {"name": "time", "arguments": {"city": "Rome"}},
+            ]
+        }
+    )
     assert protocol.schema is not None
     jsonschema.validate(json.loads(text), protocol.schema)
     message = parse_reply(text, protocol, "m")
@@ -144,30 +144,59 @@ def test_parallel_calls_come_back_as_several_tool_calls() -> None:
     ]
     assert len({c.id for c in message.tool_calls}) == 2
     assert "list them all in this one reply" in protocol.instructions
+    # Rendered back into history, the calls read exactly as the model wrote them.
+    history = render_prompt((ASK, message), protocol.instructions)
+    assert f"<|im_start|>assistant\n{text}<|im_end|>" in history
+
+
+def test_a_model_that_lists_requests_first_writes_them_before_its_calls() -> None:
+    request = ModelRequest(messages=(ASK,), tools=(WEATHER, TIME))
+    protocol = protocol_for(request, list_requests=True)
+    assert protocol.schema is not None
+    assert protocol.requests_first
     assert "first list each separate thing the user asks for" in protocol.instructions
+    calls = [
+        {"name": "weather", "arguments": {"city": "Paris"}},
+        {"name": "time", "arguments": {"city": "Rome"}},
+    ]
+    text = json.dumps({"requests": ["weather in Paris", "time in Rome"], "tool_calls": calls})
+    jsonschema.validate(json.loads(text), protocol.schema)
+    message = parse_reply(text, protocol, "m")
+    assert [c.name for c in message.tool_calls] == ["weather", "time"]
     without = json.dumps({"tool_calls": calls})
     with pytest.raises(jsonschema.ValidationError):  # the list is not optional
         jsonschema.validate(json.loads(without), protocol.schema)
     with pytest.raises(BadModelResponse):
         parse_reply(without, protocol, "m")
-    # Rendered back into history, the calls read as the call list the model wrote.
+    asked = {"requests": ["Paris"] * (MAX_PARALLEL_CALLS + 1), "tool_calls": calls}
+    with pytest.raises(jsonschema.ValidationError):  # bounded, like the calls
+        jsonschema.validate(asked, protocol.schema)
+    # the transcript keeps the calls, not the list
     history = render_prompt((ASK, message), protocol.instructions)
     assert f"<|im_start|>assistant\n{without}<|im_end|>" in history
+    # one call per reply: nothing to count, so no list
+    single = protocol_for(replace(request, parallel_tool_calls=False), list_requests=True)
+    assert not single.requests_first
+    assert '"requests"' not in single.instructions
+    # and the default protocol has no list
+    assert not protocol_for(request).requests_first
+
+
+def test_each_embedded_model_lists_requests_as_measured() -> None:
+    from tiered.models import LocalModel
+
+    assert LocalModel("qwen2.5-coder-1.5b").list_requests
+    assert not LocalModel("qwen2.5-coder-0.5b").list_requests
+    assert not LocalModel("qwen2.5-coder-1.5b", list_requests=False).list_requests
 
 
 def test_parallel_calls_are_bounded_so_a_looping_model_cannot_lose_the_turn() -> None:
     protocol = protocol_for(ModelRequest(messages=(ASK,), tools=(WEATHER,)))
     assert protocol.schema is not None
     call_ = {"name": "weather", "arguments": {"city": "Paris"}}
-    asked = ["Paris"] * MAX_PARALLEL_CALLS
-    most = {"requests": asked, "tool_calls": [call_] * MAX_PARALLEL_CALLS}
-    jsonschema.validate(most, protocol.schema)
+    jsonschema.validate({"tool_calls": [call_] * MAX_PARALLEL_CALLS}, protocol.schema)
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(
-            {**most, "tool_calls": [call_] * (MAX_PARALLEL_CALLS + 1)}, protocol.schema
-        )
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({**most, "requests": [*asked, "Paris"]}, protocol.schema)
+        jsonschema.validate({"tool_calls": [call_] * (MAX_PARALLEL_CALLS + 1)}, protocol.schema)
 
 
 def test_one_call_per_turn_when_parallel_calls_are_off() -> None:
@@ -183,8 +212,6 @@ def test_one_call_per_turn_when_parallel_calls_are_off() -> None:
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(two, protocol.schema)
     assert "one call per reply" in protocol.instructions
-    assert not protocol.requests_first
-    assert '"requests"' not in protocol.instructions
 
 
 @pytest.mark.parametrize(

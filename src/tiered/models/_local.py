@@ -120,13 +120,16 @@ class LocalModel:
         seed: int | None = None,
         temperature: float | None = None,
         verbose: bool = False,
+        list_requests: bool | None = None,
     ) -> None:
         """`equivalent` defaults to the OpenAI catalog model on `tier`; `threads` to
         `default_threads()`; `n_ctx` (per slot) to `DEFAULT_N_CTX`; `parallel` is the
         number of slots (prompt prefixes kept warm, requests decoded at once); `seed`
         (else `$TIERED_LOCAL_SEED`) seeds sampling; `temperature` (else
         `$TIERED_LOCAL_TEMPERATURE`, else 0: greedy) applies where a request sets none;
-        `verbose` shows llama.cpp's log."""
+        `verbose` shows llama.cpp's log; `list_requests` (else the weights'
+        `lists_requests`) has replies that may make parallel calls list the requests
+        first."""
         if threads is not None and threads < 1:
             raise UserError(f"threads must be at least 1, not {threads}")
         if parallel < 1:
@@ -134,6 +137,10 @@ class LocalModel:
         if max_output_tokens < 1:
             raise UserError(f"max_output_tokens must be at least 1, not {max_output_tokens}")
         self.weights = resolve_weights(weights)
+        self.list_requests: bool = (
+            self.weights.lists_requests if list_requests is None else list_requests
+        )
+        """Whether parallel-call replies list the requests before the calls."""
         self.seed: int | None = seed if seed is not None else _env_number("TIERED_LOCAL_SEED", int)
         """Sampling seed sent with every request (None: llama.cpp picks one)."""
         if temperature is None:
@@ -206,7 +213,7 @@ class LocalModel:
         return replace(final, usage=response.usage + final.usage)
 
     async def _request(self, request: ModelRequest) -> ModelResponse:
-        protocol = protocol_for(request)
+        protocol = protocol_for(request, list_requests=self.list_requests)
         server = server_for(self.weights, self._config)
         if not server.started:
             await anyio.to_thread.run_sync(server.start)

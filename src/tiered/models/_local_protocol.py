@@ -4,8 +4,9 @@ The runtime never returns native tool calls, so tools and structured output beco
 schema-constrained decoding: the model answers with one JSON object, either
 ``{"tool_calls": [{"name": NAME, "arguments": {...}}, ...]}`` or ``{"final_answer": ...}``,
 which we parse back into an `AssistantMessage`. Where the request allows parallel calls the
-call branch is ``{"requests": [...], "tool_calls": [...]}``: the model lists the separate
-things asked for, then makes a call for each (a counting aid; see `REQUESTS_FIRST`).
+call branch can be ``{"requests": [...], "tool_calls": [...]}``: the model lists the
+separate things asked for, then makes a call for each (a counting aid for the models it
+helps; see `REQUESTS_FIRST`).
 
 Prompt layout is chosen for llama.cpp's prompt cache: everything that stays the same
 across the turns of an agent and across runs (instructions, the whole tool list, the
@@ -61,9 +62,11 @@ REQUESTS_FIRST = (
     '[{"name": "<tool name>", "arguments": {...}}, ...]}: first list each separate thing the '
     "user asks for, then make one call for each; "
 )
-"""The call shape where parallel calls are allowed. Small models made too few calls (the
-1.5B one call for "navy, purple and maroon"); writing the list first took BFCL `parallel`
-from 3/8 to 5/8 (1.5B) and 3/8 to 4/8 (0.5B) on held-out cases, `simple_python` no worse."""
+"""The call shape, where parallel calls are allowed, for a model that lists requests first.
+Small models made too few calls (the 1.5B one call for "navy, purple and maroon"); the
+list took the 1.5B's BFCL `parallel` from 3/8 to 5/8 on held-out cases. The 0.5B gained
+one `parallel` case and lost 8 of 30 `multiple` ones (calling every tool offered, or
+none), so it is off there (`LocalWeights.lists_requests`)."""
 
 _ONE_SHAPE = '{"tool_calls": [{"name": "<tool name>", "arguments": {...}}, ...]}: '
 
@@ -232,8 +235,9 @@ def _object(properties: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def protocol_for(request: ModelRequest) -> Protocol:
-    """The protocol for `request`: free text, one JSON value, or the tool envelope."""
+def protocol_for(request: ModelRequest, *, list_requests: bool = False) -> Protocol:
+    """The protocol for `request`: free text, one JSON value, or the tool envelope;
+    `list_requests`: where parallel calls are allowed, the requests come first."""
     out = request.output_schema
     if out is not None:
         _check_schema(out.schema, f"output schema {out.name!r}")
@@ -261,6 +265,7 @@ def protocol_for(request: ModelRequest) -> Protocol:
                 f"{', '.join(t.name for t in request.tools) or 'none'}"
             )
         directive = f"Call the tool {choice} now."
+    first = list_requests and request.parallel_tool_calls
     defs: dict[str, Any] = {}
     calls: list[dict[str, Any]] = []
     described: list[str] = []
@@ -279,7 +284,7 @@ def protocol_for(request: ModelRequest) -> Protocol:
         # one call, or a bounded list: a small model that starts repeating calls would
         # otherwise run into the output cap mid-array and lose the whole turn
         array["maxItems"] = MAX_PARALLEL_CALLS if request.parallel_tool_calls else 1
-        if request.parallel_tool_calls:
+        if first:
             asks = {"type": "array", "items": {"type": "string"}, "maxItems": MAX_PARALLEL_CALLS}
             branches.append(_object({"requests": asks, "tool_calls": array}))
         else:
@@ -296,7 +301,7 @@ def protocol_for(request: ModelRequest) -> Protocol:
         if request.parallel_tool_calls
         else "one call per reply"
     )
-    shape = REQUESTS_FIRST if request.parallel_tool_calls else _ONE_SHAPE
+    shape = REQUESTS_FIRST if first else _ONE_SHAPE
     lines = [
         "You can call tools. Reply with exactly one JSON object and nothing else:",
         "- to call tools: " + shape + many,
@@ -318,7 +323,7 @@ def protocol_for(request: ModelRequest) -> Protocol:
         directive=directive,
         tool_names=frozenset(t.name for t in callable_tools),
         structured=out is not None,
-        requests_first=request.parallel_tool_calls,
+        requests_first=first,
     )
 
 

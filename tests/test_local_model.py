@@ -24,6 +24,7 @@ from tiered._messages import (
     AssistantMessage,
     ModelDelta,
     ModelRequest,
+    ModelResponse,
     OutputSchema,
     SystemMessage,
     TextDelta,
@@ -274,20 +275,28 @@ async def test_tool_call_round_trip(nano: LocalModel) -> None:
     assert "42" in (second.message.content or "")
 
 
-async def test_two_independent_calls_come_back_in_one_turn(nano: LocalModel) -> None:
-    response = await nano.request(
+async def _two_sums(
+    model: LocalModel, max_output_tokens: int
+) -> tuple[ModelResponse, list[tuple[int, int]]]:
+    """Ask `model` for two independent additions; the reply and its (a, b) pairs, sorted."""
+    response = await model.request(
         ModelRequest(
             messages=(UserMessage(content="Compute 17 + 25 and also 3 + 4."),),
             tools=(ADD,),
             tool_choice="required",
-            max_output_tokens=80,
+            max_output_tokens=max_output_tokens,
         )
     )
-    assert response.finish_reason == "tool_calls"
     args = sorted(
         (json.loads(c.arguments)["a"], json.loads(c.arguments)["b"])
         for c in response.message.tool_calls
     )
+    return response, args
+
+
+async def test_two_independent_calls_come_back_in_one_turn(nano: LocalModel) -> None:
+    response, args = await _two_sums(nano, 80)
+    assert response.finish_reason == "tool_calls"
     assert args == [(3, 4), (17, 25)]
     assert all(c.name == "add" for c in response.message.tool_calls)
 
@@ -412,18 +421,7 @@ async def test_the_1_5b_lists_the_requests_then_makes_a_call_for_each() -> None:
     mini = local_ladder()[Tier.MINI]
     assert isinstance(mini, LocalModel)
     assert mini.list_requests
-    response = await mini.request(
-        ModelRequest(
-            messages=(UserMessage(content="Compute 17 + 25 and also 3 + 4."),),
-            tools=(ADD,),
-            tool_choice="required",
-            max_output_tokens=160,
-        )
-    )
-    args = sorted(
-        (json.loads(c.arguments)["a"], json.loads(c.arguments)["b"])
-        for c in response.message.tool_calls
-    )
+    response, args = await _two_sums(mini, 160)
     assert args == [(3, 4), (17, 25)]
     assert response.confidence is not None  # read from the calls, not the list
 

@@ -44,6 +44,7 @@ __all__ = (
     "DEFAULT_SYSTEM_PROMPT",
     "MAX_PARALLEL_CALLS",
     "Protocol",
+    "calls_start",
     "parse_reply",
     "protocol_for",
     "render_prompt",
@@ -353,6 +354,19 @@ def parse_reply(text: str, protocol: Protocol, model: str) -> AssistantMessage:
     raise BadModelResponse(
         f"{model} answered JSON outside the tool protocol: {text[:200]!r}", model=model
     )
+
+
+_CALLS_KEY = '"tool_calls":'
+
+
+def calls_start(text: str, protocol: Protocol) -> int:
+    """Where the calls begin in a reply's `text`: past the list of requests written before
+    them (0 where there is none), which is paraphrase of the question, not a decision."""
+    if protocol.requests_first and text.startswith('{"requests"'):
+        at = text.find(_CALLS_KEY)
+        if at >= 0:
+            return at + len(_CALLS_KEY)
+    return 0
 
 
 def _calls(raw: Any, protocol: Protocol) -> tuple[ToolCall, ...]:

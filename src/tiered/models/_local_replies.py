@@ -18,7 +18,7 @@ from tiered._messages import (
     ToolResultMessage,
 )
 from tiered._usage import Usage
-from tiered.models._local_protocol import Protocol, parse_reply
+from tiered.models._local_protocol import Protocol, calls_start, parse_reply
 
 __all__ = (
     "LOOP_CHARS",
@@ -178,11 +178,7 @@ def confidence(raw: Mapping[str, Any], protocol: Protocol) -> float | None:
     masks them: it would rather open with prose); and the list of requests written before
     the calls, which is paraphrase, not the calls themselves."""
     tokens = raw.get("token_logprobs") or ()
-    start = 0
-    if protocol.requests_first:
-        text = str(raw.get("text", ""))
-        if text.startswith('{"requests"') and (at := text.find('"tool_calls":')) >= 0:
-            start = at + len('"tool_calls":')
+    start = calls_start(str(raw.get("text", "")), protocol)
     first = protocol.schema is not None
     low: float | None = None
     for i, (offset, token, logprob) in enumerate(tokens):

@@ -5,6 +5,7 @@ routing strategies. No download: the full data set is the bench's business."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ load_bench()
 from bench.bfcl.__main__ import ground_truth_calls, merge, perturbed  # noqa: E402
 from bench.bfcl.data import BfclCase  # noqa: E402
 from bench.bfcl.economics import replay  # noqa: E402
-from bench.bfcl.evaluation import _input, agent, calls_made, pick, tools_for  # noqa: E402
+from bench.bfcl.evaluation import _input, agent, calls_made, held_out, pick, tools_for  # noqa: E402
 from bench.bfcl.rule import score  # noqa: E402
 
 from tiered import ModelRequest  # noqa: E402
@@ -104,6 +105,16 @@ def test_pick_spreads_cases_evenly() -> None:
     assert pick(cases, 100) == cases
     # shifted by half a step: the cases between those, none of them the same
     assert [c.id for c in pick(cases, 3, shift=0.5)] == [cases[1].id, cases[3].id, cases[5].id]
+
+
+def test_held_out_cases_share_none_with_the_measured_set() -> None:
+    cases = [replace(c, id=f"{c.id}-{i}") for i in range(6) for c in CASES.values()]
+    measured = {c.id for c in pick(cases, 8)}
+    # what earlier rounds called held out was not: a shifted 4 lies inside the measured 8
+    assert {c.id for c in pick(cases, 4, shift=0.5)} <= measured
+    tuning = held_out(cases, 4, measured=8)
+    assert len(tuning) == 4
+    assert not {c.id for c in tuning} & measured
 
 
 def _outcome(case: str, cat: str, tier: str, failure: str | None, cost: str) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 Environment: BFCL_PER_CATEGORY (cases per category, default 20, spread evenly over
 the category), BFCL_CATEGORIES (comma-separated, default the five non-live ones),
-BFCL_SHIFT (0.5: the cases halfway between the usual ones, to tune prompts off the
-measured set), BFCL_IDS (comma-separated: only those cases), BFCL_CACHE (where the wheel
+BFCL_HELD_OUT (32: cases none of which is among the 32 per category measured, to tune
+prompts on), BFCL_SHIFT (0.5: the cases halfway between the usual ones; they overlap a
+larger measured set), BFCL_IDS (comma-separated: only those cases), BFCL_CACHE (where the wheel
 is kept). Each case's functions become `Tool.from_schema` tools; the calls the agent
 makes (every turn, mapped back to BFCL's dotted names) are scored by BFCL's own AST
 checker. Cases alternate between the calibration half and the report half
@@ -102,13 +103,31 @@ def pick(cases: list[BfclCase], n: int, shift: float = 0.0) -> list[BfclCase]:
     return [cases[int((i + shift) * step)] for i in range(n)]
 
 
+def held_out(cases: list[BfclCase], n: int, measured: int) -> list[BfclCase]:
+    """`n` cases spread evenly over those that `pick(cases, measured)` leaves out: a set to
+    tune prompts on that shares no case with the measured one. A `shift` alone does not
+    promise that: every case of a shifted 8 is among the unshifted 32."""
+    taken = {c.id for c in pick(cases, measured)}
+    return pick([c for c in cases if c.id not in taken], n)
+
+
 def build(
-    per_category: int, categories: tuple[str, ...] = CATEGORIES, shift: float = 0.0
+    per_category: int,
+    categories: tuple[str, ...] = CATEGORIES,
+    shift: float = 0.0,
+    measured: int = 0,
 ) -> Evaluation:
-    """The evaluation over `per_category` cases of each category."""
+    """The evaluation over `per_category` cases of each category (`measured`: held out
+    from the set of that many per category)."""
     cases = []
     for category in categories:
-        for i, b in enumerate(pick(load_category(category), per_category, shift)):
+        loaded = load_category(category)
+        chosen = (
+            held_out(loaded, per_category, measured)
+            if measured
+            else pick(loaded, per_category, shift)
+        )
+        for i, b in enumerate(chosen):
             cases.append(
                 Case(
                     input=_input(b),
@@ -133,7 +152,8 @@ def evaluation() -> Evaluation:
     per = int(os.environ.get("BFCL_PER_CATEGORY", "20"))
     names = os.environ.get("BFCL_CATEGORIES")
     chosen = tuple(c.strip() for c in names.split(",")) if names else CATEGORIES
-    built = build(per, chosen, float(os.environ.get("BFCL_SHIFT", "0")))
+    shift = float(os.environ.get("BFCL_SHIFT", "0"))
+    built = build(per, chosen, shift, int(os.environ.get("BFCL_HELD_OUT", "0")))
     ids = os.environ.get("BFCL_IDS")  # the cases an interrupted chunk did not finish
     if not ids:
         return built

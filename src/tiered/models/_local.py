@@ -36,12 +36,9 @@ from tiered._messages import (
     TextDelta,
 )
 from tiered.models._local_cores import default_threads
-from tiered.models._local_protocol import (
-    compact,
-    protocol_for,
-    render_prompt,
-)
+from tiered.models._local_protocol import protocol_for, render_prompt
 from tiered.models._local_replies import UNLOOP, add_usage, read_reply, repeated_calls
+from tiered.models._local_schema import compact
 from tiered.models._local_server import OnPiece, Server, ServerConfig, server_for
 from tiered.models._weights import LocalWeights, resolve_weights
 

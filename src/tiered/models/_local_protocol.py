@@ -20,12 +20,9 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
-
-from jsonschema.exceptions import SchemaError
-from jsonschema.validators import validator_for
 
 from tiered._errors import BadModelResponse, UserError
 from tiered._messages import (
@@ -38,6 +35,7 @@ from tiered._messages import (
     ToolResultMessage,
     UserMessage,
 )
+from tiered.models._local_schema import check_schema, envelope_object, hoist, listed_branches
 from tiered.models._local_sketch import sketch
 
 __all__ = (
@@ -61,7 +59,9 @@ MAX_PARALLEL_CALLS = 8
 REQUESTS_FIRST = (
     '{"requests": ["<one separate thing asked for>", ...], "tool_calls": '
     '[{"name": "<tool name>", "arguments": {...}}, ...]}: first list each separate thing the '
-    "user asks for, then make one call for each; "
+    "user asks for, then make one call for each ('the weather in Paris and Rome, today and "
+    "tomorrow' is four requests and four calls: Paris today, Paris tomorrow, Rome today, Rome "
+    "tomorrow); "
 )
 """The call shape, where parallel calls are allowed, for a model that lists requests first.
 Small models made too few calls (the 1.5B one call for "navy, purple and maroon"); the
@@ -169,45 +169,6 @@ def render_prompt(messages: Sequence[Message], instructions: str = "", directive
 
 # --- tools and structured output as constrained JSON ----------------------------------
 
-_REF = re.compile(r"^#/(?:\$defs|definitions)/(.+)$")
-
-
-def _hoist(schema: Mapping[str, Any], prefix: str, defs: dict[str, Any]) -> dict[str, Any]:
-    """`schema` without its `$defs`, moved into `defs` under `prefix` with refs rewritten.
-
-    Needed to nest several schemas in one envelope: their local `#/$defs/...` refs
-    must point at the envelope's root.
-    """
-
-    def rewrite(node: Any) -> Any:
-        if isinstance(node, dict):
-            out = {}
-            for key, value in node.items():
-                if key == "$ref" and isinstance(value, str) and (m := _REF.match(value)):
-                    out[key] = f"#/$defs/{prefix}{m.group(1)}"
-                else:
-                    out[key] = rewrite(value)
-            return out
-        if isinstance(node, list):
-            return [rewrite(v) for v in node]
-        return node
-
-    body = {k: v for k, v in schema.items() if k not in ("$defs", "definitions", "$schema")}
-    for key in ("$defs", "definitions"):
-        for name, sub in (schema.get(key) or {}).items():
-            defs[f"{prefix}{name}"] = rewrite(sub)
-    result: dict[str, Any] = rewrite(body)
-    return result
-
-
-def _check_schema(schema: dict[str, Any], what: str) -> None:
-    """Reject an invalid schema up front: llama.cpp silently drops a constraint it
-    cannot compile and would let the model write anything."""
-    try:
-        validator_for(schema).check_schema(schema)
-    except SchemaError as exc:
-        raise UserError(f"{what} is not a valid JSON schema: {exc.message}") from exc
-
 
 @dataclass(frozen=True, slots=True)
 class Protocol:
@@ -227,21 +188,12 @@ class Protocol:
     """In tools mode: whether a call reply lists the requests before its calls."""
 
 
-def _object(properties: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties),
-        "additionalProperties": False,
-    }
-
-
 def protocol_for(request: ModelRequest, *, list_requests: bool = False) -> Protocol:
     """The protocol for `request`: free text, one JSON value, or the tool envelope;
     `list_requests`: where parallel calls are allowed, the requests come first."""
     out = request.output_schema
     if out is not None:
-        _check_schema(out.schema, f"output schema {out.name!r}")
+        check_schema(out.schema, f"output schema {out.name!r}")
     if not request.tools:
         if out is None:
             return Protocol("text")
@@ -271,14 +223,14 @@ def protocol_for(request: ModelRequest, *, list_requests: bool = False) -> Proto
     calls: list[dict[str, Any]] = []
     described: list[str] = []
     for i, tool in enumerate(request.tools):  # every tool is described: a stable prompt
-        _check_schema(tool.parameters, f"the parameters of tool {tool.name!r}")
+        check_schema(tool.parameters, f"the parameters of tool {tool.name!r}")
         described.append(
             f"- {tool.name}: {tool.description.strip()}\n  arguments: {sketch(tool.parameters)}"
         )
         if tool in callable_tools:
-            params = _hoist(tool.parameters, f"t{i}_", defs)
-            calls.append(_object({"name": {"const": tool.name}, "arguments": params}))
-    final_schema = _hoist(out.schema, "out_", defs) if out is not None else {"type": "string"}
+            params = hoist(tool.parameters, f"t{i}_", defs)
+            calls.append(envelope_object({"name": {"const": tool.name}, "arguments": params}))
+    final_schema = hoist(out.schema, "out_", defs) if out is not None else {"type": "string"}
     branches: list[dict[str, Any]] = []
     if calls:
         array: dict[str, Any] = {"type": "array", "items": {"anyOf": calls}, "minItems": 1}
@@ -286,12 +238,11 @@ def protocol_for(request: ModelRequest, *, list_requests: bool = False) -> Proto
         # otherwise run into the output cap mid-array and lose the whole turn
         array["maxItems"] = MAX_PARALLEL_CALLS if request.parallel_tool_calls else 1
         if first:
-            asks = {"type": "array", "items": {"type": "string"}, "maxItems": MAX_PARALLEL_CALLS}
-            branches.append(_object({"requests": asks, "tool_calls": array}))
+            branches.extend(listed_branches(calls, defs, MAX_PARALLEL_CALLS))
         else:
-            branches.append(_object({"tool_calls": array}))
+            branches.append(envelope_object({"tool_calls": array}))
     if choice in ("auto", "none"):
-        branches.append(_object({"final_answer": final_schema}))
+        branches.append(envelope_object({"final_answer": final_schema}))
     schema: dict[str, Any] = {"anyOf": branches}
     if defs:
         schema["$defs"] = defs
@@ -388,11 +339,3 @@ def _calls(raw: Any, protocol: Protocol) -> tuple[ToolCall, ...]:
             )
         )
     return tuple(calls)
-
-
-def compact(schema: dict[str, Any]) -> dict[str, Any]:
-    """Ask llguidance for compact JSON: no free whitespace, fewer tokens to generate."""
-    return {**schema, "x-guidance": _COMPACT_JSON}
-
-
-_COMPACT_JSON = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}

@@ -35,7 +35,7 @@ from tiered._messages import (
     ToolResultMessage,
     UserMessage,
 )
-from tiered.models._local_schema import check_schema, envelope_object, hoist, listed_branches
+from tiered.models._local_schema import check_schema, envelope_object, hoist
 from tiered.models._local_sketch import sketch
 
 __all__ = (
@@ -59,9 +59,7 @@ MAX_PARALLEL_CALLS = 8
 REQUESTS_FIRST = (
     '{"requests": ["<one separate thing asked for>", ...], "tool_calls": '
     '[{"name": "<tool name>", "arguments": {...}}, ...]}: first list each separate thing the '
-    "user asks for, then make one call for each ('the weather in Paris and Rome, today and "
-    "tomorrow' is four requests and four calls: Paris today, Paris tomorrow, Rome today, Rome "
-    "tomorrow); "
+    "user asks for, then make one call for each; "
 )
 """The call shape, where parallel calls are allowed, for a model that lists requests first.
 Small models made too few calls (the 1.5B one call for "navy, purple and maroon"); the
@@ -238,7 +236,8 @@ def protocol_for(request: ModelRequest, *, list_requests: bool = False) -> Proto
         # otherwise run into the output cap mid-array and lose the whole turn
         array["maxItems"] = MAX_PARALLEL_CALLS if request.parallel_tool_calls else 1
         if first:
-            branches.extend(listed_branches(calls, defs, MAX_PARALLEL_CALLS))
+            asks = {"type": "array", "items": {"type": "string"}, "maxItems": MAX_PARALLEL_CALLS}
+            branches.append(envelope_object({"requests": asks, "tool_calls": array}))
         else:
             branches.append(envelope_object({"tool_calls": array}))
     if choice in ("auto", "none"):

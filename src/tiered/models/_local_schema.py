@@ -1,5 +1,5 @@
 """JSON-schema pieces of the embedded model's tool envelope: nested schemas hoisted into
-one `$defs`, checked up front, and the requests-first call branches.
+one `$defs`, checked up front, and the compact-output setting.
 
 Split from `_local_protocol`, which decides what a turn asks for; this module only builds
 the schema llama.cpp constrains the reply to.
@@ -16,7 +16,7 @@ from jsonschema.validators import validator_for
 
 from tiered._errors import UserError
 
-__all__ = ("check_schema", "compact", "envelope_object", "hoist", "listed_branches")
+__all__ = ("check_schema", "compact", "envelope_object", "hoist")
 
 _REF = re.compile(r"^#/(?:\$defs|definitions)/(.+)$")
 
@@ -65,30 +65,6 @@ def envelope_object(properties: dict[str, Any]) -> dict[str, Any]:
         "required": list(properties),
         "additionalProperties": False,
     }
-
-
-def listed_branches(
-    calls: list[dict[str, Any]], defs: dict[str, Any], most: int
-) -> list[dict[str, Any]]:
-    """The requests-first call branches, one per count: a reply that lists n requests
-    makes at least n calls (more is allowed: one request can need two calls). With only
-    the list, the 1.5B listed three days and then stopped after the first day's call."""
-    defs["call"] = {"anyOf": calls}
-    call = {"$ref": "#/$defs/call"}
-    return [
-        envelope_object(
-            {
-                "requests": {
-                    "type": "array",
-                    "items": {"type": "string"},
-                    "minItems": n,
-                    "maxItems": n,
-                },
-                "tool_calls": {"type": "array", "items": call, "minItems": n, "maxItems": most},
-            }
-        )
-        for n in range(1, most + 1)
-    ]
 
 
 def compact(schema: dict[str, Any]) -> dict[str, Any]:
